@@ -1,0 +1,3 @@
+"""Prognos stream: the Spark Structured Streaming job from Kafka to Redis."""
+
+from __future__ import annotations
