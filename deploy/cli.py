@@ -13,11 +13,13 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 # The packages whose errors are user-facing: their messages say what and how to fix.
 PACKAGES = ("deploy", "ingest", "simulator", "models", "stream")
-_COMMAND_MODULES = tuple(f"{package}.cli_commands" if package == "deploy" else f"{package}.cli" for package in PACKAGES)
+_COMMAND_MODULES = tuple(
+    f"{package}.cli_commands" if package == "deploy" else f"{package}.cli" for package in PACKAGES
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,14 +28,26 @@ def register(subparsers: Any) -> None:
         "into the cache, and install redis-server when missing.",
     )
     setup.set_defaults(handler=_setup)
-    up = actions.add_parser("up", parents=[common], help="start the broker and redis-server",
-                            description="Start the services that are not running and wait until they answer.")
+    up = actions.add_parser(
+        "up",
+        parents=[common],
+        help="start the broker and redis-server",
+        description="Start the services that are not running and wait until they answer.",
+    )
     up.set_defaults(handler=_up)
-    down = actions.add_parser("down", parents=[common], help="stop what `up` started",
-                              description="Stop the processes the stack started (by their PID files).")
+    down = actions.add_parser(
+        "down",
+        parents=[common],
+        help="stop what `up` started",
+        description="Stop the processes the stack started (by their PID files).",
+    )
     down.set_defaults(handler=_down)
-    status = actions.add_parser("status", parents=[common], help="show what runs and answers",
-                                description="Show each service's state; exit 1 unless all are healthy.")
+    status = actions.add_parser(
+        "status",
+        parents=[common],
+        help="show what runs and answers",
+        description="Show each service's state; exit 1 unless all are healthy.",
+    )
     status.set_defaults(handler=_status)
 
 

@@ -9,7 +9,7 @@ variable                        meaning (default)
 ``PROGNOS_HOME``                project folder that holds ``.prognos/`` (the source tree,
                                 else the current folder)
 ``PROGNOS_STATE_DIR``           state: data, logs, PID files (``$PROGNOS_HOME/.prognos/state``)
-``PROGNOS_CACHE_DIR``           resolved jars (``$PROGNOS_HOME/.prognos/cache``)
+``PROGNOS_CACHE_DIR``           resolved jars, shared by checkouts (``~/.cache/prognos``)
 ``PROGNOS_KAFKA_PORT``          broker listener port on 127.0.0.1 (9092)
 ``PROGNOS_KAFKA_CONTROLLER_PORT`` KRaft controller port on 127.0.0.1 (9093)
 ``PROGNOS_REDIS_PORT``          redis-server port on 127.0.0.1 (6379)
@@ -27,9 +27,9 @@ variable                        meaning (default)
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 KAFKA_VERSION = "4.2.2"
 SCALA_BINARY = "2.13"
@@ -45,6 +45,11 @@ def _project_home() -> Path:
     return Path.cwd()
 
 
+def _user_cache(env: Mapping[str, str]) -> Path:
+    root = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "prognos"
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -52,7 +57,9 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer; set it to a port or a number of seconds") from None
+        raise ValueError(
+            f"{name}={raw!r} is not an integer; set it to a port or a number of seconds"
+        ) from None
     return value
 
 
@@ -84,7 +91,7 @@ class StackConfig:
         config = cls(
             home=home,
             state_dir=Path(env.get("PROGNOS_STATE_DIR") or base / "state").resolve(),
-            cache_dir=Path(env.get("PROGNOS_CACHE_DIR") or base / "cache").resolve(),
+            cache_dir=Path(env.get("PROGNOS_CACHE_DIR") or _user_cache(env)).resolve(),
             kafka_port=_int(env, "PROGNOS_KAFKA_PORT", 9092),
             kafka_controller_port=_int(env, "PROGNOS_KAFKA_CONTROLLER_PORT", 9093),
             redis_port=_int(env, "PROGNOS_REDIS_PORT", 6379),

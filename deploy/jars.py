@@ -173,7 +173,8 @@ def _resolve(config: StackConfig, coords: list[Coordinate], target: Path, what: 
         ]
         detail = "\n".join(f"  {p}" for p in problems[:10]) or result.stderr[-1000:]
         raise JarResolutionError(
-            f"could not resolve jars from {config.maven_repo}:\n{detail}\n" + offline_help(coords, what)
+            f"could not resolve jars from {config.maven_repo}:\n{detail}\n"
+            + offline_help(coords, what)
         )
     for stale in target.glob("*.jar") if target.exists() else []:
         stale.unlink()

@@ -40,7 +40,9 @@ def parse_java_version(text: str) -> int:
     """
     match = re.search(r'version "(\d+)(?:\.(\d+))?', text)
     if not match:
-        raise JavaError(f"could not read a version from `java -version`: {text.strip()[:200]!r}. {_FIX}")
+        raise JavaError(
+            f"could not read a version from `java -version`: {text.strip()[:200]!r}. {_FIX}"
+        )
     major = int(match.group(1))
     if major == 1 and match.group(2):  # "1.8.0" style
         major = int(match.group(2))

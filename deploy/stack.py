@@ -21,15 +21,22 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from deploy.config import StackConfig
-from deploy.errors import DeployError, NotRunningError, PortInUseError, RedisMissingError, ServiceStartError
-from deploy.java import find_java
+from deploy.errors import (
+    DeployError,
+    NotRunningError,
+    PortInUseError,
+    RedisMissingError,
+    ServiceStartError,
+)
 from deploy.jars import kafka_jars
+from deploy.java import find_java
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +184,7 @@ class _ManagedProcess:
         cmd = self.command()
         logger.info("starting %s: %s", self.name, " ".join(cmd[:3]) + " ...")
         with open(self.log_file, "ab") as log:
-            process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            process = subprocess.Popen(
                 cmd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -219,7 +226,9 @@ class _ManagedProcess:
                 break
             time.sleep(0.2)
         else:
-            logger.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it", self.name, pid, _STOP_TIMEOUT_S)
+            logger.warning(
+                "%s (pid %d) ignored SIGTERM for %.0fs; killing it", self.name, pid, _STOP_TIMEOUT_S
+            )
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             for _ in range(50):
@@ -253,7 +262,9 @@ class _ManagedProcess:
             stale = self.pid_file.exists()
             return ServiceStatus(self.name, "stale" if stale else "stopped", address)
         if not self.healthy():
-            return ServiceStatus(self.name, "unreachable", address, pid, "process alive, not answering")
+            return ServiceStatus(
+                self.name, "unreachable", address, pid, "process alive, not answering"
+            )
         return ServiceStatus(self.name, "running", address, pid)
 
 
@@ -310,7 +321,15 @@ class KafkaBroker(_ManagedProcess):
             return
         # First start: format the storage with a fresh cluster id.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = [*self._java_base(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties)]
+        cmd = [
+            *self._java_base(),
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.properties),
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             raise ServiceStartError(
@@ -360,6 +379,15 @@ def kafka_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    if port.isdigit():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout_s)
+            try:
+                if sock.connect_ex((host or "127.0.0.1", int(port))) != 0:
+                    return False  # not listening yet: answer now, not after a client timeout
+            except OSError:  # unknown host
+                return False
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
         admin = KafkaAdminClient(
@@ -399,7 +427,8 @@ def redis_server_binary() -> str:
             raise RedisMissingError(f"PROGNOS_REDIS_SERVER={explicit} does not exist")
         return explicit
     found = shutil.which("redis-server") or next(
-        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if Path(p).is_file()), None
+        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if Path(p).is_file()),
+        None,
     )
     if found is None:
         raise RedisMissingError(
@@ -511,13 +540,19 @@ class Stack:
         if self.config.external_kafka is not None:
             ok = kafka_answers(self.config.external_kafka)
             statuses.append(
-                ServiceStatus("kafka", "external" if ok else "unreachable", self.config.external_kafka)
+                ServiceStatus(
+                    "kafka", "external" if ok else "unreachable", self.config.external_kafka
+                )
             )
         if self.config.external_redis is not None:
             from deploy.redact import redact_url
 
             ok = redis_answers(self.config.external_redis)
             statuses.append(
-                ServiceStatus("redis", "external" if ok else "unreachable", redact_url(self.config.external_redis))
+                ServiceStatus(
+                    "redis",
+                    "external" if ok else "unreachable",
+                    redact_url(self.config.external_redis),
+                )
             )
         return statuses

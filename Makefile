@@ -1,0 +1,59 @@
+# Prognos: the two commands of the README are `make demo` and `make test`.
+# Each does every set-up step itself: virtual environment, packages, jars, redis-server.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROGNOS := $(BIN)/prognos
+PYTEST_ARGS ?=
+
+.PHONY: help venv setup demo demo-smoke test unit integration lint model bench up down status clean
+
+help:
+	@echo "make demo   set up everything, start the local stack and run the demo"
+	@echo "make test   set up everything and run the unit and integration tests"
+	@echo "make lint   ruff and mypy"
+	@echo "make model  retrain the default model (installs the train extra)"
+	@echo "make up | down | status   the local stack"
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Prognos needs Python 3.11 or newer; run with PYTHON=/path/to/python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+setup: venv
+	$(PROGNOS) stack setup
+
+up: setup
+	$(PROGNOS) stack up
+
+down:
+	$(PROGNOS) stack down
+
+status:
+	$(PROGNOS) stack status
+
+demo: up
+	$(PROGNOS) smoke --count 2000
+
+test: setup
+	$(BIN)/python -m pytest -v -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/python -m pytest -q -m unit $(PYTEST_ARGS)
+
+integration: setup
+	$(BIN)/python -m pytest -v -m integration $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	-$(PROGNOS) stack down
+	rm -rf .prognos .pytest_cache .mypy_cache .ruff_cache bench-results

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from deploy.config import StackConfig
+from deploy.errors import NotRunningError, PortInUseError, RedisMissingError
+from deploy.redact import redact_url
+from deploy.stack import RedisServer, Stack, install_redis, port_is_free, tail
+
+
+def test_defaults_and_environment(tmp_path: Path) -> None:
+    config = StackConfig.from_env({"PROGNOS_HOME": str(tmp_path)})
+    assert config.state_dir == tmp_path / ".prognos" / "state"
+    assert config.kafka_bootstrap == "127.0.0.1:9092"
+    assert config.redis_url == "redis://127.0.0.1:6379/0"
+    custom = StackConfig.from_env(
+        {
+            "PROGNOS_HOME": str(tmp_path),
+            "PROGNOS_KAFKA_PORT": "19092",
+            "PROGNOS_KAFKA_BOOTSTRAP": "k1:9092,k2:9092",
+        }
+    )
+    assert custom.kafka_port == 19092
+    assert custom.kafka_bootstrap == "k1:9092,k2:9092"
+
+
+def test_bad_port_setting_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="PROGNOS_REDIS_PORT"):
+        StackConfig.from_env({"PROGNOS_HOME": str(tmp_path), "PROGNOS_REDIS_PORT": "sixty"})
+
+
+def test_redis_password_never_in_repr(tmp_path: Path) -> None:
+    config = StackConfig.from_env(
+        {"PROGNOS_HOME": str(tmp_path), "PROGNOS_REDIS_URL": "redis://u:hunter2@h:1/0"}
+    )
+    assert "hunter2" not in repr(config)
+    assert redact_url(config.redis_url) == "redis://u:***@h:1/0"
+
+
+def test_external_services_are_not_started(tmp_path: Path) -> None:
+    config = StackConfig.from_env(
+        {
+            "PROGNOS_HOME": str(tmp_path),
+            "PROGNOS_KAFKA_BOOTSTRAP": "k:9092",
+            "PROGNOS_REDIS_URL": "redis://r:6379/0",
+        }
+    )
+    assert Stack(config).services == []
+
+
+def test_port_in_use_is_reported_with_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert not port_is_free(port)
+        config = StackConfig.from_env(
+            {"PROGNOS_HOME": str(tmp_path)}, state_dir=tmp_path, redis_port=port
+        )
+        with pytest.raises(PortInUseError, match=f"port {port}.*PROGNOS_"):
+            RedisServer(config).start()
+
+
+def test_down_when_nothing_runs_says_so(tmp_path: Path) -> None:
+    config = StackConfig.from_env({"PROGNOS_HOME": str(tmp_path)}, state_dir=tmp_path)
+    with pytest.raises(NotRunningError, match="nothing to stop"):
+        Stack(config).down()
+
+
+def test_stale_pid_file_is_not_trusted(tmp_path: Path) -> None:
+    """A PID file naming some other process must never lead to killing it."""
+    config = StackConfig.from_env({"PROGNOS_HOME": str(tmp_path)}, state_dir=tmp_path)
+    server = RedisServer(config)
+    server.pid_file.parent.mkdir(parents=True)
+    server.pid_file.write_text("1\n")  # PID 1 is not our redis-server
+    assert server.running_pid() is None
+    assert server.status().state == "stale"
+
+
+def test_tail_of_missing_and_present_logs(tmp_path: Path) -> None:
+    assert "no log" in tail(tmp_path / "missing.log")
+    log = tmp_path / "x.log"
+    log.write_text("\n".join(f"line {i}" for i in range(100)))
+    assert tail(log, 3) == "line 97\nline 98\nline 99"
+
+
+def test_redis_missing_without_root_says_how_to_provide_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PROGNOS_REDIS_SERVER", raising=False)
+    monkeypatch.setattr("deploy.stack.shutil.which", lambda name: None)
+    monkeypatch.setattr("deploy.stack.Path.is_file", lambda self: False)
+    monkeypatch.setattr("deploy.stack.os.geteuid", lambda: 1000)
+    with pytest.raises(RedisMissingError, match="PROGNOS_REDIS_URL"):
+        install_redis()
