@@ -1,0 +1,185 @@
+"""Kafka connection settings for :mod:`ingest`, read from the environment in one place.
+
+==================================  ========================================================
+variable                            meaning (default)
+==================================  ========================================================
+``PROGNOS_KAFKA_BOOTSTRAP``         bootstrap servers, ``host:port[,host:port]``
+                                    (``127.0.0.1:9092``)
+``PROGNOS_TOPIC``                   readings topic (``prognos.readings``)
+``PROGNOS_DLQ_TOPIC``               dead-letter topic (``<topic>.dlq``)
+``PROGNOS_KAFKA_SECURITY_PROTOCOL`` ``PLAINTEXT``, ``SSL``, ``SASL_PLAINTEXT`` or ``SASL_SSL``
+``PROGNOS_KAFKA_SASL_MECHANISM``    ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``
+``PROGNOS_KAFKA_SASL_USERNAME``     SASL user name
+``PROGNOS_KAFKA_SASL_PASSWORD``     SASL password (prefer the ``_FILE`` variant)
+``PROGNOS_KAFKA_SASL_PASSWORD_FILE`` a file holding the SASL password
+``PROGNOS_KAFKA_SSL_CAFILE``        PEM file of the CA that signed the broker's certificate
+==================================  ========================================================
+
+The password never appears in a repr, a log line or an argument list.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final
+
+from ingest.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_BOOTSTRAP", "DEFAULT_TOPIC", "KafkaConfig"]
+
+DEFAULT_BOOTSTRAP: Final = "127.0.0.1:9092"
+DEFAULT_TOPIC: Final = "prognos.readings"
+_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """Where the readings go and how to authenticate. Immutable; build with :meth:`from_env`.
+
+    Attributes:
+        bootstrap_servers: ``host:port[,host:port]``.
+        topic: the readings topic.
+        dlq_topic: the dead-letter topic; ``None`` means ``<topic>.dlq``.
+        security_protocol: one of ``PLAINTEXT``, ``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL``.
+        sasl_mechanism: ``PLAIN`` or ``SCRAM-SHA-256/512`` for the SASL protocols.
+        sasl_username: SASL user.
+        sasl_password: SASL password (masked in the repr).
+        ssl_cafile: CA certificate (PEM) for the SSL protocols.
+        client_id: the Kafka client id.
+    """
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    topic: str = DEFAULT_TOPIC
+    dlq_topic: str | None = None
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    client_id: str = "prognos"
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap_servers.strip():
+            raise ConfigError(
+                "PROGNOS_KAFKA_BOOTSTRAP is empty; set it to host:port, e.g. 127.0.0.1:9092"
+            )
+        if not self.topic.strip():
+            raise ConfigError("the topic name is empty; set PROGNOS_TOPIC or --topic")
+        if self.security_protocol not in _PROTOCOLS:
+            raise ConfigError(
+                f"PROGNOS_KAFKA_SECURITY_PROTOCOL={self.security_protocol!r} is not one of {', '.join(_PROTOCOLS)}"
+            )
+        if self.security_protocol.startswith("SASL"):
+            if self.sasl_mechanism not in _MECHANISMS:
+                raise ConfigError(
+                    f"PROGNOS_KAFKA_SASL_MECHANISM={self.sasl_mechanism!r} is not one of {', '.join(_MECHANISMS)}"
+                )
+            if not self.sasl_username or not self.sasl_password:
+                raise ConfigError(
+                    f"{self.security_protocol} needs PROGNOS_KAFKA_SASL_USERNAME and "
+                    "PROGNOS_KAFKA_SASL_PASSWORD_FILE (or PROGNOS_KAFKA_SASL_PASSWORD)"
+                )
+
+    def __repr__(self) -> str:
+        password = "'***'" if self.sasl_password else "None"
+        return (
+            f"KafkaConfig(bootstrap_servers={self.bootstrap_servers!r}, topic={self.topic!r}, "
+            f"dlq_topic={self.dead_letter_topic!r}, security_protocol={self.security_protocol!r}, "
+            f"sasl_mechanism={self.sasl_mechanism!r}, sasl_username={self.sasl_username!r}, "
+            f"sasl_password={password}, ssl_cafile={self.ssl_cafile!r}, client_id={self.client_id!r})"
+        )
+
+    __str__ = __repr__
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """The dead-letter topic: ``dlq_topic`` or ``<topic>.dlq``."""
+        return self.dlq_topic or f"{self.topic}.dlq"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> KafkaConfig:
+        """Read the settings from ``env`` (default ``os.environ``); non-None ``overrides`` win.
+
+        Raises:
+            ConfigError: a setting is malformed, or the password file cannot be read.
+        """
+        env = os.environ if env is None else env
+        password = env.get("PROGNOS_KAFKA_SASL_PASSWORD") or None
+        password_file = env.get("PROGNOS_KAFKA_SASL_PASSWORD_FILE")
+        if password_file:
+            try:
+                password = Path(password_file).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"PROGNOS_KAFKA_SASL_PASSWORD_FILE={password_file}: cannot read it ({exc.strerror})"
+                ) from None
+        values: dict[str, Any] = {
+            "bootstrap_servers": env.get("PROGNOS_KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP,
+            "topic": env.get("PROGNOS_TOPIC") or DEFAULT_TOPIC,
+            "dlq_topic": env.get("PROGNOS_DLQ_TOPIC") or None,
+            "security_protocol": (
+                env.get("PROGNOS_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT"
+            ).upper(),
+            "sasl_mechanism": (env.get("PROGNOS_KAFKA_SASL_MECHANISM") or "").upper() or None,
+            "sasl_username": env.get("PROGNOS_KAFKA_SASL_USERNAME") or None,
+            "sasl_password": password,
+            "ssl_cafile": env.get("PROGNOS_KAFKA_SSL_CAFILE") or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_topic(self, topic: str | None) -> KafkaConfig:
+        """A copy with another readings topic (and its default dead-letter topic), if given."""
+        if not topic:
+            return self
+        return replace(self, topic=topic)
+
+    def kafka_kwargs(self) -> dict[str, Any]:
+        """Connection keyword arguments for kafka-python's producer, consumer and admin."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": [
+                s.strip() for s in self.bootstrap_servers.split(",") if s.strip()
+            ],
+            "security_protocol": self.security_protocol,
+            "client_id": self.client_id,
+        }
+        if self.security_protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password
+        if self.ssl_cafile and self.security_protocol.endswith("SSL"):
+            kwargs["ssl_cafile"] = self.ssl_cafile
+        return kwargs
+
+    def spark_options(self) -> dict[str, str]:
+        """Options for Spark's Kafka source and sink (``kafka.*``), without the topic.
+
+        The SASL password is inside ``kafka.sasl.jaas.config``: never log the result.
+        """
+        options = {
+            "kafka.bootstrap.servers": self.bootstrap_servers,
+            "kafka.security.protocol": self.security_protocol,
+        }
+        if self.security_protocol.startswith("SASL"):
+            module = (
+                "org.apache.kafka.common.security.plain.PlainLoginModule"
+                if self.sasl_mechanism == "PLAIN"
+                else "org.apache.kafka.common.security.scram.ScramLoginModule"
+            )
+            user = (self.sasl_username or "").replace("\\", "\\\\").replace('"', '\\"')
+            secret = (self.sasl_password or "").replace("\\", "\\\\").replace('"', '\\"')
+            options["kafka.sasl.mechanism"] = self.sasl_mechanism or ""
+            options["kafka.sasl.jaas.config"] = (
+                f'{module} required username="{user}" password="{secret}";'
+            )
+        if self.ssl_cafile and self.security_protocol.endswith("SSL"):
+            options["kafka.ssl.truststore.type"] = "PEM"
+            options["kafka.ssl.truststore.location"] = self.ssl_cafile
+        return options
