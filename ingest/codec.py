@@ -141,9 +141,12 @@ def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Reading:
     if len(data) > max_bytes:
         raise _fail("payload", "size", f"{len(data)} bytes exceeds the limit of {max_bytes}")
     try:
-        doc = json.loads(data)
+        # Decode explicitly: json.loads(bytes) would also accept UTF-16 and UTF-32.
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _fail("payload", "utf8", f"not UTF-8: {exc.reason}") from None
+    try:
+        doc = json.loads(text)
     except ValueError as exc:
         raise _fail("payload", "json", f"not JSON: {exc}") from None
     if not isinstance(doc, dict):

@@ -57,6 +57,11 @@ def register(subparsers: Any) -> None:
         type=float,
         help="preventive maintenance period per machine, seconds (default: none)",
     )
+    sim.add_argument(
+        "--failure-modes",
+        help="comma-separated modes to draw from "
+        "(bearing_wear, overheating, imbalance, seal_leak; default all)",
+    )
     sim.add_argument("--noise", type=float, default=1.0, help="sensor noise multiplier (default 1)")
     sim.add_argument(
         "--drift-rate", type=float, default=1e-5, help="per sensor-step chance to start drifting"
@@ -117,6 +122,9 @@ def _simulate(args: argparse.Namespace) -> int:
         fast_fail_s=args.fast_fail_seconds,
         repair_s=args.repair,
         maintenance_interval_s=args.maintenance_interval,
+        failure_modes=tuple(m.strip() for m in args.failure_modes.split(","))
+        if args.failure_modes
+        else None,
         faults=FaultRates(
             noise=args.noise,
             drift=args.drift_rate,

@@ -125,6 +125,8 @@ class FleetConfig:
         maintenance_interval_s: preventive maintenance period per machine (None: none);
             maintenance renews the machine (health back to 1).
         regime_dwell_s: mean time an operating regime lasts.
+        failure_modes: restrict the failure modes drawn (each type keeps the ones it can
+            develop; None: all of them).
         faults: sensor noise, drift, dropout and stuck rates.
     """
 
@@ -139,6 +141,7 @@ class FleetConfig:
     repair_s: float = 3600.0
     maintenance_interval_s: float | None = None
     regime_dwell_s: float = 1800.0
+    failure_modes: tuple[str, ...] | None = None
     faults: FaultRates = field(default_factory=FaultRates)
 
     def __post_init__(self) -> None:
@@ -160,5 +163,17 @@ class FleetConfig:
             raise ConfigError(f"repair_s={self.repair_s}: must be >= 0")
         if self.maintenance_interval_s is not None and self.maintenance_interval_s <= 0:
             raise ConfigError(f"maintenance_interval_s={self.maintenance_interval_s}: must be > 0")
+        if self.failure_modes is not None:
+            wrong = [m for m in self.failure_modes if m not in FAILURE_MODES]
+            if wrong or not self.failure_modes:
+                raise ConfigError(
+                    f"failure modes {wrong or '(none)'}: choose from {', '.join(FAILURE_MODES)}"
+                )
+            for name in self.types:
+                if not set(MACHINE_TYPES[name].modes) & set(self.failure_modes):
+                    raise ConfigError(
+                        f"machine type {name!r} can fail by none of {', '.join(self.failure_modes)}; "
+                        f"it can by {', '.join(MACHINE_TYPES[name].modes)}"
+                    )
         if self.start.tzinfo is None:
             raise ConfigError(f"start={self.start.isoformat()} is naive; give a UTC time")

@@ -146,7 +146,10 @@ class Machine:
 
     def _new_life(self, t: datetime) -> None:
         rng, cfg = self.rng, self.config
-        mode = str(self.type.modes[int(rng.integers(len(self.type.modes)))])
+        modes = self.type.modes
+        if cfg.failure_modes is not None:
+            modes = tuple(m for m in modes if m in cfg.failure_modes)
+        mode = str(modes[int(rng.integers(len(modes)))])
         if self.fast and not self.lives:
             total = cfg.fast_fail_s * float(rng.uniform(0.5, 1.0))
             onset = total * float(rng.uniform(0.05, 0.2))
