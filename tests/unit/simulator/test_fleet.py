@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 from statistics import mean
 
@@ -59,9 +60,7 @@ def test_health_is_monotone_until_maintenance() -> None:
         healths.append(machine.health(fleet.now))
         fleet.step()
     assert healths[0] == 1.0 and healths[-1] < 0.9
-    assert all(b <= a for a, b in zip(healths, healths[1:], strict=False)), (
-        "health went up without maintenance"
-    )
+    assert all(b <= a for a, b in pairwise(healths)), "health went up without maintenance"
     fleet.maintain(machine.device_id)
     assert machine.health(fleet.now) == 1.0
     assert [life.end_reason for life in machine.lives] == ["maintenance", "running"]
@@ -205,7 +204,7 @@ def test_stuck_sensors_repeat_their_last_value() -> None:
         )
     )
     series = [r.sensors["speed"] for r in fleet.steps(2000)]
-    repeats = sum(1 for a, b in zip(series, series[1:], strict=False) if a == b)
+    repeats = sum(1 for a, b in pairwise(series) if a == b)
     assert repeats > 50  # with noise, a healthy sensor never repeats exactly
     noisy = [
         r.sensors["speed"]
@@ -213,7 +212,7 @@ def test_stuck_sensors_repeat_their_last_value() -> None:
             FleetConfig(machines=1, seed=8, types=("motor",), faults=replace(QUIET, noise=1.0))
         ).steps(2000)
     ]
-    assert sum(1 for a, b in zip(noisy, noisy[1:], strict=False) if a == b) < 5
+    assert sum(1 for a, b in pairwise(noisy) if a == b) < 5
 
 
 def test_drift_moves_a_sensor_away_from_its_clean_value() -> None:
