@@ -2,8 +2,12 @@
 
 Hierarchy::
 
-    StreamError        root of this package; ``retriable`` says if a retry can help
-    └── PreflightError Spark cannot start here: Java or the Kafka connector is wrong
+    StreamError              root of this package; ``retriable`` says if a retry can help
+    ├── PreflightError       Spark cannot start here: Java or the Kafka connector is wrong
+    ├── ConfigError          a setting of the job is invalid (names the setting and the fix)
+    ├── CheckpointMismatchError  the checkpoint was written by an incompatible job
+    ├── ServiceUnreachableError  Kafka or Redis does not answer at start-up (retriable)
+    └── SinkError            Redis failed while writing a batch (retriable)
 """
 
 from __future__ import annotations
@@ -17,3 +21,23 @@ class StreamError(Exception):
 
 class PreflightError(StreamError):
     """The environment cannot run Spark with the Kafka connector; the message says why."""
+
+
+class ConfigError(StreamError):
+    """A setting of the stream job is invalid."""
+
+
+class CheckpointMismatchError(StreamError):
+    """The checkpoint belongs to a job whose grouping, windows or model inputs differ."""
+
+
+class ServiceUnreachableError(StreamError):
+    """Kafka or Redis does not answer at start-up."""
+
+    retriable = True
+
+
+class SinkError(StreamError):
+    """Redis failed while writing a batch; the batch is not committed."""
+
+    retriable = True

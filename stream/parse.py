@@ -1,0 +1,282 @@
+"""Parse and validate readings in Spark SQL, with the schema and rules of :mod:`ingest`.
+
+Everything here runs in the JVM: ``from_json`` with :func:`ingest.schema.spark_schema`,
+and the range, finiteness, size and required-field rules of :mod:`ingest.validation`
+(exported by :func:`ingest.validation.rules_as_dict`) turned into SQL expressions. A row
+that breaks a rule gets an ``error`` struct (``field``, ``rule``, ``reason``), the first
+broken rule in the order below; rows without one are valid readings.
+
+Order of checks: size, JSON object, unknown top-level keys, required keys, each field's
+type, version, device id, sequence number, sensors (count, names, finite, range),
+settings (names, required value, finite, range), metadata (count), clock skew.
+
+The clock-skew rule (documented in README): a reading whose event time is more than
+``max_future_skew_s`` ahead of the job's clock is refused (``t``, ``clock-skew``); readings
+from the past are accepted and the watermark decides whether they are too late. Unknown
+devices are accepted: every device id that passes the rules is tracked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+_NAME_PATTERN = "^[A-Za-z0-9_.:/-]{1,64}$"
+
+
+def _bounds_map(table: dict[str, dict[str, Any]], which: str) -> Column:
+    from pyspark.sql import functions as F
+
+    names = sorted(table)
+    return F.map_from_arrays(
+        F.array(*[F.lit(n) for n in names]),
+        F.array(*[F.lit(float(table[n][which])) for n in names]),
+    )
+
+
+def _non_finite(v: Any) -> Column:
+    from pyspark.sql import functions as F
+
+    result: Column = F.isnan(v) | (v == F.lit(float("inf"))) | (v == F.lit(float("-inf")))
+    return result
+
+
+def _out_of_range(lows: Column, highs: Column, bound: float) -> Any:
+    from pyspark.sql import functions as F
+
+    def predicate(e: Column) -> Column:
+        low = F.coalesce(lows[e["key"]], F.lit(-bound))
+        high = F.coalesce(highs[e["key"]], F.lit(bound))
+        return e["value"].isNotNull() & ((e["value"] < low) | (e["value"] > high))
+
+    return predicate
+
+
+def error_column(max_future_skew_s: float) -> Column:
+    """The ``error`` struct of a row with columns ``value``, ``_keys`` and ``p``."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StructType
+
+    from ingest.schema import FIELDS, SCHEMA_VERSION, spark_schema
+    from ingest.validation import rules_as_dict
+
+    rules = rules_as_dict()
+    limits = rules["limits"]
+    bound = float(limits["generic_bound"])
+    schema = spark_schema()
+    text = F.col("value").cast("string")
+    keys = F.col("_keys")
+    p = F.col("p")
+    allowed = F.array(*[F.lit(f.key) for f in FIELDS])
+
+    checks: list[tuple[Column, Column, str, Column]] = []
+
+    def check(cond: Column, field: Column | str, rule: str, reason: Column | str) -> None:
+        checks.append(
+            (
+                cond,
+                F.lit(field) if isinstance(field, str) else field,
+                rule,
+                F.lit(reason) if isinstance(reason, str) else reason,
+            )
+        )
+
+    size = F.octet_length(F.col("value"))
+    check(
+        size > limits["max_message_bytes"],
+        "payload",
+        "size",
+        F.format_string(f"%d bytes exceeds the limit of {limits['max_message_bytes']}", size),
+    )
+    check(keys.isNull(), "payload", "json", "not a JSON object")
+    unknown = F.array_except(keys, allowed)
+    check(
+        F.size(unknown) > 0,
+        unknown[0],
+        "unknown",
+        F.format_string("unknown field %s; schema version 1 has v, d, t, s, x, o, m", unknown[0]),
+    )
+    for f in FIELDS:
+        if f.required:
+            check(
+                ~F.array_contains(keys, f.key),
+                f.key,
+                "required",
+                f"missing field {f.key} ({f.doc})",
+            )
+    for f in FIELDS:
+        alone = F.from_json(text, StructType([schema[f.key]]))[f.key]
+        present = F.get_json_object(text, f"$.{f.key}").isNotNull()
+        check(
+            p[f.key].isNull() & present & alone.isNull(),
+            f.key,
+            "type",
+            f"{f.key} has the wrong type ({f.kind})",
+        )
+    check(
+        p["v"] != SCHEMA_VERSION,
+        "v",
+        "version",
+        F.format_string(
+            f"schema version %d is not supported (this job reads {SCHEMA_VERSION})", p["v"]
+        ),
+    )
+    check(F.trim(p["d"]) == "", "d", "required", "device id must be a non-empty string")
+    check(
+        F.length(p["d"]) > limits["max_device_id"],
+        "d",
+        "length",
+        F.format_string(f"%d characters exceeds {limits['max_device_id']}", F.length(p["d"])),
+    )
+    check(p["s"] < 0, "s", "range", F.format_string("%d is negative", p["s"]))
+
+    x = p["x"]
+    check(F.size(x) == 0, "x", "required", "a reading needs at least one sensor")
+    check(
+        F.size(x) > limits["max_sensors"],
+        "x",
+        "count",
+        F.format_string(f"%d sensors exceeds {limits['max_sensors']}", F.size(x)),
+    )
+    for key, values, allow_null, table in (
+        ("x", x, True, rules["sensors"]),
+        ("o", p["o"], False, rules["settings"]),
+    ):
+        entries = F.map_entries(F.coalesce(values, F.create_map().cast("map<string,double>")))
+        lows, highs = _bounds_map(table, "low"), _bounds_map(table, "high")
+        bad_name = F.filter(entries, lambda e: ~e["key"].rlike(_NAME_PATTERN))
+        check(
+            F.size(bad_name) > 0,
+            F.concat(F.lit(f"{key}."), bad_name[0]["key"]),
+            "name",
+            "name is not 1-64 of [A-Za-z0-9_.:/-]",
+        )
+        if not allow_null:
+            nulls = F.filter(entries, lambda e: e["value"].isNull())
+            check(
+                F.size(nulls) > 0,
+                F.concat(F.lit(f"{key}."), nulls[0]["key"]),
+                "required",
+                "must have a value",
+            )
+        non_finite = F.filter(entries, lambda e: e["value"].isNotNull() & _non_finite(e["value"]))
+        check(
+            F.size(non_finite) > 0,
+            F.concat(F.lit(f"{key}."), non_finite[0]["key"]),
+            "finite",
+            F.format_string("%s is not a finite number", non_finite[0]["value"].cast("string")),
+        )
+
+        bad = F.filter(entries, _out_of_range(lows, highs, bound))
+        first = bad[0]
+        check(
+            F.size(bad) > 0,
+            F.concat(F.lit(f"{key}."), first["key"]),
+            "range",
+            F.format_string(
+                "%s is outside [%s, %s]",
+                first["value"].cast("string"),
+                F.coalesce(lows[first["key"]], F.lit(-bound)).cast("string"),
+                F.coalesce(highs[first["key"]], F.lit(bound)).cast("string"),
+            ),
+        )
+    check(
+        F.size(F.coalesce(p["o"], F.create_map().cast("map<string,double>")))
+        > limits["max_settings"],
+        "o",
+        "count",
+        f"more than {limits['max_settings']} settings",
+    )
+    check(
+        F.size(F.coalesce(p["m"], F.create_map().cast("map<string,string>")))
+        > limits["max_metadata"],
+        "m",
+        "count",
+        f"more than {limits['max_metadata']} metadata entries",
+    )
+    check(
+        p["t"] > F.current_timestamp() + F.make_dt_interval(secs=F.lit(float(max_future_skew_s))),
+        "t",
+        "clock-skew",
+        F.format_string(
+            f"event time %s is more than {max_future_skew_s:g}s ahead of the job's clock",
+            p["t"].cast("string"),
+        ),
+    )
+
+    result = F.lit(None).cast("struct<field:string,rule:string,reason:string>")
+    for cond, field, rule, reason in reversed(checks):
+        result = F.when(
+            F.coalesce(cond, F.lit(False)),
+            F.struct(field.alias("field"), F.lit(rule).alias("rule"), reason.alias("reason")),
+        ).otherwise(result)
+    return result
+
+
+def parse(raw: DataFrame, max_future_skew_s: float = 86_400.0) -> DataFrame:
+    """Parse Kafka rows into readings, each with its ``error`` struct (null when valid).
+
+    Args:
+        raw: rows of Spark's Kafka source (``key``, ``value``, ``topic``, ``partition``,
+            ``offset``, ``timestamp``).
+        max_future_skew_s: the clock-skew rule's limit.
+
+    Returns:
+        The Kafka columns plus ``device_id``, ``event_time``, ``seq``, ``sensors``,
+        ``settings`` and ``error``.
+    """
+    from pyspark.sql import functions as F
+
+    from ingest.schema import spark_schema
+
+    text = F.col("value").cast("string")
+    parsed = raw.select(
+        "*",
+        # Top-level keys; unlike json_object_keys this accepts NaN/Infinity tokens, so such a
+        # value is refused by the finite rule with its field named, not as malformed JSON.
+        F.map_keys(F.from_json(text, "map<string,string>")).alias("_keys"),
+        F.from_json(text, spark_schema()).alias("p"),
+    )
+    return parsed.select(
+        "key",
+        "value",
+        "topic",
+        "partition",
+        "offset",
+        F.col("p.d").alias("device_id"),
+        F.col("p.t").alias("event_time"),
+        F.col("p.s").alias("seq"),
+        F.col("p.x").alias("sensors"),
+        F.col("p.o").alias("settings"),
+        error_column(max_future_skew_s).alias("error"),
+    )
+
+
+def dead_letters(parsed: DataFrame) -> DataFrame:
+    """Invalid rows as Kafka records for the dead-letter topic: original key and bytes,
+    the reason in headers (the names of :mod:`ingest.deadletter`)."""
+    from pyspark.sql import functions as F
+
+    from ingest.deadletter import HEADER_FIELD, HEADER_REASON, HEADER_RULE, HEADER_SOURCE
+
+    source = F.format_string("kafka:%s/%d@%d", F.col("topic"), F.col("partition"), F.col("offset"))
+
+    def header(name: str, value: Column) -> Column:
+        return F.struct(
+            F.lit(name).alias("key"), F.coalesce(value, F.lit("")).cast("binary").alias("value")
+        )
+
+    return parsed.where(F.col("error").isNotNull()).select(
+        "key",
+        "value",
+        F.array(
+            header(HEADER_FIELD, F.col("error.field")),
+            header(HEADER_RULE, F.col("error.rule")),
+            header(HEADER_REASON, F.concat_ws(": ", F.col("error.field"), F.col("error.reason"))),
+            header(HEADER_SOURCE, source),
+        ).alias("headers"),
+        F.col("error.field").alias("error_field"),
+        F.col("error.rule").alias("error_rule"),
+    )
