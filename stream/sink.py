@@ -1,0 +1,250 @@
+"""The Redis sink: alert stream, pub/sub channels, latest risk per device, fleet summary.
+
+Keys (``P`` is the key prefix, ``prognos`` by default):
+
+==========================  ==============================================================
+``P:alerts``                Redis Stream of alert events (``XADD ... MAXLEN ~ N``); each
+                            entry has the fields ``event`` (the JSON event), ``event_id``,
+                            ``alert_id``, ``kind``, ``device_id``, ``severity``, ``risk``
+``P:alerts:severity:SEV``   pub/sub channel per severity (``warning``, ``critical``)
+``P:alerts:device:ID``      pub/sub channel per device
+``P:risk``                  hash: device id -> latest risk
+``P:device:ID``             hash: ``risk``, ``window_end``, ``model_version``, ``provider``,
+                            ``state`` (the alert policy's state), ``last_window_end``
+``P:open``                  set of devices with an open alert
+``P:fleet``                 hash: fleet summary (devices, open alerts, highest risk ...)
+==========================  ==============================================================
+
+Idempotence: Spark's ``foreachBatch`` is at-least-once, so a batch can be written twice
+after a crash. Each device's windows are applied in event-time order and its state records
+the last window applied; the writes of one device for one batch run in one Lua script that
+first checks that state is still what the batch read (compare-and-set). A replayed batch
+therefore finds every window already applied and writes nothing again, and a crash part-way
+through a batch leaves each device either fully written or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stream.alerts import AlertEvent, AlertPolicy, DeviceState, ScoredWindow, step
+from stream.errors import SinkError
+
+logger = logging.getLogger(__name__)
+
+# KEYS: device hash, alert stream, risk hash, open set
+# ARGV: device, expected last window, new last window, state json, risk, window end,
+#       model version, provider, open flag, max stream length, channel prefix, n events,
+#       then per event: json, event id, alert id, kind, severity
+_APPLY = """
+local cur = redis.call('HGET', KEYS[1], 'last_window_end')
+if (cur or '') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'last_window_end', ARGV[3], 'state', ARGV[4], 'risk', ARGV[5],
+           'window_end', ARGV[6], 'model_version', ARGV[7], 'provider', ARGV[8])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+if ARGV[9] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
+local n = tonumber(ARGV[12])
+for i = 0, n - 1 do
+  local b = 13 + i * 5
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[b], 'event_id', ARGV[b + 1],
+             'alert_id', ARGV[b + 2], 'kind', ARGV[b + 3], 'device_id', ARGV[1], 'severity', ARGV[b + 4],
+             'risk', ARGV[5])
+  redis.call('PUBLISH', ARGV[11] .. ':alerts:severity:' .. ARGV[b + 4], ARGV[b])
+  redis.call('PUBLISH', ARGV[11] .. ':alerts:device:' .. ARGV[1], ARGV[b])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class SinkResult:
+    """What one batch wrote."""
+
+    windows: int
+    events: int
+    devices: int
+    skipped_devices: int
+    seconds: float
+
+
+class RedisAlertSink:
+    """Applies the alert policy to scored windows and writes the results to Redis.
+
+    Contract: :meth:`write` may be called again with the same windows (a replayed batch);
+    the second call writes nothing. Windows of one device must arrive in event-time order
+    across calls (Spark's append-mode windows do). Raises :class:`SinkError` (retriable)
+    when Redis cannot be reached, after ``retries`` attempts.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        policy: AlertPolicy,
+        window_ms: int,
+        prefix: str = "prognos",
+        stream_maxlen: int = 100_000,
+        retries: int = 5,
+    ) -> None:
+        self.redis_url = redis_url
+        self.policy = policy
+        self.window_ms = window_ms
+        self.prefix = prefix
+        self.stream_maxlen = stream_maxlen
+        self.retries = retries
+        self._client: Any = None
+        self._script: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import redis
+
+            self._client = redis.Redis.from_url(
+                self.redis_url, socket_timeout=30, socket_connect_timeout=10
+            )
+            self._script = self._client.register_script(_APPLY)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def write(self, windows: Iterable[ScoredWindow]) -> SinkResult:
+        """Apply and write a batch of scored windows; retried on connection errors."""
+        import redis
+
+        by_device: dict[str, list[ScoredWindow]] = defaultdict(list)
+        for w in windows:
+            by_device[w.device_id].append(w)
+        for items in by_device.values():
+            items.sort(key=lambda w: w.window_end_ms)
+        delay = 0.5
+        for attempt in range(1, self.retries + 1):
+            try:
+                return self._write(by_device)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if attempt == self.retries:
+                    raise SinkError(
+                        f"Redis at {self._safe_url()} failed {attempt} times: {exc}. The batch is "
+                        "not committed; the job can be restarted on its checkpoint once Redis is back."
+                    ) from exc
+                logger.warning(
+                    "Redis write failed (%s); retry %d/%d in %.1fs",
+                    exc,
+                    attempt,
+                    self.retries,
+                    delay,
+                )
+                self.close()
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+        raise AssertionError("unreachable")
+
+    def _safe_url(self) -> str:
+        from deploy.redact import redact_url
+
+        return redact_url(self.redis_url)
+
+    def _write(self, by_device: dict[str, list[ScoredWindow]]) -> SinkResult:
+        started = time.perf_counter()
+        client = self.client
+        devices = sorted(by_device)
+        read = client.pipeline(transaction=False)
+        for device in devices:
+            read.hmget(self.key("device", device), "state", "last_window_end")
+        stored = read.execute()
+
+        write = client.pipeline(transaction=False)
+        n_events = 0
+        for device, (state_json, last) in zip(devices, stored, strict=True):
+            state = DeviceState.from_json(state_json)
+            before = last.decode() if isinstance(last, bytes) else (last or "")
+            events: list[AlertEvent] = []
+            for window in by_device[device]:
+                state, produced = step(self.policy, state, window, self.window_ms)
+                events.extend(produced)
+            latest = by_device[device][-1]
+            if str(state.last_window_end_ms) == before and not events:
+                continue  # everything in this batch was applied before (a replay)
+            args: list[Any] = [
+                device,
+                before,
+                str(state.last_window_end_ms),
+                state.to_json(),
+                repr(float(latest.risk)),
+                str(latest.window_end_ms),
+                latest.model_version,
+                latest.provider,
+                "1" if state.alert_id is not None else "0",
+                str(self.stream_maxlen),
+                self.prefix,
+                str(len(events)),
+            ]
+            for e in events:
+                args.extend([e.to_json(), e.event_id, e.alert_id, e.kind, e.severity])
+            n_events += len(events)
+            keys = [
+                self.key("device", device),
+                self.key("alerts"),
+                self.key("risk"),
+                self.key("open"),
+            ]
+            self._script(keys=keys, args=args, client=write)
+        applied = write.execute()
+        skipped = sum(1 for a in applied if a == 0)
+        if skipped:
+            logger.info("%d devices already had this batch applied (replayed batch)", skipped)
+        self._update_fleet(client)
+        return SinkResult(
+            windows=sum(len(v) for v in by_device.values()),
+            events=n_events,
+            devices=len(devices),
+            skipped_devices=skipped,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _update_fleet(self, client: Any) -> None:
+        pipe = client.pipeline(transaction=False)
+        pipe.hlen(self.key("risk"))
+        pipe.scard(self.key("open"))
+        pipe.hgetall(self.key("risk"))
+        count, open_alerts, risks = pipe.execute()
+        summary: dict[str, Any] = {"devices": count, "open_alerts": open_alerts}
+        if risks:
+            device, risk = max(
+                ((k.decode(), float(v)) for k, v in risks.items()), key=lambda kv: kv[1]
+            )
+            high = sum(1 for v in risks.values() if float(v) >= self.policy.threshold)
+            summary.update(max_risk=risk, max_risk_device=device, at_risk=high)
+        summary["updated_ms"] = int(time.time() * 1000)
+        client.hset(self.key("fleet"), mapping=summary)
+
+
+def windows_from_rows(rows: Sequence[Any]) -> list[ScoredWindow]:
+    """Scored windows from the scoring stage's rows (Spark Rows or dicts)."""
+    import json
+
+    out = []
+    for row in rows:
+        get = row.__getitem__
+        out.append(
+            ScoredWindow(
+                device_id=get("device_id"),
+                window_start_ms=int(get("window_start_ms")),
+                window_end_ms=int(get("window_end_ms")),
+                risk=float(get("risk")),
+                model_version=get("model_version"),
+                provider=get("provider"),
+                top_features=tuple(json.loads(get("top_features") or "[]")),
+            )
+        )
+    return out
