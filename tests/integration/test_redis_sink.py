@@ -1,0 +1,99 @@
+"""The Redis sink against a real redis-server: idempotent, pipelined, complete."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import redis
+
+from stream.alerts import AlertPolicy, ScoredWindow
+from stream.sink import RedisAlertSink
+
+W = 60_000
+POLICY = AlertPolicy(threshold=0.5, hysteresis=0.1, resolve_windows=2, cooldown_windows=3)
+
+
+def _windows(device: str, risks: list[float], first: int = 0) -> list[ScoredWindow]:
+    top = ({"name": "s2__mean", "value": 643.1, "z": 3.2, "normal_low": 641.0, "normal_high": 643.0},)
+    return [ScoredWindow(device, (first + i) * W, (first + i + 1) * W, r, "v1", "CPUExecutionProvider", top) for i, r in enumerate(risks)]
+
+
+def _events(client: Any, prefix: str) -> list[dict[str, Any]]:
+    return [json.loads(fields[b"event"]) for _, fields in client.xrange(f"{prefix}:alerts")]
+
+
+def test_a_replayed_batch_writes_nothing_twice(redis_url: str, key_prefix: str) -> None:
+    sink = RedisAlertSink(redis_url, POLICY, W, prefix=key_prefix)
+    batch = _windows("pump-1", [0.2, 0.7, 0.8, 0.2, 0.1]) + _windows("pump-2", [0.9, 0.95])
+    first = sink.write(batch)
+    again = sink.write(batch)  # foreachBatch replays the batch after a crash
+    client = redis.Redis.from_url(redis_url)
+    try:
+        events = _events(client, key_prefix)
+        assert first.events == 3 and again.events == 0
+        assert [(e["device_id"], e["kind"]) for e in events] == [
+            ("pump-1", "opened"),
+            ("pump-1", "resolved"),
+            ("pump-2", "opened"),
+        ]
+        assert len({e["event_id"] for e in events}) == len(events)
+        assert float(client.hget(f"{key_prefix}:risk", "pump-1")) == 0.1
+        assert float(client.hget(f"{key_prefix}:risk", "pump-2")) == 0.95
+        assert client.smembers(f"{key_prefix}:open") == {b"pump-2"}
+        fleet = {k.decode(): v.decode() for k, v in client.hgetall(f"{key_prefix}:fleet").items()}
+        assert fleet["devices"] == "2" and fleet["open_alerts"] == "1" and fleet["max_risk_device"] == "pump-2"
+        assert events[0]["top_features"][0]["name"] == "s2__mean"
+    finally:
+        client.close()
+        sink.close()
+
+
+def test_windows_split_across_batches_give_the_events_of_one_batch(redis_url: str, key_prefix: str) -> None:
+    risks = [0.1, 0.6, 0.7, 0.95, 0.3, 0.2, 0.1, 0.8, 0.9, 0.9, 0.9]
+    whole = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:a")
+    whole.write(_windows("d", risks))
+    split = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:b")
+    for i in range(0, len(risks), 3):
+        chunk = _windows("d", risks[i : i + 3], first=i)
+        split.write(chunk)
+        split.write(chunk)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        a = [e["event_id"] for e in _events(client, f"{key_prefix}:a")]
+        b = [e["event_id"] for e in _events(client, f"{key_prefix}:b")]
+        assert a == b and len(a) >= 3
+    finally:
+        client.close()
+        whole.close()
+        split.close()
+
+
+def test_alerts_are_published_per_severity_and_device(redis_url: str, key_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    pubsub.psubscribe(f"{key_prefix}:alerts:*")
+    received: list[tuple[str, dict[str, Any]]] = []
+    deadline = time.monotonic() + 10
+    while pubsub.get_message(timeout=0.2) is None and time.monotonic() < deadline:
+        pass  # the psubscribe confirmation
+
+    def listen() -> None:
+        while time.monotonic() < deadline and len(received) < 2:
+            message = pubsub.get_message(timeout=0.2)
+            if message and message["type"] == "pmessage":
+                received.append((message["channel"].decode(), json.loads(message["data"])))
+
+    thread = threading.Thread(target=listen)
+    thread.start()
+    sink = RedisAlertSink(redis_url, POLICY, W, prefix=key_prefix)
+    sink.write(_windows("pump-7", [0.95]))
+    thread.join()
+    pubsub.close()
+    client.close()
+    sink.close()
+    channels = sorted(c for c, _ in received)
+    assert channels == [f"{key_prefix}:alerts:device:pump-7", f"{key_prefix}:alerts:severity:critical"]
+    assert all(e["kind"] == "opened" and e["risk"] == 0.95 for _, e in received)
