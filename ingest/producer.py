@@ -60,7 +60,8 @@ class ProducerSettings:
     """Batching and delivery settings of a :class:`ReadingProducer`.
 
     Attributes:
-        linger_ms: how long a batch may wait to fill before it is sent.
+        linger_ms: how long a batch may wait to fill before it is sent (100 ms: far below
+            a streaming trigger, and fewer, larger requests cost the client less CPU).
         batch_size: the largest batch per partition, in bytes.
         compression_type: ``gzip`` (no extra package), ``lz4``, ``zstd``, ``snappy`` or None.
         delivery_timeout_ms: how long a record may be retried before it fails.
@@ -72,7 +73,7 @@ class ProducerSettings:
             idempotence or ``acks=all`` are refused.
     """
 
-    linger_ms: int = 25
+    linger_ms: int = 100
     batch_size: int = 1024 * 1024
     compression_type: str | None = "gzip"
     delivery_timeout_ms: int = 120_000

@@ -500,6 +500,15 @@ def _read_cmapss(path: Path) -> Iterator[RawRow | RowError]:
 
 # -- rows to readings ----------------------------------------------------------------------
 def _number(value: Any, source: str, column: str, raw: bytes, allow_empty: bool) -> float | None:
+    # Fast path first: nearly every cell is a well-formed number.
+    cls = value.__class__
+    if cls is float:
+        return value  # type: ignore[no-any-return]
+    if cls is str:
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if value is None or (isinstance(value, str) and value.strip() in ("", "NA", "null", "None")):
         if allow_empty:
             return None
@@ -565,7 +574,16 @@ def _to_reading(
     else:
         seq = counters.get(device, 0)
         counters[device] = seq + 1
-    sensors = {name: _number(v.get(col), src, col, raw, True) for name, col in r.sensors.items()}
+    sensors: dict[str, float | None] = {}
+    for name, col in r.sensors.items():
+        cell = v.get(col)
+        if cell.__class__ is str:
+            try:
+                sensors[name] = float(cell)
+                continue
+            except ValueError:
+                pass
+        sensors[name] = _number(cell, src, col, raw, True)
     settings: dict[str, float] = {}
     for name, col in r.settings.items():
         value = _number(v.get(col), src, col, raw, True)
