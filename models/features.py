@@ -1,0 +1,441 @@
+"""The window-feature definition shared by training (numpy) and serving (Spark SQL).
+
+A device's readings are cut into tumbling event-time windows of ``window_seconds``,
+aligned like Spark's ``window(event_time, "<W> seconds")``: window ``j`` holds the readings
+with ``origin + j*W <= t < origin + (j+1)*W`` (``origin_seconds`` is 0, the Unix epoch, by
+default). For each window and each sensor of the spec, the statistics below are computed;
+the model reads the last ``sequence_length`` (K) window vectors of a device.
+
+Rules, chosen so that Spark SQL aggregates reproduce them exactly:
+
+* A reading value that is missing (null, NaN) or not finite (±Inf) is ignored by every
+  statistic of that sensor; the other sensors of the same reading still count.
+* ``mean``  -- arithmetic mean of the values (Spark ``avg``).
+* ``std``   -- population standard deviation, ddof = 0 (Spark ``stddev_pop``).
+* ``min`` / ``max`` -- smallest / largest value (Spark ``min`` / ``max``).
+* ``last``  -- the value at the greatest event time; among readings that share that time,
+  the greatest value (Spark ``max_by(v, struct(event_time_s, v))``).
+* ``slope`` -- least-squares slope of value against event time in **seconds**
+  (Spark ``regr_slope(v, event_time_s)``); 0 when the sensor has fewer than 2 values or its
+  values' event times do not vary (``coalesce(regr_slope(...), 0)`` when ``count(v) >= 1``).
+* A statistic over no values is missing (NaN here, null in Spark).
+
+Model-input order is ``spec.features``: for each sensor in ``spec.sensors``, each statistic
+in ``spec.statistics``; the name of a feature is ``"<sensor>__<stat>"`` (e.g. ``s2__mean``).
+
+Normalisation is learned at training time and stored in the model's metadata
+(:class:`NormStats`); :func:`normalise` applies it in numpy: ``(x - mean) / scale`` per
+feature, then missing features become 0 (the training mean), so no NaN reaches the model.
+Where a dataset has several operating regimes, readings are first standardised per regime
+(:class:`RegimeNorm`, :func:`normalise_readings`) before windowing.
+
+Example:
+    >>> import numpy as np
+    >>> spec = FeatureSpec(sensors=("s1",), window_seconds=10.0, sequence_length=2,
+    ...                    horizon_windows=1)
+    >>> spec.feature_names
+    ('s1__mean', 's1__std', 's1__min', 's1__max', 's1__last', 's1__slope')
+    >>> x = compute_window_features(spec, [0.0, 1.0, 2.0], [[1.0], [3.0], [5.0]])
+    >>> [round(float(v), 4) for v in x]  # mean, std (ddof=0), min, max, last, slope
+    [3.0, 1.633, 1.0, 5.0, 5.0, 2.0]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from models.errors import InputShapeError, NonFiniteInputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "FD001_SENSORS",
+    "STATISTICS",
+    "FeatureSpec",
+    "NormStats",
+    "RegimeNorm",
+    "compute_window_features",
+    "fit_norm_stats",
+    "fit_regimes",
+    "normalise",
+    "normalise_readings",
+]
+
+#: The statistics a spec may use, in their canonical order.
+STATISTICS: tuple[str, ...] = ("mean", "std", "min", "max", "last", "slope")
+
+#: FD001 sensors that vary over the training file. Dropped: s1, s5, s10, s16, s18 and s19
+#: (constant) and s6 (21.60-21.61, nearly constant); see the C-MAPSS data README.
+FD001_SENSORS: tuple[str, ...] = (
+    "s2",
+    "s3",
+    "s4",
+    "s7",
+    "s8",
+    "s9",
+    "s11",
+    "s12",
+    "s13",
+    "s14",
+    "s15",
+    "s17",
+    "s20",
+    "s21",
+)
+
+FloatArray = npt.NDArray[np.float64]
+F32Array = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What the model reads: sensors, statistics, window length, sequence length, horizon.
+
+    Attributes:
+        sensors: Sensor names, in model-input order.
+        window_seconds: Length W of a tumbling event-time window, in seconds.
+        sequence_length: Number K of consecutive windows the model reads per device.
+        horizon_windows: Horizon H: the label is "fails within H windows" of the end of the
+            last window read, i.e. within ``H * window_seconds`` seconds.
+        statistics: Statistics per sensor, a subset of :data:`STATISTICS` in any order.
+        origin_seconds: Window alignment: window starts are ``origin + j*W`` (Unix seconds).
+        name: A label for reports (e.g. ``"cmapss-fd001"``).
+    """
+
+    sensors: tuple[str, ...]
+    window_seconds: float
+    sequence_length: int
+    horizon_windows: int
+    statistics: tuple[str, ...] = STATISTICS
+    origin_seconds: float = 0.0
+    name: str = "default"
+
+    def __post_init__(self) -> None:
+        if not self.sensors:
+            raise ValueError("FeatureSpec.sensors is empty: name at least one sensor")
+        if len(set(self.sensors)) != len(self.sensors):
+            raise ValueError(f"FeatureSpec.sensors has duplicates: {self.sensors}")
+        unknown = [s for s in self.statistics if s not in STATISTICS]
+        if unknown or not self.statistics:
+            raise ValueError(f"FeatureSpec.statistics {unknown or '()'}: choose from {STATISTICS}")
+        if not (self.window_seconds > 0 and math.isfinite(self.window_seconds)):
+            raise ValueError(f"FeatureSpec.window_seconds must be > 0, got {self.window_seconds}")
+        if self.sequence_length < 1 or self.horizon_windows < 1:
+            raise ValueError("FeatureSpec.sequence_length and horizon_windows must be >= 1")
+
+    @property
+    def features(self) -> tuple[tuple[str, str], ...]:
+        """``(sensor, statistic)`` pairs in model-input order."""
+        return tuple((s, stat) for s in self.sensors for stat in self.statistics)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Feature names in model-input order, ``"<sensor>__<stat>"``."""
+        return tuple(f"{s}__{stat}" for s, stat in self.features)
+
+    @property
+    def n_features(self) -> int:
+        """Number F of features per window."""
+        return len(self.sensors) * len(self.statistics)
+
+    @property
+    def horizon_seconds(self) -> float:
+        """The label horizon in seconds, ``horizon_windows * window_seconds``."""
+        return self.horizon_windows * self.window_seconds
+
+    def window_index(self, times: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Index ``j`` of the window holding each event time (Unix seconds)."""
+        t = np.asarray(times, dtype=np.float64)
+        return np.floor((t - self.origin_seconds) / self.window_seconds).astype(np.int64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (stored in the model metadata)."""
+        return {
+            "name": self.name,
+            "sensors": list(self.sensors),
+            "statistics": list(self.statistics),
+            "window_seconds": self.window_seconds,
+            "sequence_length": self.sequence_length,
+            "horizon_windows": self.horizon_windows,
+            "origin_seconds": self.origin_seconds,
+            "features": list(self.feature_names),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        """Inverse of :meth:`to_dict` (the ``features`` entry is derived, and checked)."""
+        spec = cls(
+            sensors=tuple(data["sensors"]),
+            statistics=tuple(data["statistics"]),
+            window_seconds=float(data["window_seconds"]),
+            sequence_length=int(data["sequence_length"]),
+            horizon_windows=int(data["horizon_windows"]),
+            origin_seconds=float(data.get("origin_seconds", 0.0)),
+            name=str(data.get("name", "default")),
+        )
+        if "features" in data and tuple(data["features"]) != spec.feature_names:
+            raise ValueError("spec 'features' does not match its sensors and statistics")
+        return spec
+
+
+def compute_window_features(
+    spec: FeatureSpec, times: npt.ArrayLike, values: npt.ArrayLike
+) -> FloatArray:
+    """The feature vector of one device for one window.
+
+    Args:
+        spec: The feature spec.
+        times: Event times of the window's readings in seconds, shape ``[n]`` (any order).
+        values: Sensor values, shape ``[n, len(spec.sensors)]`` in ``spec.sensors`` order;
+            NaN (or ±Inf) marks a missing value.
+
+    Returns:
+        float64 array of shape ``[spec.n_features]`` in ``spec.features`` order; NaN where a
+        sensor has no value in the window.
+
+    Raises:
+        InputShapeError: ``values`` does not have one column per sensor, or ``times`` and
+            ``values`` differ in length, or an event time is not finite.
+    """
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim == 1 and len(spec.sensors) == 1:
+        v = v.reshape(-1, 1)
+    if v.ndim != 2 or v.shape[1] != len(spec.sensors) or v.shape[0] != t.shape[0]:
+        raise InputShapeError(
+            f"window values have shape {v.shape} for {t.shape[0]} event times; expected "
+            f"[{t.shape[0]}, {len(spec.sensors)}] (one column per sensor of spec {spec.name!r})"
+        )
+    if not np.isfinite(t).all():
+        raise InputShapeError("window event times hold NaN or Inf: every reading needs a time")
+    n_sensors = len(spec.sensors)
+    if t.shape[0] == 0:
+        return np.full(spec.n_features, np.nan)
+    # Vectorised over sensors; each sensor uses only its own valid (finite) values.
+    ok = np.isfinite(v)
+    count = ok.sum(axis=0)
+    some = count > 0
+    safe = np.maximum(count, 1)
+    vz = np.where(ok, v, 0.0)
+    mean = vz.sum(axis=0) / safe
+    dev = np.where(ok, v - mean, 0.0)
+    std = np.sqrt((dev * dev).sum(axis=0) / safe)
+    vmin = np.where(ok, v, np.inf).min(axis=0)
+    vmax = np.where(ok, v, -np.inf).max(axis=0)
+    tt = np.broadcast_to((t - t.min())[:, None], v.shape)  # shifted: Unix seconds are ~1e9
+    t_max = np.where(ok, tt, -np.inf).max(axis=0)
+    # Greatest time; ties broken by the greatest value (Spark: max_by(v, struct(t, v))).
+    last = np.where(ok & (tt == t_max), v, -np.inf).max(axis=0)
+    t_mean = np.where(ok, tt, 0.0).sum(axis=0) / safe
+    xc = np.where(ok, tt - t_mean, 0.0)
+    sxx = (xc * xc).sum(axis=0)
+    sxy = (xc * dev).sum(axis=0)
+    slope = np.where((count >= 2) & (sxx > 0.0), sxy / np.where(sxx > 0.0, sxx, 1.0), 0.0)
+    columns = {"mean": mean, "std": std, "min": vmin, "max": vmax, "last": last, "slope": slope}
+    out = np.stack([columns[name] for name in spec.statistics], axis=1)  # [sensors, stats]
+    out[~some] = np.nan
+    return out.reshape(n_sensors * len(spec.statistics))
+
+
+@dataclass(frozen=True)
+class RegimeNorm:
+    """Per-operating-regime standardisation of raw readings, applied before windowing.
+
+    A reading's regime is the nearest centroid (Euclidean) of its operating-setting values;
+    each sensor value is then ``(v - mean[r, s]) / scale[r, s]``.
+
+    Attributes:
+        settings: Names of the operating-setting columns that define a regime.
+        centroids: Regime centres, ``[R][len(settings)]``.
+        mean: Per-regime sensor means, ``[R][len(sensors)]`` in spec sensor order.
+        scale: Per-regime sensor scales (std, 1 where the std is 0), same shape.
+    """
+
+    settings: tuple[str, ...]
+    centroids: tuple[tuple[float, ...], ...]
+    mean: tuple[tuple[float, ...], ...]
+    scale: tuple[tuple[float, ...], ...]
+
+    def assign(self, settings: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Regime index of each row of ``settings`` (``[n, len(self.settings)]``)."""
+        s = np.asarray(settings, dtype=np.float64).reshape(-1, len(self.settings))
+        c = np.asarray(self.centroids, dtype=np.float64)
+        d = ((s[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+        labels: npt.NDArray[np.int64] = np.argmin(d, axis=1).astype(np.int64)
+        return labels
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "settings": list(self.settings),
+            "centroids": _lists(self.centroids),
+            "mean": _lists(self.mean),
+            "scale": _lists(self.scale),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RegimeNorm:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            settings=tuple(data["settings"]),
+            centroids=_tuples(data["centroids"]),
+            mean=_tuples(data["mean"]),
+            scale=_tuples(data["scale"]),
+        )
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Normalisation learned at training time and stored with the model.
+
+    Attributes:
+        mean: Per-feature training mean, in ``spec.features`` order.
+        scale: Per-feature training std (1.0 where the std is 0 or not finite).
+        clip: Normalised values are clipped to ``[-clip, clip]`` so an outlier window
+            cannot saturate the network.
+        regimes: Per-regime reading standardisation, or None for a single regime.
+    """
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    clip: float = 10.0
+    regimes: RegimeNorm | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != len(self.scale):
+            raise ValueError("NormStats.mean and NormStats.scale differ in length")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (stored in the model metadata)."""
+        return {
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "clip": self.clip,
+            "regimes": None if self.regimes is None else self.regimes.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NormStats:
+        """Inverse of :meth:`to_dict`."""
+        regimes = data.get("regimes")
+        return cls(
+            mean=tuple(float(x) for x in data["mean"]),
+            scale=tuple(float(x) for x in data["scale"]),
+            clip=float(data.get("clip", 10.0)),
+            regimes=None if regimes is None else RegimeNorm.from_dict(regimes),
+        )
+
+
+def fit_norm_stats(
+    features: npt.ArrayLike, *, clip: float = 10.0, regimes: RegimeNorm | None = None
+) -> NormStats:
+    """Learn per-feature mean and scale from training windows ``[..., F]`` (NaN ignored)."""
+    x = np.asarray(features, dtype=np.float64)
+    x = x.reshape(-1, x.shape[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column is allowed
+        mean = np.nanmean(x, axis=0)
+        std = np.nanstd(x, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    scale = np.where(np.isfinite(std) & (std > 1e-12 * np.maximum(1.0, np.abs(mean))), std, 1.0)
+    return NormStats(tuple(mean.tolist()), tuple(scale.tolist()), clip=clip, regimes=regimes)
+
+
+def normalise(features: npt.ArrayLike, stats: NormStats) -> F32Array:
+    """Normalise raw window features for the model, in numpy.
+
+    ``(x - mean) / scale`` per feature, clipped to ``±stats.clip``; a missing feature
+    (NaN) becomes 0, the training mean. The result is float32 and always finite.
+
+    Args:
+        features: Raw features, shape ``[..., F]`` (e.g. ``[N, K, F]``), ``spec.features``
+            order.
+        stats: The model's normalisation statistics.
+
+    Raises:
+        InputShapeError: The last axis is not F.
+        NonFiniteInputError: A feature is ±Inf (a NaN means "missing" and is accepted).
+    """
+    x = np.asarray(features, dtype=np.float64)
+    n = len(stats.mean)
+    if x.ndim == 0 or x.shape[-1] != n:
+        raise InputShapeError(
+            f"features have shape {x.shape}; the model's normalisation expects {n} features "
+            "on the last axis (spec.features order)"
+        )
+    if np.isinf(x).any():
+        where = np.argwhere(np.isinf(x))[0]
+        raise NonFiniteInputError(
+            f"feature #{int(where[-1])} at index {tuple(int(i) for i in where)} is infinite; "
+            "send NaN for a missing statistic, never Inf"
+        )
+    z = (x - np.asarray(stats.mean)) / np.asarray(stats.scale)
+    np.clip(z, -stats.clip, stats.clip, out=z)
+    z[np.isnan(z)] = 0.0
+    out: F32Array = z.astype(np.float32)
+    return out
+
+
+def normalise_readings(
+    values: npt.ArrayLike, settings: npt.ArrayLike, regimes: RegimeNorm
+) -> FloatArray:
+    """Standardise raw readings ``[n, sensors]`` per operating regime (NaN stays NaN)."""
+    v = np.asarray(values, dtype=np.float64)
+    r = regimes.assign(settings)
+    mean = np.asarray(regimes.mean, dtype=np.float64)[r]
+    scale = np.asarray(regimes.scale, dtype=np.float64)[r]
+    if v.shape != mean.shape:
+        raise InputShapeError(
+            f"readings have shape {v.shape}; regime normalisation expects {mean.shape}"
+        )
+    out: FloatArray = (v - mean) / scale
+    return out
+
+
+def fit_regimes(
+    values: npt.ArrayLike,
+    settings: npt.ArrayLike,
+    setting_names: Sequence[str],
+    n_regimes: int,
+    *,
+    seed: int = 0,
+    iterations: int = 50,
+) -> RegimeNorm:
+    """Learn ``n_regimes`` operating regimes (k-means on the settings) and per-regime stats."""
+    v = np.asarray(values, dtype=np.float64)
+    s = np.asarray(settings, dtype=np.float64).reshape(v.shape[0], -1)
+    rng = np.random.default_rng(seed)
+    centroids = s[rng.choice(s.shape[0], size=n_regimes, replace=False)].copy()
+    for _ in range(iterations):
+        labels = np.argmin(((s[:, None, :] - centroids[None]) ** 2).sum(axis=2), axis=1)
+        for k in range(n_regimes):
+            if (labels == k).any():
+                centroids[k] = s[labels == k].mean(axis=0)
+    labels = np.argmin(((s[:, None, :] - centroids[None]) ** 2).sum(axis=2), axis=1)
+    means, scales = [], []
+    for k in range(n_regimes):
+        stats = fit_norm_stats(v[labels == k])
+        means.append(stats.mean)
+        scales.append(stats.scale)
+    return RegimeNorm(
+        settings=tuple(setting_names),
+        centroids=_tuples(centroids.tolist()),
+        mean=tuple(means),
+        scale=tuple(scales),
+    )
+
+
+def _lists(rows: Sequence[Sequence[float]]) -> list[list[float]]:
+    return [list(map(float, r)) for r in rows]
+
+
+def _tuples(rows: Sequence[Sequence[float]]) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(float(x) for x in r) for r in rows)

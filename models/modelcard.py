@@ -1,0 +1,114 @@
+"""The model card: what a model is for, how it was made, how good it is, where it fails."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["write_model_card"]
+
+
+def write_model_card(
+    folder: Path, training: Mapping[str, Any], report: Mapping[str, Any] | None
+) -> Path:
+    """Write ``folder/MODEL_CARD.md`` from ``training.json`` and the evaluation report."""
+    spec = training["spec"]
+    cfg = training["config"]
+    sel = training["selection"]
+    data = training["data"]
+    w = float(spec["window_seconds"])
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    meta = manifest["metadata"]
+    lines = [
+        f"# Model card: {manifest['model_version']}",
+        "",
+        "## What it does",
+        "",
+        f"Given the last K={spec['sequence_length']} tumbling event-time windows of "
+        f"W={w:g} s of one device, it returns the probability that the device fails within "
+        f"H={spec['horizon_windows']} windows ({spec['horizon_windows'] * w:g} s) of the end "
+        f"of the last window. Alert when risk ≥ {meta['threshold']:.4f} (chosen on validation "
+        "devices to maximise F1).",
+        "",
+        f"- Input `{meta['input']}`: per window, for each sensor of "
+        f"{', '.join(spec['sensors'])}, the statistics {', '.join(spec['statistics'])} "
+        "(definitions in `models/features.py`), normalised with the statistics stored in the "
+        "ONNX metadata (`models.features.normalise`; missing -> 0).",
+        f"- Output `{meta['output']}`: risk in [0, 1].",
+        f"- Network: {sel['arch'].upper()} ({training['parameters']} parameters), chosen by "
+        f"{cfg['folds']}-fold device-grouped cross-validation: {sel['reason']}.",
+        f"- File: `model.onnx`, SHA-256 `{manifest['sha256']}` (pinned in `manifest.json`; "
+        "the scorer refuses any other bytes).",
+        "",
+        "## Training data",
+        "",
+        f"{data['source']} (SHA-256 of the files `{data['sha256'][:16]}…`): {data['devices']} "
+        f"devices ({data['train_devices']} train, {len(data['val_devices'])} validation, split "
+        f"by device), {data['sequences']} sequences at {cfg['phases']} window alignments, "
+        f"{data['positives']} positive. Seed {cfg['seed']}, early stopping (patience "
+        f"{cfg['patience']}), best epoch {training['history']['best_epoch']}.",
+        "",
+        "## How good it is",
+        "",
+    ]
+    val = training["validation"]
+    lines.append(
+        f"Validation devices (all sequences): F1 {val['f1']:.4f}, precision "
+        f"{val['precision']:.4f}, recall {val['recall']:.4f}, PR-AUC {val['pr_auc']:.4f}."
+    )
+    if report is not None:
+        m, ci, p = report["metrics"], report["ci95"], report["protocol"]
+        lines += [
+            "",
+            f"Test protocol — {p['name']}: {p['engines_scored']} of {p['engines_total']} test "
+            f"engines ({p['positives']} positive).",
+            "",
+            "| metric | value | 95% CI | published LSTM |",
+            "| --- | --- | --- | --- |",
+        ]
+        pub = report.get("published") or {}
+        for k in ("accuracy", "precision", "recall", "f1", "pr_auc"):
+            pv = f"{pub[k]:.3f}" if k in pub else "–"
+            lines.append(f"| {k} | {m[k]:.4f} | [{ci[k][0]:.3f}, {ci[k][1]:.3f}] | {pv} |")
+        b = training.get("baseline", {}).get("test")
+        if b:
+            lines += [
+                "",
+                f"Baseline (logistic regression, same features) on the same protocol: "
+                f"F1 {b['f1']:.4f}, recall {b['recall']:.4f}, PR-AUC {b['pr_auc']:.4f}.",
+            ]
+        lines += [
+            "",
+            "Full report: `report.md`; plots: `training_curves.png`, `pr_curve.png`, "
+            "`risk_over_life.png`.",
+        ]
+    lines += [
+        "",
+        "## Limits",
+        "",
+        "- Trained on simulated turbofan data (C-MAPSS) with one operating condition and one "
+        "fault mode; it knows nothing of other machines, sensors or fault modes.",
+        "- Errors concentrate on devices whose remaining life is near the horizon boundary; "
+        "with few test devices the confidence intervals are wide (see above).",
+        "- The slope statistic is per second of event time: serving must use the same time "
+        "base (cycle period) as training.",
+        "- Risk is a model score, not a calibrated probability outside the training data.",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        training.get("command")
+        or f"prognos train --out {folder} --seed {cfg['seed']} "
+        f"--arch {cfg['arch']} --folds {cfg['folds']} --epochs {cfg['epochs']}",
+        "```",
+        "",
+    ]
+    path = folder / "MODEL_CARD.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    logger.info("model card written to %s", path)
+    return path
