@@ -173,11 +173,14 @@ def render_table(
             "risk": f"{a.risk:.3f}",
         }
         features = cut(format_features(a.top_features), room)
+        plain = "  ".join(cells.values())
+        if len(plain) > width:  # too narrow even for the fixed columns: cut, no colour
+            lines.append(cut(plain, width))
+            continue
         if colour:
             cells = {k: _colour(a, v, k) for k, v in cells.items()}
         row = "  ".join(cells.values())
-        plain = fixed + len(features)
-        lines.append((row + "  " + features) if features and plain <= width else row)
+        lines.append(f"{row}  {features}" if features else row)
     if colour and lines and header:
         lines[0] = f"{_BOLD}{lines[0]}{_RESET}"
     return lines
