@@ -101,7 +101,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
     parser.add_argument("--key-prefix", help="Redis key prefix (PROGNOS_KEY_PREFIX, prognos)")
     parser.add_argument(
-        "--count", type=int, metavar="N", help="exit after N alerts (1 if fewer came in time)"
+        "--count",
+        type=int,
+        metavar="N",
+        help="exit after N alerts (exit code 1 if fewer arrived before --timeout)",
     )
     parser.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="exit after this many seconds"
