@@ -7,6 +7,11 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
+    from stream import alerts_cli, status_cli
+
+    _register_stream(subparsers)
+    alerts_cli.register(subparsers)
+    status_cli.register(subparsers)
     smoke = subparsers.add_parser(
         "smoke",
         help="send readings through Kafka -> Spark -> Redis and count what arrives",
@@ -65,3 +70,118 @@ def _smoke(args: argparse.Namespace) -> int:
         f"{result.missing} missing) in {result.seconds:.1f}s -> {'OK' if result.ok else 'FAILED'}"
     )
     return 0 if result.ok else 1
+
+
+def _register_stream(subparsers: Any) -> None:
+    job = subparsers.add_parser(
+        "stream",
+        help="run the stream job: Kafka -> Spark -> ONNX Runtime -> Redis alerts",
+        description="Read readings from Kafka, build each device's window features, score "
+        "failure risk with the ONNX model, and write alerts to Redis. Runs until Ctrl-C or "
+        "SIGTERM (the batch in flight finishes first), or with --available-now until the "
+        "topic is read. Kafka and Redis come from the local stack or PROGNOS_KAFKA_BOOTSTRAP "
+        "/ PROGNOS_REDIS_URL; see README 'The stream job' for every setting.",
+    )
+    job.add_argument("--topic", help="readings topic (PROGNOS_TOPIC, prognos.readings)")
+    job.add_argument("--dlq-topic", help="dead-letter topic (PROGNOS_DLQ_TOPIC, <topic>.dlq)")
+    job.add_argument("--model", help="model folder (PROGNOS_MODEL, models/default)")
+    job.add_argument("--providers", help="ONNX Runtime providers: auto or a comma-separated list")
+    job.add_argument(
+        "--allow-fallback",
+        action="store_true",
+        help="accept CPU if a requested GPU provider is not active",
+    )
+    job.add_argument(
+        "--checkpoint", help="checkpoint folder (PROGNOS_CHECKPOINT, .prognos/checkpoints/stream)"
+    )
+    job.add_argument(
+        "--starting-offsets",
+        choices=["earliest", "latest"],
+        help="where a new checkpoint starts (earliest)",
+    )
+    job.add_argument(
+        "--max-offsets-per-trigger", type=int, help="records per micro-batch at most (50000)"
+    )
+    job.add_argument(
+        "--no-fail-on-data-loss",
+        action="store_true",
+        help="go on when Kafka deleted unread offsets",
+    )
+    job.add_argument(
+        "--trigger", type=float, dest="trigger_seconds", help="micro-batch interval in seconds (1)"
+    )
+    job.add_argument(
+        "--watermark",
+        type=float,
+        dest="watermark_seconds",
+        help="allowed lateness in event-time seconds (one window)",
+    )
+    job.add_argument(
+        "--slide",
+        type=float,
+        dest="slide_seconds",
+        help="sliding windows with this slide in seconds",
+    )
+    job.add_argument("--threshold", type=float, help="alert threshold (default: the model's)")
+    job.add_argument("--hysteresis", type=float, help="resolve below threshold minus this (0.1)")
+    job.add_argument(
+        "--cooldown",
+        type=int,
+        dest="cooldown_windows",
+        help="windows without a new alert after a resolve (3)",
+    )
+    job.add_argument("--key-prefix", help="Redis key prefix (PROGNOS_KEY_PREFIX, prognos)")
+    job.add_argument(
+        "--stream-maxlen", type=int, help="approximate length bound of the alert stream (100000)"
+    )
+    job.add_argument(
+        "--available-now", action="store_true", help="process what the topic holds now, then stop"
+    )
+    job.set_defaults(handler=_stream)
+
+
+def _stream(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from stream.job import StreamConfig, StreamJob
+    from stream.session import SparkConfig, build_session
+
+    config = StreamConfig.from_env(
+        model_path=Path(args.model) if args.model else None,
+        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        providers=args.providers,
+        allow_fallback=args.allow_fallback or None,
+        starting_offsets=args.starting_offsets,
+        max_offsets_per_trigger=args.max_offsets_per_trigger,
+        fail_on_data_loss=False if args.no_fail_on_data_loss else None,
+        trigger_seconds=args.trigger_seconds,
+        watermark_seconds=args.watermark_seconds,
+        slide_seconds=args.slide_seconds,
+        threshold=args.threshold,
+        hysteresis=args.hysteresis,
+        cooldown_windows=args.cooldown_windows,
+        key_prefix=args.key_prefix,
+        stream_maxlen=args.stream_maxlen,
+        available_now=args.available_now or None,
+    )
+    kafka = config.kafka
+    if args.topic:
+        kafka = kafka.with_topic(args.topic)
+    if args.dlq_topic:
+        kafka = replace(kafka, dlq_topic=args.dlq_topic)
+    config = replace(config, kafka=kafka)
+    spark = build_session(SparkConfig.from_env(app_name="prognos-stream"))
+    try:
+        job = StreamJob(spark, config)
+        job.start()
+        job.run()
+    finally:
+        spark.stop()
+    m = job.metrics
+    print(
+        f"stream job stopped after batch {m.batch_id}: {m.windows_scored_total} windows scored, "
+        f"{m.alerts_total} alert events, {m.dead_letters_total} dead letters, "
+        f"{m.dropped_by_watermark_total} late readings dropped"
+    )
+    return 0
