@@ -7,6 +7,8 @@ Hierarchy::
     ├── ConfigError          a setting of the job is invalid (names the setting and the fix)
     ├── CheckpointMismatchError  the checkpoint was written by an incompatible job
     ├── ServiceUnreachableError  Kafka or Redis does not answer at start-up (retriable)
+    │   └── RedisUnreachableError  a subscriber's Redis does not answer (retriable)
+    ├── AlertFormatError     an alert event is not valid JSON or lacks a field
     └── SinkError            Redis failed while writing a batch (retriable)
 """
 
@@ -35,6 +37,16 @@ class ServiceUnreachableError(StreamError):
     """Kafka or Redis does not answer at start-up."""
 
     retriable = True
+
+
+class RedisUnreachableError(ServiceUnreachableError):
+    """Redis does not answer (at start, or for longer than the reconnect timeout)."""
+
+    retriable = True
+
+
+class AlertFormatError(StreamError):
+    """An alert event is not valid JSON or lacks a field, or a field has the wrong type."""
 
 
 class SinkError(StreamError):

@@ -49,7 +49,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from stream.alerts import Kind, Severity
-from stream.errors import ConfigError, ServiceUnreachableError, StreamError
+from stream.errors import AlertFormatError, ConfigError, RedisUnreachableError
 
 logger = logging.getLogger(__name__)
 
@@ -72,16 +72,6 @@ __all__ = [
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 KINDS: tuple[Kind, ...] = get_args(Kind)
 StartFrom = Literal["earliest", "latest"]
-
-
-class RedisUnreachableError(ServiceUnreachableError):
-    """Redis does not answer (at start, or for longer than the reconnect timeout)."""
-
-    retriable = True
-
-
-class AlertFormatError(StreamError):
-    """An alert event is not valid JSON or lacks a field, or a field has the wrong type."""
 
 
 def unreachable(url: str, exc: BaseException | None = None) -> RedisUnreachableError:
