@@ -117,7 +117,9 @@ def test_sim_recording_loader(tmp_path: Path) -> None:
     assert rec.sensors == ("temp", "vib") and len(rec.devices) == 6
     assert rec.readings["event_time"].iloc[1] - rec.readings["event_time"].iloc[0] == 60.0
     assert set(rec.failure_times) == {"dev-1", "dev-3"} and rec.step_seconds == 60.0
-    spec = FeatureSpec(sensors=rec.sensors, window_seconds=300, sequence_length=2, horizon_windows=2)
+    spec = FeatureSpec(
+        sensors=rec.sensors, window_seconds=300, sequence_length=2, horizon_windows=2
+    )
     seqs = make_sequences(window_features(rec, spec), spec, rec.failure_times)
     check_trainable(seqs, spec, rec.name)
     assert seqs.y.sum() > 0
@@ -126,7 +128,9 @@ def test_sim_recording_loader(tmp_path: Path) -> None:
 def test_training_set_without_failures_refused(tmp_path: Path) -> None:
     _write_sim(tmp_path, failures=False)
     rec = load_sim_recording(tmp_path)
-    spec = FeatureSpec(sensors=rec.sensors, window_seconds=300, sequence_length=2, horizon_windows=2)
+    spec = FeatureSpec(
+        sensors=rec.sensors, window_seconds=300, sequence_length=2, horizon_windows=2
+    )
     seqs = make_sequences(window_features(rec, spec), spec, rec.failure_times)
     with pytest.raises(DataError, match="no failures") as info:
         check_trainable(seqs, spec, rec.name)
@@ -140,7 +144,7 @@ def test_bad_inputs_named(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="26"):
         load_cmapss(tmp_path)
     (tmp_path / "readings.parquet").write_bytes(b"not parquet")
-    with pytest.raises(DataError, match="readings.parquet"):
+    with pytest.raises(DataError, match=r"readings\.parquet"):
         load_sim_recording(tmp_path)
     with pytest.raises(DataError, match="cmapss:DIR"):
         load_data("csv:/tmp/x")

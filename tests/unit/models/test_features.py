@@ -166,4 +166,6 @@ def test_regimes_standardise_each_regime() -> None:
     z = normalise_readings(values, settings_, regimes)
     for part in (z[:200], z[200:]):
         assert abs(part.mean()) < 1e-9 and part.std() == pytest.approx(1.0)
-    assert NormStats(mean=(0.0,), scale=(1.0,), regimes=regimes).to_dict()["regimes"]["settings"] == ["op"]
+    assert NormStats(mean=(0.0,), scale=(1.0,), regimes=regimes).to_dict()["regimes"][
+        "settings"
+    ] == ["op"]
