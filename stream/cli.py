@@ -10,6 +10,7 @@ def register(subparsers: Any) -> None:
     from stream import alerts_cli, status_cli
 
     _register_stream(subparsers)
+    _register_demo(subparsers)
     alerts_cli.register(subparsers)
     status_cli.register(subparsers)
     smoke = subparsers.add_parser(
@@ -164,6 +165,7 @@ def _stream(args: argparse.Namespace) -> int:
         key_prefix=args.key_prefix,
         stream_maxlen=args.stream_maxlen,
         available_now=args.available_now or None,
+        max_future_skew_s=args.max_future_skew_s,
     )
     kafka = config.kafka
     if args.topic:
@@ -185,3 +187,51 @@ def _stream(args: argparse.Namespace) -> int:
         f"{m.dropped_by_watermark_total} late readings dropped"
     )
     return 0
+
+
+def _register_demo(subparsers: Any) -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        help="the whole system: stack, stream job, a degrading fleet, live alerts",
+        description="Bring the local stack up, start the stream job with the default model, "
+        "start a simulated fleet of turbofans in which a few degrade fast (or replay NASA "
+        "C-MAPSS with --cmapss), and show alerts as they arrive. Ctrl-C stops everything "
+        "the demo started.",
+    )
+    demo.add_argument("--machines", type=int, default=12, help="turbofans in the fleet (12)")
+    demo.add_argument("--fast-fail", type=int, default=3, help="how many degrade fast (3)")
+    demo.add_argument(
+        "--rate", type=int, default=600, help="simulated seconds per second (600: a cycle a second)"
+    )
+    demo.add_argument("--seed", type=int, default=7, help="the fleet's seed (7)")
+    demo.add_argument(
+        "--cmapss",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="replay C-MAPSS instead (default ../shared/data/cmapss/train_FD001.txt)",
+    )
+    demo.add_argument(
+        "--duration", type=float, help="stop after this many seconds (default: Ctrl-C)"
+    )
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stream.demo import DemoConfig, default_cmapss, run_demo
+
+    cmapss = (
+        None if args.cmapss is None else (Path(args.cmapss) if args.cmapss else default_cmapss())
+    )
+    return run_demo(
+        DemoConfig(
+            machines=args.machines,
+            fast_fail=args.fast_fail,
+            rate=args.rate,
+            seed=args.seed,
+            cmapss=cmapss,
+            duration_s=args.duration,
+        )
+    )

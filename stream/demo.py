@@ -1,0 +1,238 @@
+"""The demo: the whole system from one command.
+
+``prognos demo`` brings the local stack up (unless it runs already), starts the stream job
+with the committed default model, starts a simulated fleet of turbofan engines in which a
+few degrade quickly (or, with ``--cmapss``, replays NASA C-MAPSS FD001), and shows alerts
+as they arrive. Ctrl-C (or ``--duration``) stops everything it started: the fleet, the
+stream job (after its batch in flight), and the stack if the demo started it.
+
+The child processes are ordinary ``prognos`` commands; their output goes to log files in
+the stack's log folder, named in the demo's output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from stream.errors import StreamError
+
+logger = logging.getLogger(__name__)
+
+CMAPSS_TRAIN = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "cmapss" / "train_FD001.txt"
+)
+# Simulated event time runs ahead of the wall clock (x600); the demo's job accepts it.
+_DEMO_SKEW_S = 30 * 86_400
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo runs.
+
+    Attributes:
+        machines: turbofans in the simulated fleet.
+        fast_fail: how many of them degrade quickly (alerts within about a minute).
+        rate: simulated seconds per wall second (600: one 10-minute cycle per second).
+        seed: the fleet's seed.
+        cmapss: replay this C-MAPSS file instead of simulating.
+        duration_s: stop by itself after this many seconds (None: until Ctrl-C).
+        show: alerts to print at most (None: all).
+    """
+
+    machines: int = 12
+    fast_fail: int = 3
+    rate: int = 600
+    seed: int = 7
+    cmapss: Path | None = None
+    duration_s: float | None = None
+    show: int | None = None
+
+
+class _Child:
+    """A ``prognos`` subcommand run as a child process, its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self._out = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.cli", *args],
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # our Ctrl-C handling decides when it stops
+        )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, sig: int, timeout_s: float) -> int | None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop in %.0fs; killing it", self.name, timeout_s)
+                self.process.kill()
+                self.process.wait(10)
+        self._out.close()
+        return self.process.returncode
+
+
+def _line(alert: object) -> str:
+    from stream.subscribe import Alert
+
+    assert isinstance(alert, Alert)
+    top = alert.top_features[0] if alert.top_features else None
+    feature = (
+        f"{top.name}={top.value:.4g} (normal {top.normal_low:.4g}..{top.normal_high:.4g})"
+        if top is not None and top.value is not None
+        else ""
+    )
+    when = datetime.fromtimestamp(alert.window_end_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"ALERT {alert.kind:<8} {alert.device_id:<16} {alert.severity:<8} risk {alert.risk:.2f}  "
+        f"window to {when}  {feature}"
+    )
+
+
+def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
+    """Run the demo; returns the exit code. See the module docstring."""
+    from deploy.config import StackConfig
+    from deploy.stack import Stack
+    from stream.subscribe import PubSubSubscriber, TailConfig
+
+    stack_config = StackConfig.from_env()
+    stack = Stack(stack_config)
+    was_running = {s.name for s in stack.services if s.running_pid() is not None}
+    print("prognos demo: starting the local stack (Kafka, Redis) ...", file=out, flush=True)
+    stack.up()
+    started_stack = [s for s in stack.services if s.name not in was_running]
+
+    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
+    topic = f"prognos.demo.{run_id}"
+    logs = stack_config.logs_dir
+    logs.mkdir(parents=True, exist_ok=True)
+    checkpoint = stack_config.home / ".prognos" / "checkpoints" / f"demo-{run_id}"
+    children: list[_Child] = []
+    stop = threading.Event()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def request_stop(*_: object) -> None:
+        stop.set()
+
+    for s in previous:
+        signal.signal(s, request_stop)
+    code = 0
+    alerts = 0
+    # Subscribed before anything starts, so no alert is published before we listen.
+    subscriber = PubSubSubscriber(TailConfig(stack_config.redis_url))
+    subscriber.open()
+    try:
+        print(
+            f"prognos demo: starting the stream job on topic {topic} (log: {logs / 'demo-stream.log'})",
+            file=out,
+            flush=True,
+        )
+        children.append(
+            _Child(
+                "stream job",
+                ["stream", "--topic", topic, "--checkpoint", str(checkpoint), "--starting-offsets", "earliest",
+                 "--trigger", "1", "--max-future-skew", str(_DEMO_SKEW_S)],
+                logs / "demo-stream.log",
+            )
+        )  # fmt: skip
+        if config.cmapss is not None:
+            if not config.cmapss.is_file():
+                raise StreamError(
+                    f"C-MAPSS file {config.cmapss} not found; pass --cmapss PATH to train_FD001.txt"
+                )
+            source = [
+                "replay",
+                str(config.cmapss),
+                "--topic",
+                topic,
+                "--speed",
+                str(config.rate),
+                "--shift-to-now",
+            ]
+            what = f"replaying {config.cmapss.name} at {config.rate}x"
+        else:
+            start = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            source = [
+                "simulate", "--types", "turbofan", "--machines", str(config.machines), "--fast-fail", str(config.fast_fail),
+                "--rate", f"x{config.rate}", "--seed", str(config.seed), "--start", start, "--topic", topic,
+            ]  # fmt: skip
+            what = (
+                f"simulating {config.machines} turbofans, {config.fast_fail} degrading fast, "
+                f"one 10-minute cycle per {600 / config.rate:g}s"
+            )
+        print(f"prognos demo: {what} (log: {logs / 'demo-source.log'})", file=out, flush=True)
+        children.append(_Child("fleet", source, logs / "demo-source.log"))
+        print(
+            "prognos demo: alerts appear below as the stream job raises them (Ctrl-C stops the demo)\n"
+            "              in another terminal: `.venv/bin/prognos status` or `.venv/bin/prognos alerts tail`",
+            file=out,
+            flush=True,
+        )
+        deadline = time.monotonic() + config.duration_s if config.duration_s else None
+
+        def watch() -> None:
+            while not stop.is_set():
+                if deadline is not None and time.monotonic() > deadline:
+                    stop.set()
+                if not children[0].alive():
+                    stop.set()
+                stop.wait(0.5)
+            subscriber.close()
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        for delivery in subscriber:
+            alerts += 1
+            if config.show is None or alerts <= config.show:
+                print(_line(delivery.alert), file=out, flush=True)
+        if not children[0].alive() and children[0].process.returncode not in (0, None):
+            from deploy.stack import tail as log_tail
+
+            print(
+                f"prognos demo: the stream job exited; last lines of {children[0].log}:\n{log_tail(children[0].log)}",
+                file=out,
+            )
+            code = 1
+    finally:
+        stop.set()
+        subscriber.close()
+        print("prognos demo: stopping ...", file=out, flush=True)
+        for child in reversed(children):
+            child.stop(signal.SIGINT if child.name == "fleet" else signal.SIGTERM, 90)
+        for service in reversed(started_stack):
+            service.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    stopped_stack = " and the local stack" if started_stack else ""
+    print(
+        f"prognos demo: {alerts} alert events shown; stopped the fleet, the stream job{stopped_stack}.",
+        file=out,
+    )
+    if alerts == 0 and code == 0:
+        print("prognos demo: no alert arrived; see the logs above, or let it run longer", file=out)
+    return code
+
+
+def default_cmapss() -> Path:
+    """The C-MAPSS training file beside the checkout (``../shared/data/cmapss``)."""
+    return Path(os.environ.get("PROGNOS_CMAPSS", str(CMAPSS_TRAIN)))
