@@ -136,6 +136,12 @@ def _register_stream(subparsers: Any) -> None:
         "--stream-maxlen", type=int, help="approximate length bound of the alert stream (100000)"
     )
     job.add_argument(
+        "--max-future-skew",
+        type=float,
+        dest="max_future_skew_s",
+        help="refuse readings this many seconds ahead of the job's clock (86400)",
+    )
+    job.add_argument(
         "--available-now", action="store_true", help="process what the topic holds now, then stop"
     )
     job.set_defaults(handler=_stream)
