@@ -7,8 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROGNOS := $(BIN)/prognos
 PYTEST_ARGS ?=
+CMAPSS ?= ../shared/data/cmapss
 
-.PHONY: help venv setup demo demo-smoke test unit integration lint model bench up down status clean
+.PHONY: help venv setup demo demo-cmapss smoke test unit integration lint model bench up down status clean
 
 help:
 	@echo "make demo   set up everything, start the local stack and run the demo"
@@ -38,7 +39,13 @@ down:
 status:
 	$(PROGNOS) stack status
 
-demo: up
+demo: setup
+	$(PROGNOS) demo
+
+demo-cmapss: setup
+	$(PROGNOS) demo --cmapss $(CMAPSS)/train_FD001.txt
+
+smoke: up
 	$(PROGNOS) smoke --count 2000
 
 test: setup
@@ -53,6 +60,12 @@ integration: setup
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Retrain the default model reproducibly (byte-identical model.onnx), then check it.
+model: venv
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train,dev]'
+	SOURCE_DATE_EPOCH=1767225600 $(PROGNOS) --log-level WARNING train --data cmapss:$(CMAPSS) --out models/default --seed 7
+	$(BIN)/python -m pytest -q tests/unit/models
 
 clean:
 	-$(PROGNOS) stack down
