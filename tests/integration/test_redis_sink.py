@@ -17,8 +17,15 @@ POLICY = AlertPolicy(threshold=0.5, hysteresis=0.1, resolve_windows=2, cooldown_
 
 
 def _windows(device: str, risks: list[float], first: int = 0) -> list[ScoredWindow]:
-    top = ({"name": "s2__mean", "value": 643.1, "z": 3.2, "normal_low": 641.0, "normal_high": 643.0},)
-    return [ScoredWindow(device, (first + i) * W, (first + i + 1) * W, r, "v1", "CPUExecutionProvider", top) for i, r in enumerate(risks)]
+    top = (
+        {"name": "s2__mean", "value": 643.1, "z": 3.2, "normal_low": 641.0, "normal_high": 643.0},
+    )
+    return [
+        ScoredWindow(
+            device, (first + i) * W, (first + i + 1) * W, r, "v1", "CPUExecutionProvider", top
+        )
+        for i, r in enumerate(risks)
+    ]
 
 
 def _events(client: Any, prefix: str) -> list[dict[str, Any]]:
@@ -44,14 +51,20 @@ def test_a_replayed_batch_writes_nothing_twice(redis_url: str, key_prefix: str) 
         assert float(client.hget(f"{key_prefix}:risk", "pump-2")) == 0.95
         assert client.smembers(f"{key_prefix}:open") == {b"pump-2"}
         fleet = {k.decode(): v.decode() for k, v in client.hgetall(f"{key_prefix}:fleet").items()}
-        assert fleet["devices"] == "2" and fleet["open_alerts"] == "1" and fleet["max_risk_device"] == "pump-2"
+        assert (
+            fleet["devices"] == "2"
+            and fleet["open_alerts"] == "1"
+            and fleet["max_risk_device"] == "pump-2"
+        )
         assert events[0]["top_features"][0]["name"] == "s2__mean"
     finally:
         client.close()
         sink.close()
 
 
-def test_windows_split_across_batches_give_the_events_of_one_batch(redis_url: str, key_prefix: str) -> None:
+def test_windows_split_across_batches_give_the_events_of_one_batch(
+    redis_url: str, key_prefix: str
+) -> None:
     risks = [0.1, 0.6, 0.7, 0.95, 0.3, 0.2, 0.1, 0.8, 0.9, 0.9, 0.9]
     whole = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:a")
     whole.write(_windows("d", risks))
@@ -95,5 +108,41 @@ def test_alerts_are_published_per_severity_and_device(redis_url: str, key_prefix
     client.close()
     sink.close()
     channels = sorted(c for c, _ in received)
-    assert channels == [f"{key_prefix}:alerts:device:pump-7", f"{key_prefix}:alerts:severity:critical"]
+    assert channels == [
+        f"{key_prefix}:alerts:device:pump-7",
+        f"{key_prefix}:alerts:severity:critical",
+    ]
     assert all(e["kind"] == "opened" and e["risk"] == 0.95 for _, e in received)
+
+
+def test_a_crash_part_way_through_a_batch_duplicates_nothing(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Some devices of a batch were written when the job died; the replayed batch adds the rest."""
+    batch = (
+        _windows("a", [0.9, 0.2, 0.1])
+        + _windows("b", [0.6, 0.7])
+        + _windows("c", [0.95])
+        + _windows("d", [0.1])
+    )
+    golden = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:golden")
+    golden.write(batch)
+    crashed = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:crashed")
+    crashed.write([w for w in batch if w.device_id in ("a", "c")])  # what got through
+    crashed.write(batch)  # Spark replays the whole batch after the restart
+    client = redis.Redis.from_url(redis_url)
+    try:
+        want = sorted(
+            json.dumps(e, sort_keys=True) for e in _events(client, f"{key_prefix}:golden")
+        )
+        got = sorted(
+            json.dumps(e, sort_keys=True) for e in _events(client, f"{key_prefix}:crashed")
+        )
+        assert got == want and len(want) == 4
+        assert client.hgetall(f"{key_prefix}:golden:risk") == client.hgetall(
+            f"{key_prefix}:crashed:risk"
+        )
+    finally:
+        client.close()
+        golden.close()
+        crashed.close()

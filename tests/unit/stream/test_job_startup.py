@@ -1,0 +1,83 @@
+"""The stream job refuses bad models and incompatible checkpoints before reading anything."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.errors import ChecksumMismatchError, CorruptModelError
+from stream.errors import CheckpointMismatchError, ConfigError
+from stream.job import DEFAULT_MODEL, StreamConfig, StreamJob
+
+
+class _Conf:
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+
+class _Spark:
+    """Only what StreamJob touches before start(): the SQL conf."""
+
+    def __init__(self, partitions: int = 2) -> None:
+        self.conf = _Conf({"spark.sql.shuffle.partitions": str(partitions)})
+
+
+def _config(tmp_path: Path, **kw: Any) -> StreamConfig:
+    base = StreamConfig.from_env(
+        {}, redis_url="redis://127.0.0.1:1/0", checkpoint=tmp_path / "ckpt"
+    )
+    return replace(base, **kw)
+
+
+def test_a_flipped_byte_in_the_model_is_refused_at_start_up(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, model)
+    data = bytearray((model / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (model / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ChecksumMismatchError, match=r"model\.onnx"):
+        StreamJob(_Spark(), _config(tmp_path, model_path=model))  # type: ignore[arg-type]
+
+
+def test_a_model_with_the_wrong_inputs_is_refused(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, model)
+    (model / "model.onnx").write_bytes(b"not an onnx file at all")
+    import hashlib
+    import json
+
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["sha256"] = hashlib.sha256(b"not an onnx file at all").hexdigest()
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CorruptModelError):
+        StreamJob(_Spark(), _config(tmp_path, model_path=model))  # type: ignore[arg-type]
+
+
+def test_a_checkpoint_of_an_incompatible_job_is_refused_with_the_reason(tmp_path: Path) -> None:
+    first = StreamJob(_Spark(partitions=2), _config(tmp_path))  # type: ignore[arg-type]
+    first.check_checkpoint()
+    first.check_checkpoint()  # the same job again: accepted
+    changed = StreamJob(_Spark(partitions=8), _config(tmp_path))  # type: ignore[arg-type]
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"shuffle_partitions: checkpoint has 2, this job has 8.*new --checkpoint",
+    ):
+        changed.check_checkpoint()
+    sliding = StreamJob(_Spark(), _config(tmp_path, slide_seconds=600.0))  # type: ignore[arg-type]
+    with pytest.raises(CheckpointMismatchError, match="slide_ms"):
+        sliding.check_checkpoint()
+
+
+def test_an_impossible_alert_policy_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="alert policy"):
+        StreamJob(_Spark(), _config(tmp_path, threshold=1.5))  # type: ignore[arg-type]
