@@ -11,7 +11,8 @@ def register(subparsers: Any) -> None:
         "simulate",
         help="simulate a fleet of machines that wear out and fail; publish and/or record",
         description="Run a deterministic fleet simulation (pumps, motors, fans with hidden health, "
-        "changing regimes and failure modes) and publish its readings to Kafka "
+        "changing regimes and failure modes; turbofans that read like NASA C-MAPSS FD001, one "
+        "reading per operating cycle) and publish its readings to Kafka "
         "(PROGNOS_KAFKA_BOOTSTRAP, default 127.0.0.1:9092). With --record, write readings.parquet "
         "and ground_truth.parquet into a folder; with --no-publish, only record.",
     )
@@ -20,13 +21,22 @@ def register(subparsers: Any) -> None:
     sim.add_argument(
         "--types",
         default="pump,motor,fan",
-        help="machine types, round-robin (default pump,motor,fan)",
+        help="machine types, round-robin: pump, motor, fan, turbofan (default pump,motor,fan)",
     )
     sim.add_argument(
         "--rate", default="realtime", help="realtime, xN (N simulated seconds per second) or max"
     )
     sim.add_argument(
-        "--step", type=float, default=1.0, help="simulated seconds between readings (default 1)"
+        "--step",
+        type=float,
+        help="simulated seconds between steps (default 1; --cycle when all machines are turbofans)",
+    )
+    sim.add_argument(
+        "--cycle",
+        type=float,
+        default=600.0,
+        help="turbofans: simulated seconds per operating cycle, one reading each (default 600, "
+        "as a C-MAPSS replay; --rate x600 then runs one cycle per second)",
     )
     span = sim.add_mutually_exclusive_group()
     span.add_argument("--steps", type=int, help="number of steps (default: until Ctrl-C)")
@@ -46,9 +56,17 @@ def register(subparsers: Any) -> None:
         "--fast-fail",
         type=int,
         default=0,
-        help="the first N machines fail within --fast-fail-seconds (demos)",
+        help="the first N machines fail within --fast-fail-seconds (turbofans: "
+        "--fast-fail-cycles) (demos)",
     )
     sim.add_argument("--fast-fail-seconds", type=float, default=300.0, help="default 300")
+    sim.add_argument(
+        "--fast-fail-cycles",
+        type=int,
+        default=90,
+        help="turbofans: a fast-failing one fails within 2/3 to all of this many cycles "
+        "(default 90)",
+    )
     sim.add_argument(
         "--repair", type=float, default=3600.0, help="downtime after a failure, seconds"
     )
@@ -60,7 +78,7 @@ def register(subparsers: Any) -> None:
     sim.add_argument(
         "--failure-modes",
         help="comma-separated modes to draw from "
-        "(bearing_wear, overheating, imbalance, seal_leak; default all)",
+        "(bearing_wear, overheating, imbalance, seal_leak, hpc_degradation; default all)",
     )
     sim.add_argument("--noise", type=float, default=1.0, help="sensor noise multiplier (default 1)")
     sim.add_argument(
@@ -111,15 +129,21 @@ def _simulate(args: argparse.Namespace) -> int:
         raise ConfigError("--no-publish without --record would do nothing; add --record PATH")
     if args.steps is None and args.duration is None and args.rate == "max":
         raise ConfigError("--rate max without --steps or --duration never ends; give one of them")
+    types = tuple(t.strip() for t in args.types.split(",") if t.strip())
+    step = args.step
+    if step is None:  # turbofans only: one step per cycle, no empty steps between
+        step = args.cycle if types and set(types) == {"turbofan"} else 1.0
     config = FleetConfig(
         machines=args.machines,
         seed=args.seed,
-        types=tuple(t.strip() for t in args.types.split(",") if t.strip()),
-        step_s=args.step,
+        types=types,
+        step_s=step,
         start=_start(args.start),
         mean_life_s=args.mean_life,
         fast_fail=args.fast_fail,
         fast_fail_s=args.fast_fail_seconds,
+        cycle_s=args.cycle,
+        fast_fail_cycles=args.fast_fail_cycles,
         repair_s=args.repair,
         maintenance_interval_s=args.maintenance_interval,
         failure_modes=tuple(m.strip() for m in args.failure_modes.split(","))

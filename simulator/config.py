@@ -18,6 +18,8 @@ from simulator.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CMAPSS_SENSORS",
+    "CMAPSS_SETTINGS",
     "DEFAULT_START",
     "FAILURE_MODES",
     "MACHINE_TYPES",
@@ -28,8 +30,15 @@ __all__ = [
 
 DEFAULT_START: Final = datetime(2026, 1, 1, tzinfo=UTC)
 
-FAILURE_MODES: Final = ("bearing_wear", "overheating", "imbalance", "seal_leak")
-"""How a machine can fail; each has its own signature (see :mod:`simulator.fleet`)."""
+FAILURE_MODES: Final = ("bearing_wear", "overheating", "imbalance", "seal_leak", "hpc_degradation")
+"""How a machine can fail; each has its own signature (see :mod:`simulator.fleet`, and
+:mod:`simulator.turbofan` for ``hpc_degradation``, the turbofan's only mode)."""
+
+CMAPSS_SENSORS: Final = tuple(f"s{i}" for i in range(1, 22))
+"""The turbofan's sensors, named as in NASA C-MAPSS."""
+
+CMAPSS_SETTINGS: Final = ("setting1", "setting2", "setting3")
+"""The turbofan's operational settings, named as in NASA C-MAPSS."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ class MachineType:
     """A kind of machine: its sensors, ratings and the ways it can fail.
 
     Attributes:
-        name: ``pump``, ``motor`` or ``fan``; the device id prefix.
+        name: ``pump``, ``motor``, ``fan`` or ``turbofan``; the device id prefix.
         sensors: the sensor names it reports.
         rated_speed: shaft speed at full load, rpm.
         rated_current: motor current at full load, A.
@@ -45,6 +54,10 @@ class MachineType:
         modes: the failure modes it can develop.
         rated_pressure: discharge pressure at full load, bar (pumps).
         rated_flow: flow at full load, m3/h (pumps).
+        settings: the setting names its readings carry.
+
+    The ratings are 0 for ``turbofan``, whose levels come from its calibration table
+    (:data:`simulator.turbofan.CALIBRATION`).
     """
 
     name: str
@@ -55,6 +68,7 @@ class MachineType:
     modes: tuple[str, ...]
     rated_pressure: float = 0.0
     rated_flow: float = 0.0
+    settings: tuple[str, ...] = ("load", "regime")
 
 
 _COMMON: Final = ("vibration", "bearing_temp", "winding_temp", "motor_current", "speed")
@@ -66,7 +80,7 @@ MACHINE_TYPES: Final[dict[str, MachineType]] = {
         2950.0,
         40.0,
         1.8,
-        FAILURE_MODES,
+        ("bearing_wear", "overheating", "imbalance", "seal_leak"),
         rated_pressure=8.0,
         rated_flow=120.0,
     ),
@@ -75,6 +89,15 @@ MACHINE_TYPES: Final[dict[str, MachineType]] = {
     ),
     "fan": MachineType(
         "fan", _COMMON, 980.0, 25.0, 2.5, ("bearing_wear", "overheating", "imbalance")
+    ),
+    "turbofan": MachineType(
+        "turbofan",
+        CMAPSS_SENSORS,
+        0.0,
+        0.0,
+        0.0,
+        ("hpc_degradation",),
+        settings=CMAPSS_SETTINGS,
     ),
 }
 
@@ -118,9 +141,15 @@ class FleetConfig:
         types: machine types, assigned round-robin (machine *i* gets ``types[i % len]``).
         step_s: simulated seconds between two readings of a machine.
         start: simulated time of the first step (UTC).
-        mean_life_s: mean time from new to failure, simulated seconds.
-        fast_fail: the first ``fast_fail`` machines fail within ``fast_fail_s`` (demos).
+        mean_life_s: mean time from new to failure, simulated seconds (not turbofans:
+            their lives are drawn in cycles, like NASA C-MAPSS FD001's).
+        fast_fail: the first ``fast_fail`` machines fail within ``fast_fail_s`` (demos);
+            turbofans among them within ``fast_fail_cycles`` cycles.
         fast_fail_s: the time within which fast-failing machines fail.
+        cycle_s: turbofans: simulated seconds per operating cycle; one reading per cycle
+            (600, as the C-MAPSS replay). At least ``step_s``.
+        fast_fail_cycles: turbofans: a fast-failing one's first life lasts
+            ``fast_fail_cycles x U(2/3, 1)`` cycles (60-90 by default).
         repair_s: downtime after a failure before the machine runs again, renewed.
         maintenance_interval_s: preventive maintenance period per machine (None: none);
             maintenance renews the machine (health back to 1).
@@ -138,6 +167,8 @@ class FleetConfig:
     mean_life_s: float = 3 * 86400.0
     fast_fail: int = 0
     fast_fail_s: float = 300.0
+    cycle_s: float = 600.0
+    fast_fail_cycles: int = 90
     repair_s: float = 3600.0
     maintenance_interval_s: float | None = None
     regime_dwell_s: float = 1800.0
@@ -156,9 +187,17 @@ class FleetConfig:
             raise ConfigError(
                 f"machine types {unknown or '(none)'}: choose from {', '.join(MACHINE_TYPES)}"
             )
-        for name in ("step_s", "mean_life_s", "fast_fail_s", "regime_dwell_s"):
+        for name in ("step_s", "mean_life_s", "fast_fail_s", "regime_dwell_s", "cycle_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be > 0")
+        if "turbofan" in self.types:
+            if self.cycle_s < self.step_s:
+                raise ConfigError(
+                    f"cycle_s={self.cycle_s} is shorter than step_s={self.step_s}: a turbofan "
+                    "reports once per cycle; use a --cycle of at least --step"
+                )
+            if self.fast_fail_cycles < 3:
+                raise ConfigError(f"fast_fail_cycles={self.fast_fail_cycles}: must be >= 3")
         if self.repair_s < 0:
             raise ConfigError(f"repair_s={self.repair_s}: must be >= 0")
         if self.maintenance_interval_s is not None and self.maintenance_interval_s <= 0:

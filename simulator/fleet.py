@@ -25,6 +25,9 @@ with a 10-minute time constant and follow a daily ambient cycle. Sensors then ge
 and at the configured rates drift, dropouts (``None``) and stuck spells; values are
 clipped to the sensor's physical range (:data:`ingest.validation.SENSOR_RULES`).
 
+The ``turbofan`` type is simulated by :class:`simulator.turbofan.Turbofan` instead: one
+reading per operating cycle, calibrated on NASA C-MAPSS FD001 (``hpc_degradation``).
+
 Ground truth (:class:`Life`) is kept beside the readings, never inside them.
 """
 
@@ -33,7 +36,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -43,6 +45,8 @@ from ingest.schema import Reading
 from ingest.validation import SENSOR_RULES
 from simulator.config import MACHINE_TYPES, FleetConfig, MachineType
 from simulator.errors import SimulatorError
+from simulator.life import Life
+from simulator.turbofan import Turbofan
 
 logger = logging.getLogger(__name__)
 
@@ -64,35 +68,6 @@ _NOISE: Final = {
 # Drift: slope per simulated hour, as a fraction of the typical value; capped at 30 %.
 _DRIFT_PER_HOUR: Final = 0.02
 _DRIFT_CAP: Final = 0.3
-
-
-@dataclass
-class Life:
-    """Ground truth of one life of one machine, from start (new or renewed) to its end.
-
-    Attributes:
-        device_id: the machine.
-        machine_type: its type.
-        life: 0 for the first life, then 1, 2...
-        start_time: when this life started.
-        onset_time: when degradation began.
-        failure_time: when the machine fails (or would have, had the run or a maintenance
-            not ended the life first).
-        failure_mode: the mode that degrades it.
-        end_time: when the life ended (failure or maintenance), None while it runs.
-        end_reason: ``failure``, ``maintenance`` or ``running``.
-    """
-
-    device_id: str
-    machine_type: str
-    life: int
-    start_time: datetime
-    onset_time: datetime
-    failure_time: datetime
-    failure_mode: str
-    exponent: float
-    end_time: datetime | None = None
-    end_reason: str = "running"
 
 
 class Machine:
@@ -303,8 +278,12 @@ class Fleet:
     def __init__(self, config: FleetConfig | None = None) -> None:
         self.config = config or FleetConfig()
         children = np.random.SeedSequence(self.config.seed).spawn(self.config.machines)
-        self.machines = [
-            Machine(i, self.config, np.random.default_rng(s)) for i, s in enumerate(children)
+        types = self.config.types
+        self.machines: list[Machine | Turbofan] = [
+            (Turbofan if types[i % len(types)] == "turbofan" else Machine)(
+                i, self.config, np.random.default_rng(s)
+            )
+            for i, s in enumerate(children)
         ]
         self.steps_done = 0
         self._by_id = {m.device_id: m for m in self.machines}
@@ -314,7 +293,7 @@ class Fleet:
         """The simulated time of the next step."""
         return self.config.start + timedelta(seconds=self.steps_done * self.config.step_s)
 
-    def machine(self, device_id: str) -> Machine:
+    def machine(self, device_id: str) -> Machine | Turbofan:
         """The machine called ``device_id``.
 
         Raises:

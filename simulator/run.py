@@ -5,7 +5,10 @@ seconds per second) or ``max`` (as fast as possible). The recording is a folder 
 ``readings.parquet`` (one row per reading: ``device_id``, ``event_time`` (UTC, ms),
 ``seq``, ``machine_type``, ``load``, ``regime``, one column per sensor, null for a dropout
 or a sensor the type lacks) and ``ground_truth.parquet`` (one row per machine life:
-:class:`simulator.fleet.Life`). Ground truth is never inside a reading.
+:class:`simulator.fleet.Life`). Ground truth is never inside a reading. A fleet with
+turbofans records ``setting1``..``setting3`` and ``s1``..``s21`` (:data:`TURBOFAN_COLUMNS`)
+too; one of turbofans only records just those (no ``load``, ``regime`` or
+:data:`SENSOR_COLUMNS`), so it replays like a C-MAPSS file.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ingest.schema import Reading
+from simulator.config import CMAPSS_SENSORS, CMAPSS_SETTINGS
 from simulator.errors import ConfigError, RecordError
 from simulator.fleet import Fleet, Life
 
@@ -25,7 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SENSOR_COLUMNS", "Pace", "RunReport", "run_fleet"]
+__all__ = ["SENSOR_COLUMNS", "TURBOFAN_COLUMNS", "Pace", "RunReport", "run_fleet"]
 
 SENSOR_COLUMNS: Final = (
     "vibration",
@@ -36,6 +40,7 @@ SENSOR_COLUMNS: Final = (
     "pressure",
     "flow",
 )
+TURBOFAN_COLUMNS: Final = (*CMAPSS_SETTINGS, *CMAPSS_SENSORS)
 _ROW_GROUP: Final = 50_000
 
 
@@ -88,7 +93,7 @@ class RunReport:
 class _Recorder:
     """Writes readings and ground truth as Parquet, in row groups."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, types: tuple[str, ...]) -> None:
         import pyarrow as pa
 
         try:
@@ -98,17 +103,21 @@ class _Recorder:
                 f"--record {folder}: cannot create the folder ({exc.strerror})"
             ) from None
         self.folder = folder
-        self.schema = pa.schema(
-            [
-                ("device_id", pa.string()),
-                ("event_time", pa.timestamp("ms", tz="UTC")),
-                ("seq", pa.int64()),
-                ("machine_type", pa.string()),
-                ("load", pa.float64()),
-                ("regime", pa.int32()),
-                *[(name, pa.float64()) for name in SENSOR_COLUMNS],
-            ]
-        )
+        columns: list[tuple[str, Any]] = [
+            ("device_id", pa.string()),
+            ("event_time", pa.timestamp("ms", tz="UTC")),
+            ("seq", pa.int64()),
+            ("machine_type", pa.string()),
+        ]
+        self.classic = any(t != "turbofan" for t in types)
+        self.values: tuple[str, ...] = ()
+        if self.classic:
+            columns += [("load", pa.float64()), ("regime", pa.int32())]
+            self.values += SENSOR_COLUMNS
+        if "turbofan" in types:
+            self.values += TURBOFAN_COLUMNS
+        columns += [(name, pa.float64()) for name in self.values]
+        self.schema = pa.schema(columns)
         self.columns: dict[str, list[Any]] = {name: [] for name in self.schema.names}
         self.writer: Any = None
         self.rows = 0
@@ -119,11 +128,14 @@ class _Recorder:
         cols["event_time"].append(reading.event_time)
         cols["seq"].append(reading.seq)
         cols["machine_type"].append(reading.metadata.get("type"))
-        cols["load"].append(reading.settings.get("load"))
-        regime = reading.settings.get("regime")
-        cols["regime"].append(None if regime is None else int(regime))
-        for name in SENSOR_COLUMNS:
-            cols[name].append(reading.sensors.get(name))
+        settings = reading.settings
+        if self.classic:
+            cols["load"].append(settings.get("load"))
+            regime = settings.get("regime")
+            cols["regime"].append(None if regime is None else int(regime))
+        sensors = reading.sensors
+        for name in self.values:
+            cols[name].append(sensors[name] if name in sensors else settings.get(name))
         if len(cols["seq"]) >= _ROW_GROUP:
             self._flush()
 
@@ -201,7 +213,7 @@ def run_fleet(
     """
     if steps is None and duration_s is not None:
         steps = max(1, round(duration_s / fleet.config.step_s))
-    recorder = _Recorder(record) if record is not None else None
+    recorder = _Recorder(record, fleet.config.types) if record is not None else None
     started = time.monotonic()
     done = readings = 0
     interrupted = False
