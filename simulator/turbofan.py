@@ -15,10 +15,12 @@ of the cycle, ``u = u0 + (1 - u0)(k + 1) / L``, so the last reading of a life is
 failure cycle, as the last row of an FD001 engine; at the next cycle the engine has failed
 (``hpc_degradation``), is down for ``repair_s`` and starts a new life. Each sensor reads::
 
-    value = base + offset + shift * g(u, a) + noise * z,   g(u, a) = (exp(a u) - 1) / (exp(a) - 1)
+    value = base + shift * g(u, a) + offset(u) + noise * z,   g(u, a) = (exp(a u) - 1) / (exp(a) - 1)
+    offset(u) = o_h + (o_f - o_h) * g(u, a)
 
-``offset ~ N(0, spread)`` is drawn once per engine (engine-to-engine variation), ``z`` per
-cycle; values are rounded to FD001's decimals (``s17`` is an integer; ``s6``, whose noise
+The engine's own deviation moves from ``o_h ~ N(0, spread)``, drawn once per engine
+(engine-to-engine variation when healthy), to ``o_f ~ N(0, failure_spread)``, drawn per
+life (how this life's degradation ends); ``z ~ N(0, 1)`` is drawn per cycle; values are rounded to FD001's decimals (``s17`` is an integer; ``s6``, whose noise
 is below FD001's rounding step, and the constant sensors keep more). ``base`` and
 ``shift`` are derived from :data:`CALIBRATION` (:func:`curves`) so that, over a fleet whose
 lives are drawn like FD001's, the mean over cycles with more than 150 cycles of remaining
@@ -78,6 +80,9 @@ class SensorCalibration(NamedTuple):
         spread: standard deviation of the engines' healthy means, less the part the
             noise explains (engine-to-engine variation).
         failure: mean over each engine's last 5 cycles (``healthy`` when it does not drift).
+        failure_spread: standard deviation of the engines' means over their last 5 cycles,
+            less the part the noise explains (``spread`` when it does not drift). Most
+            sensors converge near failure; the core speeds ``s9``, ``s14`` fan out.
         rate: the fitted ``a`` of the drift shape :func:`shape`; 0 when it does not drift.
     """
 
@@ -86,6 +91,7 @@ class SensorCalibration(NamedTuple):
     noise: float
     spread: float
     failure: float
+    failure_spread: float
     rate: float
 
 
@@ -125,6 +131,10 @@ class SensorCalibration(NamedTuple):
 #       means = np.array([x[healthy & (unit == k)].mean() for k in engines])
 #       noise = np.sqrt(var.mean())  # within an engine
 #       spread = np.sqrt(max(0.0, means.var() - (var / n).mean()))  # between engines
+#       last = [x[unit == k][-5:] for k in lives]  # each engine's last 5 cycles
+#       lmeans = np.array([v.mean() for v in last])
+#       lvar = np.array([v.var(ddof=1) for v in last])
+#       end_spread = np.sqrt(max(0.0, lmeans.var() - lvar.mean() / 5))  # between engines
 #       rate = 0.0
 #       if abs(f - h) > max(3 * x[healthy].std(), 1e-6):  # drifts: fit a
 #           curve = np.array([((x[bins == i] - h) / (f - h)).mean() for i in range(40)])
@@ -136,34 +146,34 @@ class SensorCalibration(NamedTuple):
 #
 #           rate = minimize_scalar(loss, bounds=(0.5, 10), method="bounded").x
 #       else:
-#           f = h
-#       print(f"s{j + 1}: {h:.4f} {noise:.4g} {spread:.4g} {f:.4f} {rate:.2f}")
+#           f, end_spread = h, spread
+#       print(f"s{j + 1}: {h:.4f} {noise:.4g} {spread:.4g} {f:.4f} {end_spread:.4g} {rate:.2f}")
 #
 # Noise and spread below 1e-9 (floating-point residue of constant columns) are written 0.
 # Fitting one rate to all 14 drifting sensors together gives 4.38 (HEALTH_RATE).
 CALIBRATION: Final[dict[str, SensorCalibration]] = {
-    # name: SensorCalibration(decimals, healthy, noise, spread, failure, rate)
-    "s1": SensorCalibration(2, 518.67, 0.0, 0.0, 518.67, 0.0),
-    "s2": SensorCalibration(2, 642.3736, 0.3005, 0.2159, 643.6700, 4.24),
-    "s3": SensorCalibration(2, 1586.9156, 3.934, 2.307, 1602.2891, 4.27),
-    "s4": SensorCalibration(2, 1402.6792, 3.944, 4.308, 1428.9268, 4.19),
-    "s5": SensorCalibration(2, 14.62, 0.0, 0.0, 14.62, 0.0),
-    "s6": SensorCalibration(2, 21.6095, 0.00185, 0.0004718, 21.6095, 0.0),
-    "s7": SensorCalibration(2, 553.9629, 0.4028, 0.4655, 551.4948, 4.12),
-    "s8": SensorCalibration(2, 2388.0558, 0.03, 0.04612, 2388.2321, 4.52),
-    "s9": SensorCalibration(2, 9057.0073, 4.174, 7.212, 9097.9920, 5.23),
-    "s10": SensorCalibration(2, 1.3, 0.0, 0.0, 1.3, 0.0),
-    "s11": SensorCalibration(2, 47.3499, 0.1017, 0.1412, 48.1422, 4.12),
-    "s12": SensorCalibration(2, 521.9181, 0.2985, 0.397, 519.8092, 4.15),
-    "s13": SensorCalibration(2, 2388.0548, 0.02981, 0.04615, 2388.2335, 4.50),
-    "s14": SensorCalibration(2, 8138.2914, 3.092, 7.388, 8166.8665, 5.51),
-    "s15": SensorCalibration(4, 8.4179, 0.0196, 0.01709, 8.5204, 4.23),
-    "s16": SensorCalibration(2, 0.03, 0.0, 0.0, 0.03, 0.0),
-    "s17": SensorCalibration(0, 392.2559, 0.9197, 0.6477, 396.2400, 4.14),
-    "s18": SensorCalibration(0, 2388.0, 0.0, 0.0, 2388.0, 0.0),
-    "s19": SensorCalibration(2, 100.0, 0.0, 0.0, 100.0, 0.0),
-    "s20": SensorCalibration(2, 38.9328, 0.09744, 0.08301, 38.4460, 4.13),
-    "s21": SensorCalibration(4, 23.3599, 0.06077, 0.04997, 23.0700, 4.07),
+    # name: SensorCalibration(decimals, healthy, noise, spread, failure, failure_spread, rate)
+    "s1": SensorCalibration(2, 518.67, 0.0, 0.0, 518.67, 0.0, 0.0),
+    "s2": SensorCalibration(2, 642.3736, 0.3005, 0.2159, 643.6700, 0.0, 4.24),
+    "s3": SensorCalibration(2, 1586.9156, 3.934, 2.307, 1602.2891, 1.237, 4.27),
+    "s4": SensorCalibration(2, 1402.6792, 3.944, 4.308, 1428.9268, 0.0, 4.19),
+    "s5": SensorCalibration(2, 14.62, 0.0, 0.0, 14.62, 0.0, 0.0),
+    "s6": SensorCalibration(2, 21.6095, 0.00185, 0.0004718, 21.6095, 0.0004718, 0.0),
+    "s7": SensorCalibration(2, 553.9629, 0.4028, 0.4655, 551.4948, 0.2306, 4.12),
+    "s8": SensorCalibration(2, 2388.0558, 0.03, 0.04612, 2388.2321, 0.04823, 4.52),
+    "s9": SensorCalibration(2, 9057.0073, 4.174, 7.212, 9097.9920, 53.75, 5.23),
+    "s10": SensorCalibration(2, 1.3, 0.0, 0.0, 1.3, 0.0, 0.0),
+    "s11": SensorCalibration(2, 47.3499, 0.1017, 0.1412, 48.1422, 0.01422, 4.12),
+    "s12": SensorCalibration(2, 521.9181, 0.2985, 0.397, 519.8092, 0.2224, 4.15),
+    "s13": SensorCalibration(2, 2388.0548, 0.02981, 0.04615, 2388.2335, 0.05077, 4.50),
+    "s14": SensorCalibration(2, 8138.2914, 3.092, 7.388, 8166.8665, 48.55, 5.51),
+    "s15": SensorCalibration(4, 8.4179, 0.0196, 0.01709, 8.5204, 0.0, 4.23),
+    "s16": SensorCalibration(2, 0.03, 0.0, 0.0, 0.03, 0.0, 0.0),
+    "s17": SensorCalibration(0, 392.2559, 0.9197, 0.6477, 396.2400, 0.3277, 4.14),
+    "s18": SensorCalibration(0, 2388.0, 0.0, 0.0, 2388.0, 0.0, 0.0),
+    "s19": SensorCalibration(2, 100.0, 0.0, 0.0, 100.0, 0.0, 0.0),
+    "s20": SensorCalibration(2, 38.9328, 0.09744, 0.08301, 38.4460, 0.0, 4.13),
+    "s21": SensorCalibration(4, 23.3599, 0.06077, 0.04997, 23.0700, 0.0, 4.07),
 }
 """Sensor -> its FD001 statistics (see the comment above this table for the script)."""
 
@@ -290,6 +300,8 @@ class Turbofan:
         ]
         spreads = np.array([c.spread for c in cals])
         self.offset: list[float] = (rng.standard_normal(len(cals)) * spreads).tolist()
+        self._end_spreads = np.array([c.failure_spread for c in cals])
+        self.end_offset = self.offset
         n = len(self.sensors)
         self.drift_slope = [0.0] * n
         self.drift = [0.0] * n
@@ -334,6 +346,7 @@ class Turbofan:
         else:
             cycles = _draw_life(float(rng.random()))
         self.u0 = float(rng.uniform(0.0, INITIAL_WEAR)) if first else 0.0
+        self.end_offset = (rng.standard_normal(len(self.sensors)) * self._end_spreads).tolist()
         self.first_cycle = first_cycle
         self.lives.append(
             Life(
@@ -412,7 +425,8 @@ class Turbofan:
                 continue
             level = curve.base + self.offset[i]
             if curve.shift:
-                level += curve.shift * shape(u, curve.rate)
+                g = shape(u, curve.rate)
+                level += (curve.shift + self.end_offset[i] - self.offset[i]) * g
             value = level + self.drift[i] + faults.noise * self._raw_noise[i] * z[i]
             rule = SENSOR_RULES[name]
             value = round(min(rule.high, max(rule.low, value)), self._decimals[i])
