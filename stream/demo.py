@@ -98,13 +98,14 @@ def _line(alert: object) -> str:
     assert isinstance(alert, Alert)
     top = alert.top_features[0] if alert.top_features else None
     feature = (
-        f"{top.name}={top.value:.4g} (normal {top.normal_low:.4g}..{top.normal_high:.4g})"
+        f"{top.name}={top.value:.6g} (normal {top.normal_low:.6g}..{top.normal_high:.6g})"
         if top is not None and top.value is not None
         else ""
     )
-    when = datetime.fromtimestamp(alert.window_end_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+    when = datetime.fromtimestamp(alert.window_end_ms / 1000, UTC).strftime("%m-%d %H:%M")
+    now = datetime.now().strftime("%H:%M:%S")
     return (
-        f"ALERT {alert.kind:<8} {alert.device_id:<16} {alert.severity:<8} risk {alert.risk:.2f}  "
+        f"{now} ALERT {alert.kind:<8} {alert.device_id:<15} {alert.severity:<8} risk {alert.risk:.2f}  "
         f"window to {when}  {feature}"
     )
 
