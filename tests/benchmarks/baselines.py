@@ -1,0 +1,284 @@
+"""The two single-process baselines of the end-to-end benchmark (no Spark).
+
+Both read the same topic, compute the same windows (tumbling, the model's length and
+origin), keep the same last K windows per device and score with the same model. A
+window is closed once the event time read passes its end by the watermark
+(``end <= event_time - watermark``), where the event time is the least over the topic's
+partitions of the greatest time read from each (a per-partition watermark: the consumer
+reads the partitions in chunks, so one can run ahead of the other); closing it appends it to its device's
+sequence, which is scored once the device has K windows.
+
+``naive``
+    kafka-python, one record at a time (``for message in consumer``), ``json.loads``,
+    windows kept as Python lists, one ``Scorer.score`` call per scored window (batch 1),
+    one Redis call per scored window (latest risk) and one per alert (``XADD``), no
+    pipelining.
+``batched``
+    the hand-written fast path: ``poll`` batches of up to 10,000 records, columns built
+    with numpy, window features with :func:`models.features.compute_window_features`,
+    one batched ``Scorer.score`` per poll, and the same pipelined
+    :class:`stream.sink.RedisAlertSink` (alert policy, Lua compare-and-set) the job uses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tests.benchmarks.common import ROOT
+
+
+@dataclass
+class BaselineResult:
+    readings: int
+    windows_scored: int
+    alerts: int
+    seconds: float
+    last_write_s: float  # since start, when the last window's write returned
+
+
+def _consumer(bootstrap: str, topic: str, **kw: Any) -> Any:
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **kw,
+    )
+
+
+def _parse_t(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).timestamp()
+
+
+def naive(
+    bootstrap: str,
+    topic: str,
+    redis_url: str,
+    prefix: str,
+    total: int,
+    watermark_s: float,
+    partitions: int = 2,
+) -> BaselineResult:
+    import redis
+
+    from models.features import compute_window_features, normalise
+    from models.scorer import Scorer
+
+    scorer = Scorer.load(ROOT / "models" / "default", providers="cpu")
+    spec = scorer.metadata.spec
+    k, _ = scorer.input_shape
+    w = spec.window_seconds
+    sensors = spec.sensors
+    threshold = scorer.metadata.threshold
+    client = redis.Redis.from_url(redis_url)
+    consumer = _consumer(bootstrap, topic)
+    open_windows: dict[tuple[str, int], list[tuple[float, list[float]]]] = {}
+    sequences: dict[str, deque[np.ndarray]] = defaultdict(lambda: deque(maxlen=k))
+    alerted: set[str] = set()
+    read = scored = alerts = 0
+    max_t = float("-inf")
+    closed_upto = float("-inf")
+    started = time.perf_counter()
+    last_write = 0.0
+
+    def close(wm: float) -> None:
+        nonlocal scored, alerts, last_write
+        ready = [key for key in open_windows if (key[1] + 1) * w <= wm]
+        for key in sorted(ready, key=lambda kv: kv[1]):
+            device, j = key
+            rows = open_windows.pop(key)
+            feats = compute_window_features(spec, [t for t, _ in rows], [v for _, v in rows])
+            seq = sequences[device]
+            seq.append(feats)
+            if len(seq) < k:
+                continue
+            risk = float(scorer.score(normalise(np.stack(seq), scorer.metadata.norm)[None])[0])
+            scored += 1
+            end_ms = int((j + 1) * w * 1000)
+            client.hset(f"{prefix}:device:{device}", mapping={"risk": risk, "window_end": end_ms})
+            if risk >= threshold and device not in alerted:
+                alerted.add(device)
+                alerts += 1
+                client.xadd(f"{prefix}:alerts", {"device_id": device, "risk": risk})
+            elif risk < threshold:
+                alerted.discard(device)
+            last_write = time.perf_counter() - started
+
+    part_max = dict.fromkeys(range(partitions), float("-inf"))
+    for message in consumer:
+        doc = json.loads(message.value)
+        t = _parse_t(doc["t"])
+        x = doc["x"]
+        values = [float("nan") if x.get(s) is None else x[s] for s in sensors]
+        open_windows.setdefault((doc["d"], int(t // w)), []).append((t, values))
+        read += 1
+        if t > part_max[message.partition]:
+            part_max[message.partition] = t
+            max_t = min(part_max.values())
+            boundary = (max_t - watermark_s) // w
+            if boundary > closed_upto:  # the watermark passed a window end
+                closed_upto = boundary
+                close(max_t - watermark_s)
+        if read >= total:
+            break
+    max_t = max(part_max.values())
+    close(max_t - watermark_s)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    client.close()
+    return BaselineResult(read, scored, alerts, elapsed, last_write)
+
+
+def batched(
+    bootstrap: str,
+    topic: str,
+    redis_url: str,
+    prefix: str,
+    total: int,
+    watermark_s: float,
+    partitions: int = 2,
+) -> BaselineResult:
+    from models.features import compute_window_features, normalise
+    from models.scorer import Scorer
+    from stream.alerts import ScoredWindow
+    from stream.job import StreamConfig
+    from stream.sink import RedisAlertSink
+
+    scorer = Scorer.load(ROOT / "models" / "default", providers="cpu")
+    meta = scorer.metadata
+    spec = meta.spec
+    k, _ = scorer.input_shape
+    w = spec.window_seconds
+    w_ms = int(w * 1000)
+    sensors = spec.sensors
+    policy = StreamConfig.from_env({}, redis_url=redis_url).policy(meta.threshold)
+    sink = RedisAlertSink(redis_url, policy, w_ms, prefix=prefix)
+    consumer = _consumer(
+        bootstrap,
+        topic,
+        max_poll_records=10_000,
+        fetch_max_bytes=64 << 20,
+        max_partition_fetch_bytes=16 << 20,
+    )
+    device_ids: dict[str, int] = {}
+    names: list[str] = []
+    pending_t: list[np.ndarray] = []
+    pending_d: list[np.ndarray] = []
+    pending_v: list[np.ndarray] = []
+    sequences: dict[int, deque[np.ndarray]] = defaultdict(lambda: deque(maxlen=k))
+    read = scored = alerts = 0
+    part_max = dict.fromkeys(range(partitions), float("-inf"))
+    started = time.perf_counter()
+    last_write = 0.0
+    loads = json.loads
+    fromiso = _iso_parser()
+
+    def close(wm: float) -> None:
+        nonlocal pending_t, pending_d, pending_v, scored, alerts, last_write
+        if not pending_t:
+            return
+        t = np.concatenate(pending_t)
+        d = np.concatenate(pending_d)
+        v = np.concatenate(pending_v)
+        j = np.floor(t / w).astype(np.int64)
+        done = (j + 1) * w <= wm
+        keep = ~done
+        pending_t, pending_d, pending_v = [t[keep]], [d[keep]], [v[keep]]
+        if not done.any():
+            return
+        t, d, v, j = t[done], d[done], v[done], j[done]
+        order = np.lexsort((t, d, j))
+        t, d, v, j = t[order], d[order], v[order], j[order]
+        cuts = np.flatnonzero((np.diff(d) != 0) | (np.diff(j) != 0)) + 1
+        seqs, meta_rows = [], []
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(t)], strict=True):
+            dev = int(d[lo])
+            seq = sequences[dev]
+            seq.append(compute_window_features(spec, t[lo:hi], v[lo:hi]))
+            if len(seq) == k:
+                seqs.append(np.stack(seq))
+                meta_rows.append((dev, int(j[lo])))
+        if not seqs:
+            return
+        risk = scorer.score(normalise(np.stack(seqs), meta.norm))
+        windows = [
+            ScoredWindow(
+                device_id=names[dev],
+                window_start_ms=jj * w_ms,
+                window_end_ms=(jj + 1) * w_ms,
+                risk=float(r),
+                model_version=meta.model_version,
+                provider=scorer.active_provider,
+                top_features=(),
+            )
+            for (dev, jj), r in zip(meta_rows, risk.tolist(), strict=True)
+        ]
+        result = sink.write(windows)
+        scored += len(windows)
+        alerts += result.events
+        last_write = time.perf_counter() - started
+
+    while read < total:
+        polled = consumer.poll(timeout_ms=500, max_records=10_000)
+        records = [m for batch in polled.values() for m in batch]
+        if not records:
+            continue
+        n = len(records)
+        ts = np.empty(n)
+        ds = np.empty(n, dtype=np.int64)
+        vs = np.empty((n, len(sensors)))
+        for i, message in enumerate(records):
+            doc = loads(message.value)
+            dev = device_ids.get(doc["d"])
+            if dev is None:
+                dev = device_ids[doc["d"]] = len(names)
+                names.append(doc["d"])
+            ds[i] = dev
+            ts[i] = fromiso(doc["t"])
+            x = doc["x"]
+            vs[i] = [x.get(s, np.nan) for s in sensors]
+        read += n
+        pending_t.append(ts)
+        pending_d.append(ds)
+        pending_v.append(vs.astype(np.float64))
+        for tp, batch in polled.items():
+            part_max[tp.partition] = max(part_max[tp.partition], _parse_t_bytes(batch[-1].value))
+        close(min(part_max.values()) - watermark_s)
+    close(max(part_max.values()) - watermark_s)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    sink.close()
+    return BaselineResult(read, scored, alerts, elapsed, last_write)
+
+
+def _parse_t_bytes(value: bytes) -> float:
+    return _parse_t(json.loads(value)["t"])
+
+
+def _iso_parser() -> Callable[[str], float]:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` to Unix seconds, caching the last one (a fleet's
+    readings of one step share their time)."""
+    from datetime import datetime
+
+    last: list[Any] = [None, 0.0]
+
+    def parse(text: str) -> float:
+        if text != last[0]:
+            last[0] = text
+            last[1] = datetime.fromisoformat(text).timestamp()
+        return float(last[1])
+
+    return parse

@@ -1,0 +1,626 @@
+"""The stream job against its baselines, on a real broker and Redis, in one run.
+
+Run::
+
+    .venv/bin/python tests/benchmarks/bench_stream.py [--copies 10] [--parts throughput,latency,scoring]
+
+Uses the broker and Redis named by ``PROGNOS_KAFKA_BOOTSTRAP``/``PROGNOS_REDIS_URL``, else
+starts private ones (free ports, temporary state). Saves ``bench-results/stream.json``.
+
+Parts (each prints its table):
+
+``throughput``
+    C-MAPSS FD001 replicated ``--copies`` times (see :mod:`tests.benchmarks.common`) is
+    pre-loaded into a 2-partition topic; then the stream job (``StreamJob`` as shipped:
+    local[2], 1 s processing-time trigger, both queries), the hand-batched process and the
+    naive consumer each drain it into a fresh key prefix. Throughput = readings / (time
+    from start to the write of the last window that can close). "Can close" is the same
+    for all three: window end <= greatest event time - watermark (one window); the run
+    checks each wrote that many scored windows. During the job's run the resident memory
+    of the driver JVM, the Python driver and Spark's Python workers is sampled, and each
+    micro-batch's Redis time (``sink_ms``) is set against its ``triggerExecution`` time.
+``latency``
+    a producer thread offers ``--latency-rate`` readings/s for ``--latency-devices``
+    devices, event time advancing 600 s per cycle (so a 3000 s window closes every few
+    wall seconds). Latency of a window = when its ``P:device:<id>`` ``window_end`` is
+    readable in Redis (polled every 5 ms) minus when the reading that closed it (the first
+    with event time >= window end + watermark) was sent. The engine floor, in the same
+    run and with the same trigger: a query that only reads the topic and sets one Redis
+    key per batch; its latency = key readable - each record's Kafka timestamp.
+``scoring``
+    the scoring stage (``mapInPandas`` with :func:`stream.scoring.score_partitions`) alone
+    over a cached DataFrame of sequences in one partition (one Python worker, one ONNX
+    thread, Arrow batches of 10,000), next to a bare onnxruntime session (one thread) over
+    the same normalised batches, and ``score_frame`` in-process (the stage's Python work
+    without Spark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.benchmarks import baselines
+from tests.benchmarks.common import (
+    CYCLE_S,
+    ROOT,
+    MemorySampler,
+    cmapss_table,
+    expected_scored,
+    new_topic,
+    percentile,
+    publish,
+    save,
+    stack,
+    workload,
+)
+
+
+def spark_session() -> Any:
+    from stream.session import SparkConfig, build_session
+
+    return build_session(
+        SparkConfig.from_env(
+            app_name="prognos-bench",
+            ui=False,
+            extra={"spark.sql.streaming.numRecentProgressUpdates": "1000"},
+        )
+    )
+
+
+def stream_config(bootstrap: str, redis_url: str, topic: str, prefix: str, ckpt: Path, **kw: Any):
+    from dataclasses import replace
+
+    from ingest.config import KafkaConfig
+    from stream.job import StreamConfig
+
+    kafka = KafkaConfig.from_env({"PROGNOS_KAFKA_BOOTSTRAP": bootstrap, "PROGNOS_TOPIC": topic})
+    base = StreamConfig.from_env({}, redis_url=redis_url, key_prefix=prefix, checkpoint=ckpt, **kw)
+    return replace(base, kafka=kafka)
+
+
+def measured_job(spark: Any, config: Any) -> Any:
+    """A StreamJob that also keeps each micro-batch's sink and scoring times."""
+    from stream.job import StreamJob
+
+    class MeasuredJob(StreamJob):
+        def __init__(self, *a: Any) -> None:
+            super().__init__(*a)
+            self.batches: list[dict[str, Any]] = []
+
+        def _write_alerts(self, batch: Any, batch_id: int) -> None:
+            started = time.perf_counter()
+            super()._write_alerts(batch, batch_id)
+            done = time.perf_counter()
+            with self._lock:
+                m = self.metrics
+                self.batches.append(
+                    {
+                        "batch_id": batch_id,
+                        "windows": m.windows_scored,
+                        "sink_ms": m.sink_ms,
+                        "scoring_ms": m.scoring_ms,
+                        "foreach_ms": (done - started) * 1000.0,
+                        "done": done,
+                    }
+                )
+
+    return MeasuredJob(spark, config)
+
+
+# -- throughput -----------------------------------------------------------------------------------
+def run_prognos(
+    spark: Any, bootstrap: str, redis_url: str, topic: str, expected: int, total: int
+) -> dict[str, Any]:
+    prefix = f"bench-{uuid.uuid4().hex[:6]}"
+    with tempfile.TemporaryDirectory(prefix="prognos-bench-ckpt-") as ckpt:
+        job = measured_job(spark, stream_config(bootstrap, redis_url, topic, prefix, Path(ckpt)))
+        with MemorySampler() as memory:
+            started = time.perf_counter()
+            job.start()
+            last_count, last_change = 0, time.perf_counter()
+            shown = started
+            while True:
+                time.sleep(0.2)
+                for q in job.queries:
+                    if q.exception() is not None:
+                        raise RuntimeError(str(q.exception()))
+                count = job.metrics.windows_scored_total
+                if time.perf_counter() - shown > 10:
+                    shown = time.perf_counter()
+                    lp = job.queries[0].lastProgress or {}
+                    print(
+                        f"  {shown - started:5.0f}s: batch {lp.get('batchId')}, "
+                        f"{count:,}/{expected:,} windows",
+                        file=sys.stderr,
+                    )
+                if count != last_count:
+                    last_count, last_change = count, time.perf_counter()
+                if count >= expected:
+                    break
+                idle = time.perf_counter() - last_change
+                if (count and idle > 30) or idle > 300:
+                    print(
+                        f"prognos: stopped waiting at {count}/{expected} windows", file=sys.stderr
+                    )
+                    break
+            job.record_progress()
+            progress = list(job.queries[0].recentProgress)
+            job.stop()
+        last_write = max(
+            (b["done"] for b in job.batches if b["windows"]), default=time.perf_counter()
+        )
+        seconds = last_write - started
+    batches = [b for b in job.batches]
+    timed = [
+        p for p in progress if int(p.get("numInputRows", 0)) > 0 or p["durationMs"].get("addBatch")
+    ]
+    trigger_ms = [p["durationMs"].get("triggerExecution", 0) for p in timed]
+    durations: dict[str, int] = {}
+    for p in timed:
+        for key, value in p["durationMs"].items():
+            durations[key] = durations.get(key, 0) + int(value)
+    sink_ms = sum(b["sink_ms"] for b in batches)
+    score_ms_total = sum(b["scoring_ms"] for b in batches)
+    per_batch_share = [
+        b["sink_ms"] / t for b, t in zip(batches[-len(trigger_ms) :], trigger_ms, strict=False) if t
+    ]
+    rows_scored = job.metrics.windows_scored_total
+    # Steady state: from the end of the first batch that read data (start-up, planning
+    # and code generation are in it) to the last write, over the readings read after it.
+    first = next((i for i, p in enumerate(progress) if int(p.get("numInputRows", 0)) > 0), None)
+    steady = None
+    if first is not None and first + 1 < len(progress):
+        after = sum(int(p.get("numInputRows", 0)) for p in progress[first + 1 :])
+        t_first = job.batches[0]["done"] if job.batches else started
+        if after and last_write > t_first:
+            steady = round(after / (last_write - t_first), 1)
+    return {
+        "name": "prognos stream job",
+        "steady_rate": steady,
+        "progress": [
+            {
+                "batch": p["batchId"],
+                "rows": p.get("numInputRows"),
+                "ms": p["durationMs"],
+            }
+            for p in progress
+        ],
+        "readings": total,
+        "windows_scored": rows_scored,
+        "alerts": job.metrics.alerts_total,
+        "seconds": round(seconds, 3),
+        "rate": round(total / seconds, 1),
+        "dropped_by_watermark": job.metrics.dropped_by_watermark_total,
+        "batches": len(timed),
+        "duration_ms_sum": durations,
+        "sink_ms_sum": round(sink_ms, 1),
+        "trigger_ms_sum": int(sum(trigger_ms)),
+        "redis_share": round(sink_ms / max(1, sum(trigger_ms)), 4),
+        "redis_share_median_batch": round(float(np.median(per_batch_share)), 4)
+        if per_batch_share
+        else None,
+        "alerts_per_s_in_sink": round(job.metrics.alerts_total / max(sink_ms / 1000, 1e-9), 1),
+        "windows_per_s_in_sink": round(rows_scored / max(sink_ms / 1000, 1e-9), 1),
+        "scoring_ms_sum": round(score_ms_total, 1),
+        "memory": memory.as_dict(),
+        "provider": job.metrics.provider,
+    }
+
+
+def part_throughput(
+    spark: Any, bootstrap: str, redis_url: str, copies: int, skip_naive: bool
+) -> dict[str, Any]:
+    from models.scorer import Scorer
+
+    scorer = Scorer.load(ROOT / "models" / "default", providers="cpu")
+    spec = scorer.metadata.spec
+    k, _ = scorer.input_shape
+    watermark = spec.window_seconds  # the job's default
+    print(f"building the workload ({copies} x FD001) ...", file=sys.stderr)
+    work = workload(copies)
+    topic = new_topic(bootstrap, "e2e")
+    pub = publish(bootstrap, topic, work)
+    expected = expected_scored(work, spec.window_seconds, k, watermark)
+    print(
+        f"{len(work):,} readings of {len(work.device_names)} devices in {topic} "
+        f"({pub:.1f}s); {expected:,} windows can close and be scored",
+        file=sys.stderr,
+    )
+    rows = []
+    print("running the stream job ...", file=sys.stderr)
+    rows.append(run_prognos(spark, bootstrap, redis_url, topic, expected, len(work)))
+    runs = [("hand-batched process", baselines.batched)]
+    if not skip_naive:
+        runs.append(("naive per-record consumer", baselines.naive))
+    for name, fn in runs:
+        print(f"running {name} ...", file=sys.stderr)
+        r = fn(bootstrap, topic, redis_url, f"bench-{uuid.uuid4().hex[:6]}", len(work), watermark)
+        rows.append(
+            {
+                "name": name,
+                **asdict(r),
+                "seconds": round(r.last_write_s, 3),
+                "rate": round(r.readings / r.last_write_s, 1),
+            }
+        )
+    return {"topic": topic, "readings": len(work), "expected_windows": expected, "rows": rows}
+
+
+# -- latency -------------------------------------------------------------------------------------
+class Offered:
+    """A producer thread: ``rate`` readings/s over ``devices`` devices, event time 600 s
+    per cycle from ``base``; remembers when each cycle's first reading was sent."""
+
+    def __init__(self, bootstrap: str, topic: str, devices: int, rate: float, base: datetime):
+        from kafka import KafkaProducer
+
+        from ingest.codec import encode
+        from ingest.schema import Reading
+
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+        self.topic = topic
+        self.devices = devices
+        self.period = devices / rate
+        self.base = base
+        self.sent_at: dict[int, float] = {}
+        self.sent = 0
+        self._stop = threading.Event()
+        table = cmapss_table()
+        self.rows = [table[table[:, 0] == u] for u in range(1, devices + 1)]
+        self._encode = encode
+        self._reading = Reading
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        cycle = 0
+        next_at = time.perf_counter()
+        while not self._stop.is_set():
+            cycle += 1
+            t = self.base + timedelta(seconds=cycle * CYCLE_S)
+            self.sent_at[cycle] = time.time()
+            for u, rows in enumerate(self.rows, start=1):
+                row = rows[cycle % len(rows)]
+                reading = self._reading(
+                    f"LAT-{u:03d}",
+                    t,
+                    cycle,
+                    {f"s{i}": float(row[4 + i]) for i in range(1, 22)},
+                    {f"setting{i}": float(row[1 + i]) for i in range(1, 4)},
+                )
+                self.producer.send(
+                    self.topic, key=reading.device_id.encode(), value=self._encode(reading)
+                )
+                self.sent += 1
+            next_at += self.period
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+
+    def start(self) -> Offered:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join()
+        self.producer.flush()
+        self.producer.close()
+
+
+def _wait_first_batch(query: Any, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while query.lastProgress is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def latency_floor(spark: Any, bootstrap: str, redis_url: str, args: Any) -> dict[str, Any]:
+    import redis
+
+    topic = new_topic(bootstrap, "floor")
+    key = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    stamps: dict[int, list[int]] = {}
+    client = redis.Redis.from_url(redis_url)
+
+    def write(batch: Any, batch_id: int) -> None:
+        stamps[batch_id] = [
+            int(r[0].timestamp() * 1000) for r in batch.select("timestamp").collect()
+        ]
+        client.set(key, batch_id)
+
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        watcher = redis.Redis.from_url(redis_url)
+        while not stop.is_set():
+            value = watcher.get(key)
+            if value is not None:
+                seen.setdefault(int(value), time.time())
+            time.sleep(0.002)
+
+    with tempfile.TemporaryDirectory(prefix="prognos-bench-floor-") as ckpt:
+        query = (
+            spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", bootstrap)
+            .option("subscribe", topic)
+            .option("startingOffsets", "latest")
+            .load()
+            .writeStream.foreachBatch(write)
+            .trigger(processingTime="1000 milliseconds")
+            .option("checkpointLocation", ckpt)
+            .start()
+        )
+        _wait_first_batch(query)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        base = datetime.now(UTC) - timedelta(days=2)
+        offered = Offered(bootstrap, topic, args.latency_devices, args.latency_rate, base).start()
+        time.sleep(args.latency_seconds)
+        offered.stop()
+        time.sleep(3)
+        stop.set()
+        query.stop()
+    client.close()
+    skip_until = min(seen.values(), default=0) + args.latency_warmup
+    samples = [
+        (seen[b] * 1000 - ts)
+        for b, tss in stamps.items()
+        if b in seen
+        for ts in tss
+        if seen[b] >= skip_until
+    ]
+    return _latency_row("engine floor (Kafka -> one Redis key per batch)", samples, offered.sent)
+
+
+def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> dict[str, Any]:
+    import redis
+
+    from models.scorer import Scorer
+
+    spec = Scorer.load(ROOT / "models" / "default", providers="cpu").metadata.spec
+    window_ms = int(spec.window_seconds * 1000)
+    watermark_s = spec.window_seconds
+    topic = new_topic(bootstrap, "latency")
+    prefix = f"bench-lat-{uuid.uuid4().hex[:6]}"
+    devices = [f"LAT-{u:03d}" for u in range(1, args.latency_devices + 1)]
+    ready: dict[tuple[str, int], float] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        client = redis.Redis.from_url(redis_url)
+        last: dict[str, int] = {}
+        while not stop.is_set():
+            pipe = client.pipeline(transaction=False)
+            for d in devices:
+                pipe.hget(f"{prefix}:device:{d}", "window_end")
+            now = time.time()
+            for d, value in zip(devices, pipe.execute(), strict=True):
+                if value is None:
+                    continue
+                end = int(value)
+                prev = last.get(d)
+                if prev != end:
+                    # every window up to this end is now readable (a batch may hold two)
+                    e = end
+                    while prev is not None and e > prev:
+                        ready.setdefault((d, e), now)
+                        e -= window_ms
+                    if prev is None:
+                        ready.setdefault((d, e), now)
+                    last[d] = end
+            time.sleep(0.005)
+
+    with tempfile.TemporaryDirectory(prefix="prognos-bench-lat-") as ckpt:
+        config = stream_config(
+            bootstrap, redis_url, topic, prefix, Path(ckpt), starting_offsets="earliest"
+        )
+        job = measured_job(spark, config)
+        job.start()
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        base = datetime.now(UTC) - timedelta(days=2)
+        base = base.replace(microsecond=0)
+        offered = Offered(bootstrap, topic, args.latency_devices, args.latency_rate, base).start()
+        time.sleep(args.latency_seconds)
+        offered.stop()
+        time.sleep(3)
+        stop.set()
+        job.stop()
+    base_s = base.timestamp()
+    samples = []
+    first_ready = min(ready.values(), default=0)
+    for (_, end_ms), at in ready.items():
+        # the first cycle whose event time passes the window end by the watermark
+        cycle = int(np.ceil((end_ms / 1000 + watermark_s - base_s) / CYCLE_S))
+        sent = offered.sent_at.get(cycle)
+        if sent is None or at < first_ready + args.latency_warmup:
+            continue
+        samples.append((at - sent) * 1000)
+    row = _latency_row(
+        "prognos stream job (window closed -> P:device readable)", samples, offered.sent
+    )
+    row["windows"] = len(samples)
+    return row
+
+
+def _latency_row(name: str, samples: list[float], sent: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "readings_sent": sent,
+        "samples": len(samples),
+        "p50_ms": round(percentile(samples, 50), 1),
+        "p99_ms": round(percentile(samples, 99), 1),
+        "max_ms": round(max(samples), 1) if samples else None,
+    }
+
+
+# -- scoring -------------------------------------------------------------------------------------
+def part_scoring(spark: Any, rows: int, repeats: int = 3) -> dict[str, Any]:
+    import onnxruntime as ort
+    import pandas as pd
+
+    from models.features import normalise
+    from models.scorer import Scorer
+    from stream import scoring, sequence
+
+    scorer = Scorer.load(ROOT / "models" / "default", providers="cpu")
+    k, f = scorer.input_shape
+    norm = scorer.metadata.norm
+    rng = np.random.default_rng(0)
+    raw = np.asarray(norm.mean) + np.asarray(norm.scale) * rng.normal(size=(rows, k, f))
+    frame = pd.DataFrame(
+        {
+            "device_id": [f"D{i % 1000:04d}" for i in range(rows)],
+            "window_start_ms": np.arange(rows, dtype=np.int64),
+            "window_end_ms": np.arange(rows, dtype=np.int64) + 1,
+            "n_readings": np.full(rows, 5, dtype=np.int64),
+            "sequence": list(raw.reshape(rows, k * f)),
+        }
+    )
+    batch = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") or 10_000)
+    df = spark.createDataFrame(frame, schema=sequence.output_schema()).coalesce(1).cache()
+    df.count()
+    spec = scoring.ScoringSpec(str(scorer.path), scorer.metadata.sha256, "cpu")
+    stage = df.mapInPandas(scoring.score_partitions(spec), scoring.output_schema())
+    stage.write.format("noop").mode("overwrite").save()  # warm: worker, session, JIT
+    spark_s = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        stage.write.format("noop").mode("overwrite").save()
+        spark_s.append(time.perf_counter() - started)
+    df.unpersist()
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    bare = ort.InferenceSession(str(scorer.path), options, providers=["CPUExecutionProvider"])
+    name_in, name_out = bare.get_inputs()[0].name, bare.get_outputs()[0].name
+    z = normalise(raw, norm)
+    chunks = [z[i : i + batch] for i in range(0, rows, batch)]
+    bare_s, frame_s = [], []
+    frames = [frame.iloc[i : i + batch] for i in range(0, rows, batch)]
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for c in chunks:
+            bare.run([name_out], {name_in: c})
+        bare_s.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for fr in frames:
+            scoring.score_frame(scorer, fr)
+        frame_s.append(time.perf_counter() - started)
+    spark_rate = rows / min(spark_s)
+    bare_rate = rows / min(bare_s)
+    return {
+        "rows": rows,
+        "arrow_batch": batch,
+        "threads": 1,
+        "spark_stage_rows_per_s": round(spark_rate, 1),
+        "score_frame_in_process_rows_per_s": round(rows / min(frame_s), 1),
+        "bare_onnxruntime_rows_per_s": round(bare_rate, 1),
+        "ratio": round(spark_rate / bare_rate, 4),
+    }
+
+
+# -- main ----------------------------------------------------------------------------------------
+def print_tables(result: dict[str, Any]) -> None:
+    t = result.get("throughput")
+    if t:
+        print(
+            f"\nend-to-end drain of {t['readings']:,} readings ({t['expected_windows']:,} windows can close)\n"
+        )
+        print("| run | readings/s | seconds | windows scored | alert events |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for r in t["rows"]:
+            print(
+                f"| {r['name']} | {r['rate']:,.0f} | {r['seconds']:.1f} | {r['windows_scored']:,} | "
+                f"{r['alerts']:,} |"
+            )
+        p = t["rows"][0]
+        print(
+            f"\nRedis share of batch time {p['redis_share']:.1%} (median batch "
+            f"{p['redis_share_median_batch']}); peak memory {p['memory']['peak_total_gib']} GiB "
+            f"{p['memory']['peak_by_role_gib']}; durationMs sums {p['duration_ms_sum']}"
+        )
+    lat = result.get("latency")
+    if lat:
+        print("\n| latency | samples | p50 ms | p99 ms |\n| --- | ---: | ---: | ---: |")
+        for r in lat["rows"]:
+            print(f"| {r['name']} | {r['samples']} | {r['p50_ms']} | {r['p99_ms']} |")
+    s = result.get("scoring")
+    if s:
+        print(
+            f"\nscoring stage in Spark {s['spark_stage_rows_per_s']:,.0f} rows/s, score_frame "
+            f"in-process {s['score_frame_in_process_rows_per_s']:,.0f}, bare onnxruntime "
+            f"{s['bare_onnxruntime_rows_per_s']:,.0f} (ratio {s['ratio']:.2f})"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=None, help="JSON path (bench-results/stream.json)")
+    parser.add_argument("--parts", default="throughput,latency,scoring")
+    parser.add_argument(
+        "--copies", type=int, default=10, help="FD001 copies (20,631 readings each)"
+    )
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--latency-rate", type=float, default=400.0, help="readings/s offered")
+    parser.add_argument("--latency-devices", type=int, default=40)
+    parser.add_argument("--latency-seconds", type=float, default=40.0)
+    parser.add_argument("--latency-warmup", type=float, default=10.0)
+    parser.add_argument("--scoring-rows", type=int, default=40_000)
+    args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    result: dict[str, Any] = {}
+    with stack() as (bootstrap, redis_url):
+        started = time.perf_counter()
+        spark = spark_session()
+        result["spark_start_s"] = round(time.perf_counter() - started, 1)
+        try:
+            if "throughput" in parts:
+                result["throughput"] = part_throughput(
+                    spark, bootstrap, redis_url, args.copies, args.skip_naive
+                )
+            if "latency" in parts:
+                print("latency: engine floor ...", file=sys.stderr)
+                floor = latency_floor(spark, bootstrap, redis_url, args)
+                print("latency: stream job ...", file=sys.stderr)
+                job = latency_prognos(spark, bootstrap, redis_url, args)
+                result["latency"] = {
+                    "rate": args.latency_rate,
+                    "devices": args.latency_devices,
+                    "seconds": args.latency_seconds,
+                    "rows": [job, floor],
+                    "p99_ratio": round(job["p99_ms"] / floor["p99_ms"], 2),
+                    "p50_ratio": round(job["p50_ms"] / floor["p50_ms"], 2),
+                }
+            if "scoring" in parts:
+                print("scoring stage ...", file=sys.stderr)
+                result["scoring"] = part_scoring(spark, args.scoring_rows)
+        finally:
+            spark.stop()
+    print_tables(result)
+    save("stream", result, Path(args.out) if args.out else None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Run every benchmark program against one private stack and print the summary table.
+
+Run (``make bench``)::
+
+    .venv/bin/python tests/benchmarks/run_all.py [--quick] [--out bench-results]
+
+Starts a Kafka broker and a redis-server of its own (free ports, temporary state) unless
+``PROGNOS_KAFKA_BOOTSTRAP``/``PROGNOS_REDIS_URL`` name existing ones, and hands them to each
+program through those variables. Each program runs in its own process and saves its JSON
+under ``--out``; this runner then writes ``summary.json`` and ``summary.md`` there (every
+figure next to its baseline, the ratio and the target, with the machine it ran on) and
+prints the table. ``--quick`` runs small sizes (a smoke run, not for the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.benchmarks.common import ROOT, machine, stack
+
+HERE = Path(__file__).resolve().parent
+
+
+def programs(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
+    py = sys.executable
+    stream = ["--copies", "2" if quick else "10"]
+    if quick:
+        stream += ["--latency-seconds", "25", "--scoring-rows", "10000"]
+    return [
+        (
+            "producers",
+            [py, str(HERE / "bench_producers.py"), "--out", str(out / "producers.json")]
+            + (["--count", "5000", "--sync-count", "500"] if quick else []),
+        ),
+        (
+            "scorer",
+            [
+                py,
+                str(HERE / "bench_scorer.py"),
+                str(out / "scorer.json"),
+                "--blocks",
+                "10" if quick else "30",
+            ],
+        ),
+        ("sink", [py, str(HERE / "bench_sink.py"), "--out", str(out / "sink.json")]),
+        ("stream", [py, str(HERE / "bench_stream.py"), "--out", str(out / "stream.json"), *stream]),
+        ("gpu", [py, str(HERE / "bench_gpu.py"), "--out", str(out / "gpu.json")]),
+    ]
+
+
+def _load(out: Path, name: str) -> dict[str, Any] | None:
+    path = out / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _fmt(x: float | None, unit: str = "") -> str:
+    if x is None:
+        return "n/a"
+    if abs(x) >= 100:
+        return f"{x:,.0f}{unit}"
+    return f"{x:,.2f}{unit}"
+
+
+def summary_rows(out: Path) -> list[dict[str, Any]]:
+    """One row per figure: what, Prognos, baseline, ratio, target, met."""
+    rows: list[dict[str, Any]] = []
+
+    def row(
+        figure: str, value: Any, baseline: Any, ratio: float | None, target: str, ok: bool | None
+    ) -> None:
+        rows.append(
+            {
+                "figure": figure,
+                "prognos": value,
+                "baseline": baseline,
+                "ratio": None if ratio is None else round(ratio, 3),
+                "target": target,
+                "met": ok,
+            }
+        )
+
+    s = _load(out, "stream") or {}
+    t = s.get("throughput")
+    if t:
+        by = {r["name"]: r for r in t["rows"]}
+        p = by["prognos stream job"]
+        hb = by.get("hand-batched process")
+        nv = by.get("naive per-record consumer")
+        for label, value in (
+            ("drain, start-up included", p["rate"]),
+            ("steady, after the first batch", p.get("steady_rate")),
+        ):
+            if value is None:
+                continue
+            if nv:
+                r = value / nv["rate"]
+                row(
+                    f"1. e2e readings/s ({label}) vs naive consumer",
+                    _fmt(value, "/s"),
+                    _fmt(nv["rate"], "/s"),
+                    r,
+                    ">= 10x",
+                    r >= 10,
+                )
+            if hb:
+                r = value / hb["rate"]
+                row(
+                    f"1. e2e readings/s ({label}) vs hand-batched",
+                    _fmt(value, "/s"),
+                    _fmt(hb["rate"], "/s"),
+                    r,
+                    ">= 1.0x",
+                    r >= 1.0,
+                )
+        share = p["redis_share"]
+        row(
+            "5. Redis share of the job's batch time",
+            f"{share:.2%}",
+            "-",
+            None,
+            "<= 5%",
+            share <= 0.05,
+        )
+        mem = p["memory"]["peak_total_gib"]
+        roles = ", ".join(f"{k} {v:.2f}" for k, v in p["memory"]["peak_by_role_gib"].items())
+        row(
+            f"6. peak RSS driver + Python workers, GiB ({roles})",
+            f"{mem:.2f} GiB",
+            "-",
+            None,
+            "<= 3 GiB",
+            mem <= 3.0,
+        )
+    lat = s.get("latency")
+    if lat:
+        job, floor = lat["rows"]
+        r = job["p99_ms"] / floor["p99_ms"]
+        row(
+            f"2. latency p99 (p50) at {lat['rate']:.0f} readings/s vs engine floor",
+            f"{job['p99_ms']:,.0f} ms ({job['p50_ms']:,.0f})",
+            f"{floor['p99_ms']:,.0f} ms ({floor['p50_ms']:,.0f})",
+            r,
+            "<= 3x",
+            r <= 3.0,
+        )
+    sc = s.get("scoring")
+    if sc:
+        row(
+            f"3. scoring stage in Spark vs bare onnxruntime (batch {sc['arrow_batch']}, 1 thread)",
+            _fmt(sc["spark_stage_rows_per_s"], " rows/s"),
+            _fmt(sc["bare_onnxruntime_rows_per_s"], " rows/s"),
+            sc["ratio"],
+            ">= 0.5",
+            sc["ratio"] >= 0.5,
+        )
+    pr = _load(out, "producers")
+    if pr:
+        naive = pr["rows"][0]
+        for r in pr["rows"][2:]:
+            ratio = r["rate"] / naive["rate"]
+            row(
+                f"4. producers: {r['name']} vs {naive['name']}",
+                _fmt(r["rate"], "/s"),
+                _fmt(naive["rate"], "/s"),
+                ratio,
+                ">= 4x",
+                ratio >= 4,
+            )
+        ff = pr["rows"][1]
+        for r in pr["rows"][2:]:
+            ratio = r["rate"] / ff["rate"]
+            row(
+                f"4. producers: {r['name']} vs {ff['name']} (reference)",
+                _fmt(r["rate"], "/s"),
+                _fmt(ff["rate"], "/s"),
+                ratio,
+                "-",
+                None,
+            )
+    sk = _load(out, "sink")
+    if sk:
+        piped, single = sk["rows"]
+        row(
+            "5. sink alerts/s, pipelined batch vs one write per window",
+            _fmt(piped["alerts_per_s"], "/s"),
+            _fmt(single["alerts_per_s"], "/s"),
+            sk["ratio"],
+            "-",
+            None,
+        )
+    scorer = _load(out, "scorer")
+    if scorer:
+        row(
+            "(scorer vs bare session, worst from batch 64)",
+            "-",
+            "-",
+            scorer["worst_ratio_from_64"],
+            ">= 0.90",
+            scorer["target_met"],
+        )
+    gpu = _load(out, "gpu")
+    if gpu is not None:
+        if gpu.get("measured"):
+            row(
+                f"7. GPU scorer ({gpu['gpu']}) vs 1 CPU core, batch 4096",
+                "-",
+                "-",
+                gpu["ratio_4096"],
+                ">= 20x",
+                gpu["ratio_4096"] >= 20,
+            )
+        else:
+            row(
+                "7. GPU scorer vs 1 CPU core, batch 4096",
+                f"not measured: {gpu['reason']}",
+                "-",
+                None,
+                ">= 20x",
+                None,
+            )
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], info: dict[str, Any], seconds: float) -> str:
+    v = info["versions"]
+    lines = [
+        f"Machine: {info['cpu']}, {info['cores_allowed']} cores allowed, {info['memory_gib']} GiB, "
+        f"{info['platform']}; load average at the end {info['load_average']}.",
+        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
+        f"Whole run: {seconds / 60:.1f} min.",
+        "",
+        "| figure | Prognos | baseline | ratio | target | met |",
+        "| --- | ---: | ---: | ---: | ---: | :---: |",
+    ]
+    for r in rows:
+        met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        lines.append(
+            f"| {r['figure']} | {r['prognos']} | {r['baseline']} | {ratio} | {r['target']} | {met} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "bench-results"))
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument("--only", default=None, help="comma-separated programs to run")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    failed = []
+    with stack() as (bootstrap, redis_url):
+        env = {**os.environ, "PROGNOS_KAFKA_BOOTSTRAP": bootstrap, "PROGNOS_REDIS_URL": redis_url}
+        for name, cmd in programs(out, args.quick):
+            if args.only and name not in args.only.split(","):
+                continue
+            print(f"\n== {name} ==", flush=True)
+            t0 = time.perf_counter()
+            code = subprocess.run(cmd, env=env, cwd=ROOT, check=False).returncode
+            print(f"({name}: {time.perf_counter() - t0:.0f}s, exit {code})", flush=True)
+            if code:
+                failed.append(name)
+    seconds = time.perf_counter() - started
+    info = machine()
+    rows = summary_rows(out)
+    text = markdown(rows, info, seconds)
+    (out / "summary.md").write_text(text, encoding="utf-8")
+    (out / "summary.json").write_text(
+        json.dumps(
+            {"machine": info, "seconds": round(seconds, 1), "rows": rows, "failed": failed},
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    print("\n" + text)
+    print(f"saved {out / 'summary.md'} and {out / 'summary.json'}")
+    if failed:
+        print(f"programs that failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
