@@ -239,7 +239,8 @@ def batched(
         n = len(records)
         ts = np.empty(n)
         ds = np.empty(n, dtype=np.int64)
-        vs = np.empty((n, len(sensors)))
+        vs: list[list[float]] = []
+        nan = float("nan")
         for i, message in enumerate(records):
             doc = loads(message.value)
             dev = device_ids.get(doc["d"])
@@ -249,11 +250,11 @@ def batched(
             ds[i] = dev
             ts[i] = fromiso(doc["t"])
             x = doc["x"]
-            vs[i] = [x.get(s, np.nan) for s in sensors]
+            vs.append([x.get(s, nan) for s in sensors])
         read += n
         pending_t.append(ts)
         pending_d.append(ds)
-        pending_v.append(vs.astype(np.float64))
+        pending_v.append(np.array(vs, dtype=np.float64))
         for tp, batch in polled.items():
             part_max[tp.partition] = max(part_max[tp.partition], _parse_t_bytes(batch[-1].value))
         close(min(part_max.values()) - watermark_s)

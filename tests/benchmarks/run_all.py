@@ -32,9 +32,9 @@ HERE = Path(__file__).resolve().parent
 
 def programs(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
     py = sys.executable
-    stream = ["--copies", "2" if quick else "10"]
+    stream = ["--copies", "2" if quick else "4"]
     if quick:
-        stream += ["--latency-seconds", "25", "--scoring-rows", "10000"]
+        stream += ["--latency-seconds", "20", "--scoring-rows", "10000"]
     return [
         (
             "producers",
@@ -54,6 +54,7 @@ def programs(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("sink", [py, str(HERE / "bench_sink.py"), "--out", str(out / "sink.json")]),
         ("stream", [py, str(HERE / "bench_stream.py"), "--out", str(out / "stream.json"), *stream]),
         ("gpu", [py, str(HERE / "bench_gpu.py"), "--out", str(out / "gpu.json")]),
+        ("profile", [py, str(HERE / "profile_stream.py"), "--out", str(out / "profile.json")]),
     ]
 
 
@@ -255,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--only", default=None, help="comma-separated programs to run")
+    parser.add_argument(
+        "--profile", action="store_true", help="also cut the job's plan by stage (profile_stream)"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -264,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "PROGNOS_KAFKA_BOOTSTRAP": bootstrap, "PROGNOS_REDIS_URL": redis_url}
         for name, cmd in programs(out, args.quick):
             if args.only and name not in args.only.split(","):
+                continue
+            if name == "profile" and not (args.profile or (args.only and "profile" in args.only)):
                 continue
             print(f"\n== {name} ==", flush=True)
             t0 = time.perf_counter()
