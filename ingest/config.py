@@ -121,7 +121,10 @@ class KafkaConfig:
                     f"PROGNOS_KAFKA_SASL_PASSWORD_FILE={password_file}: cannot read it ({exc.strerror})"
                 ) from None
         values: dict[str, Any] = {
-            "bootstrap_servers": env.get("PROGNOS_KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP,
+            # Without an explicit cluster, the local stack's broker (`prognos stack up`),
+            # on its configured port.
+            "bootstrap_servers": env.get("PROGNOS_KAFKA_BOOTSTRAP")
+            or f"127.0.0.1:{env.get('PROGNOS_KAFKA_PORT') or 9092}",
             "topic": env.get("PROGNOS_TOPIC") or DEFAULT_TOPIC,
             "dlq_topic": env.get("PROGNOS_DLQ_TOPIC") or None,
             "security_protocol": (

@@ -63,7 +63,7 @@ class DemoConfig:
 class _Child:
     """A ``prognos`` subcommand run as a child process, its output in a log file."""
 
-    def __init__(self, name: str, args: list[str], log: Path) -> None:
+    def __init__(self, name: str, args: list[str], log: Path, env: dict[str, str]) -> None:
         self.name = name
         self.log = log
         self._out = open(log, "ab")  # noqa: SIM115 - closed in stop()
@@ -73,6 +73,7 @@ class _Child:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # our Ctrl-C handling decides when it stops
+            env=env,
         )
 
     def alive(self) -> bool:
@@ -110,6 +111,44 @@ def _line(alert: object) -> str:
     )
 
 
+def _progress(redis_url: str) -> str:
+    """One line on the stream job's progress, from the hashes it keeps in Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=5)
+    try:
+        metrics: dict[str, str] = client.hgetall("prognos:metrics")  # type: ignore[assignment]
+        fleet: dict[str, str] = client.hgetall("prognos:fleet")  # type: ignore[assignment]
+    except redis.RedisError as exc:
+        return f"{datetime.now():%H:%M:%S} status: Redis did not answer ({exc})"
+    finally:
+        client.close()
+    if not metrics:
+        return (
+            f"{datetime.now():%H:%M:%S} status: the stream job is starting (Spark, the model) ..."
+        )
+    line = (
+        f"{datetime.now():%H:%M:%S} status: batch {metrics.get('batch_id', '?')}, "
+        f"{metrics.get('windows_scored_total', '0')} windows scored, {metrics.get('alerts_total', '0')} alert events"
+    )
+    if fleet:
+        line += f"; {fleet.get('devices', '0')} devices, {fleet.get('open_alerts', '0')} with an open alert"
+    return line
+
+
+def _create_topics(bootstrap: str, names: list[str]) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="prognos-demo")
+    try:
+        admin.create_topics(
+            [NewTopic(name, num_partitions=2, replication_factor=1) for name in names]
+        )
+    finally:
+        admin.close()
+
+
 def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
     """Run the demo; returns the exit code. See the module docstring."""
     from deploy.config import StackConfig
@@ -137,6 +176,13 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
 
     for s in previous:
         signal.signal(s, request_stop)
+    _create_topics(stack_config.kafka_bootstrap, [topic, f"{topic}.dlq"])
+    # The children talk to exactly the services this demo checked, whatever else is set.
+    child_env = {
+        **os.environ,
+        "PROGNOS_KAFKA_BOOTSTRAP": stack_config.kafka_bootstrap,
+        "PROGNOS_REDIS_URL": stack_config.redis_url,
+    }
     code = 0
     alerts = 0
     # Subscribed before anything starts, so no alert is published before we listen.
@@ -154,6 +200,7 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
                 ["stream", "--topic", topic, "--checkpoint", str(checkpoint), "--starting-offsets", "earliest",
                  "--trigger", "1", "--max-future-skew", str(_DEMO_SKEW_S)],
                 logs / "demo-stream.log",
+                child_env,
             )
         )  # fmt: skip
         if config.cmapss is not None:
@@ -182,7 +229,7 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
                 f"one 10-minute cycle per {600 / config.rate:g}s"
             )
         print(f"prognos demo: {what} (log: {logs / 'demo-source.log'})", file=out, flush=True)
-        children.append(_Child("fleet", source, logs / "demo-source.log"))
+        children.append(_Child("fleet", source, logs / "demo-source.log", child_env))
         print(
             "prognos demo: alerts appear below as the stream job raises them (Ctrl-C stops the demo)\n"
             "              in another terminal: `.venv/bin/prognos status` or `.venv/bin/prognos alerts tail`",
@@ -192,11 +239,15 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
         deadline = time.monotonic() + config.duration_s if config.duration_s else None
 
         def watch() -> None:
+            next_status = time.monotonic() + 15
             while not stop.is_set():
                 if deadline is not None and time.monotonic() > deadline:
                     stop.set()
                 if not children[0].alive():
                     stop.set()
+                if time.monotonic() >= next_status:
+                    next_status += 15
+                    print(_progress(stack_config.redis_url), file=out, flush=True)
                 stop.wait(0.5)
             subscriber.close()
 

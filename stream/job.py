@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stream.alerts import AlertPolicy
-from stream.errors import CheckpointMismatchError, ConfigError, ServiceUnreachableError
+from stream.errors import CheckpointMismatchError, ConfigError, ServiceUnreachableError, StreamError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -205,10 +205,35 @@ class StreamJob:
                 f"no Kafka broker answers at {self.config.kafka.bootstrap_servers}: run `prognos stack up`, "
                 "or set PROGNOS_KAFKA_BOOTSTRAP to your cluster"
             )
+        if self.config.kafka.security_protocol == "PLAINTEXT":
+            self._check_topic()
         if not redis_answers(self.config.redis_url, timeout_s=5):
             raise ServiceUnreachableError(
                 f"no Redis answers at {redact_url(self.config.redis_url)}: run `prognos stack up`, "
                 "or set PROGNOS_REDIS_URL"
+            )
+
+    def _check_topic(self) -> None:
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.config.kafka.bootstrap_servers, request_timeout_ms=10_000
+            )
+            try:
+                topics = set(admin.list_topics())
+            finally:
+                admin.close()
+        except (KafkaError, OSError) as exc:
+            raise ServiceUnreachableError(
+                f"cannot list topics on {self.config.kafka.bootstrap_servers}: {exc}"
+            ) from exc
+        if self.config.kafka.topic not in topics:
+            raise ConfigError(
+                f"topic {self.config.kafka.topic!r} does not exist on {self.config.kafka.bootstrap_servers}: "
+                "create it (kafka-topics.sh --create, or start a producer such as `prognos simulate` or "
+                "`prognos replay` first), or name another with --topic / PROGNOS_TOPIC"
             )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -481,7 +506,12 @@ class StreamJob:
                 for query in self.queries:
                     error = query.exception()
                     if error is not None:
-                        raise error
+                        first = str(error).strip().splitlines()[0][:500]
+                        raise StreamError(
+                            f"query {query.name} failed: {first}. Nothing after its last committed "
+                            f"batch was written; restarting on the checkpoint {self.config.checkpoint} "
+                            "resumes from there once the cause is fixed."
+                        ) from error
                 if all(not q.isActive for q in self.queries):
                     break
                 self._stop.wait(1.0)

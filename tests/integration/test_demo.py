@@ -1,0 +1,51 @@
+"""`prognos demo` as a user runs it: its own stack, the stream job, a degrading fleet, alerts."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from deploy.stack import free_port, port_is_free
+
+
+def test_demo_shows_alerts_and_stops_everything_it_started(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROGNOS_")}
+    ports = {
+        "PROGNOS_KAFKA_PORT": free_port(),
+        "PROGNOS_KAFKA_CONTROLLER_PORT": free_port(),
+        "PROGNOS_REDIS_PORT": free_port(),
+    }
+    env.update(
+        {k: str(v) for k, v in ports.items()},
+        PROGNOS_STATE_DIR=str(tmp_path / "state"),
+        PROGNOS_SPARK_UI="0",
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deploy.cli",
+            "demo",
+            "--duration",
+            "240",
+            "--machines",
+            "6",
+            "--fast-fail",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=420,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    opened = re.findall(r"ALERT opened\s+(turbofan-\d+)", out)
+    assert opened, f"no alert within the demo's 240 s:\n{out[-3000:]}"
+    # The fast-degrading engines are the first ones of the fleet.
+    assert set(opened) & {"turbofan-0000", "turbofan-0001", "turbofan-0002"}
+    assert "stopped the fleet, the stream job and the local stack" in out
+    assert all(port_is_free(port) for port in ports.values()), "the demo left a service listening"
