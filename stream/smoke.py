@@ -12,7 +12,6 @@ Redis keys (``PREFIX`` is chosen by the caller):
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -115,34 +114,29 @@ def count_deliveries(redis_url: str, prefix: str) -> dict[str, int]:
         client.close()
 
 
-def produce_sample_readings(
-    bootstrap: str, topic: str, count: int, devices: int = 5
-) -> list[bytes]:
-    """Send ``count`` simple JSON readings, keyed by device, and return their payloads."""
-    from kafka import KafkaProducer
+def produce_sample_readings(bootstrap: str, topic: str, count: int, devices: int = 5) -> list[bytes]:
+    """Send ``count`` readings (schema v1, keyed by device) and return their payloads."""
+    from datetime import UTC, datetime, timedelta
 
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
-    )
-    payloads: list[bytes] = []
-    try:
-        for i in range(count):
-            device = f"smoke-{i % devices:03d}"
-            payload = json.dumps(
-                {
-                    "d": device,
-                    "s": i // devices,
-                    "t": int(time.time() * 1000),
-                    "x": {"value": float(i)},
-                },
-                separators=(",", ":"),
-            ).encode()
-            producer.send(topic, key=device.encode(), value=payload)
-            payloads.append(payload)
-        producer.flush(timeout=60)
-    finally:
-        producer.close()
-    return payloads
+    from ingest.codec import encode
+    from ingest.config import KafkaConfig
+    from ingest.producer import ReadingProducer
+    from ingest.schema import Reading
+
+    start = datetime.now(UTC).replace(microsecond=0)
+    readings = [
+        Reading(
+            device_id=f"smoke-{i % devices:03d}",
+            event_time=start + timedelta(seconds=i // devices),
+            seq=i // devices,
+            sensors={"vibration": float(i % 97) / 10.0},
+        )
+        for i in range(count)
+    ]
+    config = KafkaConfig.from_env({"PROGNOS_KAFKA_BOOTSTRAP": bootstrap, "PROGNOS_TOPIC": topic})
+    with ReadingProducer(config, source="smoke") as producer:
+        producer.send_many(readings)
+    return [encode(r) for r in readings]
 
 
 def run_smoke(

@@ -44,7 +44,7 @@ def test_every_record_reaches_redis_exactly_once(
     finally:
         client.close()
     assert sorted(values) == sorted(sent)
-    devices = {json.loads(v)["d"] for v in values}
+    devices = {json.loads(v)["d"] for v in values}  # schema v1: "d" is the device id
     assert len(devices) == 7
 
 
