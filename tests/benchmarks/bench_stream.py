@@ -459,7 +459,9 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
 
         rate = args.latency_rate
         measure_from = _warm(caught_up, args.latency_warmup, timeout_s=360)
+        lag_start = offered.sent - _processed(main)
         time.sleep(args.latency_seconds)
+        lag_end = offered.sent - _processed(main)
         offered.stop()
         time.sleep(3)
         stop.set()
@@ -477,7 +479,14 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
         "prognos stream job (window closed -> P:device readable)", samples, offered.sent
     )
     row["windows"] = len(samples)
+    # lag = readings sent - readings the main query has read; growing = not sustained
+    row["lag_start"], row["lag_end"] = lag_start, lag_end
+    row["kept_up"] = lag_end <= max(lag_start, 2 * args.latency_rate)
     return row
+
+
+def _processed(query: Any) -> int:
+    return sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
 
 
 def _latency_row(name: str, samples: list[float], sent: int) -> dict[str, Any]:
