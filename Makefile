@@ -16,6 +16,7 @@ help:
 	@echo "make test   set up everything and run the unit and integration tests"
 	@echo "make lint   ruff and mypy"
 	@echo "make model  retrain the default model (installs the train extra)"
+	@echo "make bench  benchmarks against a private local stack (about 15 minutes)"
 	@echo "make up | down | status   the local stack"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -60,6 +61,11 @@ integration: setup
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Benchmarks (tests/benchmarks, not collected as tests): JSON in bench-results/, a table printed.
+BENCH_ARGS ?=
+bench: setup
+	$(BIN)/python tests/benchmarks/run_all.py $(BENCH_ARGS)
 
 # Retrain the default model reproducibly (byte-identical model.onnx), then check it.
 model: venv
