@@ -111,6 +111,12 @@ def _line(alert: object) -> str:
     )
 
 
+def _say(out: TextIO, text: str) -> None:
+    """Print a line; a closed stdout (Ctrl-C killed ``| tee``) must not stop the clean-up."""
+    with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+        print(text, file=out, flush=True)
+
+
 def _progress(redis_url: str) -> str:
     """One line on the stream job's progress, from the hashes it keeps in Redis."""
     import redis
@@ -158,7 +164,7 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
     stack_config = StackConfig.from_env()
     stack = Stack(stack_config)
     was_running = {s.name for s in stack.services if s.running_pid() is not None}
-    print("prognos demo: starting the local stack (Kafka, Redis) ...", file=out, flush=True)
+    _say(out, "prognos demo: starting the local stack (Kafka, Redis) ...")
     stack.up()
     started_stack = [s for s in stack.services if s.name not in was_running]
 
@@ -189,10 +195,9 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
     subscriber = PubSubSubscriber(TailConfig(stack_config.redis_url))
     subscriber.open()
     try:
-        print(
+        _say(
+            out,
             f"prognos demo: starting the stream job on topic {topic} (log: {logs / 'demo-stream.log'})",
-            file=out,
-            flush=True,
         )
         children.append(
             _Child(
@@ -228,13 +233,12 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
                 f"simulating {config.machines} turbofans, {config.fast_fail} degrading fast, "
                 f"one 10-minute cycle per {600 / config.rate:g}s"
             )
-        print(f"prognos demo: {what} (log: {logs / 'demo-source.log'})", file=out, flush=True)
+        _say(out, f"prognos demo: {what} (log: {logs / 'demo-source.log'})")
         children.append(_Child("fleet", source, logs / "demo-source.log", child_env))
-        print(
+        _say(
+            out,
             "prognos demo: alerts appear below as the stream job raises them (Ctrl-C stops the demo)\n"
             "              in another terminal: `.venv/bin/prognos status` or `.venv/bin/prognos alerts tail`",
-            file=out,
-            flush=True,
         )
         deadline = time.monotonic() + config.duration_s if config.duration_s else None
 
@@ -247,7 +251,7 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
                     stop.set()
                 if time.monotonic() >= next_status:
                     next_status += 15
-                    print(_progress(stack_config.redis_url), file=out, flush=True)
+                    _say(out, _progress(stack_config.redis_url))
                 stop.wait(0.5)
             subscriber.close()
 
@@ -256,32 +260,39 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
         for delivery in subscriber:
             alerts += 1
             if config.show is None or alerts <= config.show:
-                print(_line(delivery.alert), file=out, flush=True)
+                _say(out, _line(delivery.alert))
         if not children[0].alive() and children[0].process.returncode not in (0, None):
             from deploy.stack import tail as log_tail
 
-            print(
+            _say(
+                out,
                 f"prognos demo: the stream job exited; last lines of {children[0].log}:\n{log_tail(children[0].log)}",
-                file=out,
             )
             code = 1
     finally:
+        # Every step runs whatever the one before it did: nothing the demo started may outlive it.
         stop.set()
         subscriber.close()
-        print("prognos demo: stopping ...", file=out, flush=True)
+        _say(out, "prognos demo: stopping ...")
         for child in reversed(children):
-            child.stop(signal.SIGINT if child.name == "fleet" else signal.SIGTERM, 90)
+            try:
+                child.stop(signal.SIGINT if child.name == "fleet" else signal.SIGTERM, 90)
+            except Exception:  # go on stopping the others
+                logger.exception("could not stop the %s", child.name)
         for service in reversed(started_stack):
-            service.stop()
+            try:
+                service.stop()
+            except Exception:
+                logger.exception("could not stop %s", service.name)
         for s, handler in previous.items():
             signal.signal(s, handler)
     stopped_stack = " and the local stack" if started_stack else ""
-    print(
+    _say(
+        out,
         f"prognos demo: {alerts} alert events shown; stopped the fleet, the stream job{stopped_stack}.",
-        file=out,
     )
     if alerts == 0 and code == 0:
-        print("prognos demo: no alert arrived; see the logs above, or let it run longer", file=out)
+        _say(out, "prognos demo: no alert arrived; see the logs above, or let it run longer")
     return code
 
 
