@@ -107,6 +107,21 @@ def unique_topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterat
 
 
 @pytest.fixture
+def dlq_topic(kafka_bootstrap: str, unique_topic: str) -> Iterator[str]:
+    """The unique topic's dead-letter topic (``<topic>.dlq``), deleted afterwards if created."""
+    from kafka import KafkaAdminClient
+
+    name = f"{unique_topic}.dlq"
+    yield name
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="prognos-tests")
+    try:
+        if name in admin.list_topics():
+            admin.delete_topics([name])
+    finally:
+        admin.close()
+
+
+@pytest.fixture
 def key_prefix(redis_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A Redis key prefix unique to the test; its keys are deleted afterwards."""
     import redis

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -19,21 +18,6 @@ from ingest.schema import Reading
 from simulator.config import FleetConfig
 from simulator.fleet import Fleet
 from simulator.run import Pace, run_fleet
-
-
-@pytest.fixture
-def dlq_topic(kafka_bootstrap: str, unique_topic: str) -> Iterator[str]:
-    """The unique topic's dead-letter topic, deleted afterwards."""
-    from kafka import KafkaAdminClient
-
-    name = f"{unique_topic}.dlq"
-    yield name
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="prognos-tests")
-    try:
-        if name in admin.list_topics():
-            admin.delete_topics([name])
-    finally:
-        admin.close()
 
 
 def test_a_simulated_run_is_consumed_back_reading_for_reading(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,6 @@ from ingest.consumer import read_readings, read_records
 from ingest.deadletter import HEADER_FIELD, HEADER_REASON, HEADER_RULE, HEADER_SOURCE
 from ingest.producer import ReadingProducer
 from ingest.replay import CMAPSS_COLUMNS, ReplayOptions, replay_file
-
-
-@pytest.fixture
-def dlq_topic(kafka_bootstrap: str, unique_topic: str) -> Iterator[str]:
-    from kafka import KafkaAdminClient
-
-    name = f"{unique_topic}.dlq"
-    yield name
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="prognos-tests")
-    try:
-        if name in admin.list_topics():
-            admin.delete_topics([name])
-    finally:
-        admin.close()
 
 
 def test_replaying_train_fd001_delivers_every_reading(
