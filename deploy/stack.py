@@ -268,6 +268,20 @@ class _ManagedProcess:
         return ServiceStatus(self.name, "running", address, pid)
 
 
+def storage_format_args(cluster_id: str, properties: Path) -> list[str]:
+    """Arguments of Kafka's storage tool that format a new KRaft log folder.
+
+    The id goes in one ``--cluster-id=ID`` token: a base64url id can start with ``-``,
+    which the tool would otherwise take for an option (1 start in 64 failed so).
+    """
+    return [
+        "kafka.tools.StorageTool",
+        "format",
+        f"--cluster-id={cluster_id}",
+        f"--config={properties}",
+    ]
+
+
 class KafkaBroker(_ManagedProcess):
     """A single-node Apache Kafka 4.x broker in KRaft mode on 127.0.0.1."""
 
@@ -321,15 +335,7 @@ class KafkaBroker(_ManagedProcess):
             return
         # First start: format the storage with a fresh cluster id.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = [
-            *self._java_base(),
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(self.properties),
-        ]
+        cmd = [*self._java_base(), *storage_format_args(cluster_id, self.properties)]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             raise ServiceStartError(

@@ -96,3 +96,11 @@ def test_redis_missing_without_root_says_how_to_provide_one(
     monkeypatch.setattr("deploy.stack.os.geteuid", lambda: 1000)
     with pytest.raises(RedisMissingError, match="PROGNOS_REDIS_URL"):
         install_redis()
+
+
+def test_a_cluster_id_starting_with_a_dash_is_one_argument(tmp_path: Path) -> None:
+    from deploy.stack import storage_format_args
+
+    args = storage_format_args("-AbC_def123", tmp_path / "server.properties")
+    assert "--cluster-id=-AbC_def123" in args
+    assert "-AbC_def123" not in args  # never a token of its own, where it would read as an option
