@@ -41,7 +41,9 @@ def output_schema() -> StructType:
             StructField("window_start_ms", LongType(), False),
             StructField("window_end_ms", LongType(), False),
             StructField("n_readings", LongType(), False),
-            StructField("sequence", ArrayType(DoubleType(), False), False),
+            # Nullable elements: a statistic with no values is NaN, and pandas -> Arrow
+            # turns NaN into null (read back as NaN; the scorer maps it to the mean).
+            StructField("sequence", ArrayType(DoubleType(), True), False),
         ]
     )
 
@@ -52,7 +54,7 @@ def _state_schema() -> StructType:
     return StructType(
         [
             StructField("ends", ArrayType(LongType(), False), False),
-            StructField("vectors", ArrayType(ArrayType(DoubleType(), False), False), False),
+            StructField("vectors", ArrayType(ArrayType(DoubleType(), True), False), False),
         ]
     )
 
@@ -85,7 +87,10 @@ class SequenceProcessor(StatefulProcessor):
         if self.state.exists():
             stored = self.state.get()
             ends = list(stored[0])
-            vectors = [np.asarray(v, dtype=np.float64) for v in stored[1]]
+            vectors = [
+                np.array([np.nan if x is None else x for x in v], dtype=np.float64)
+                for v in stored[1]
+            ]
         else:
             ends, vectors = [], []
         out_start, out_end, out_n, out_seq = [], [], [], []
