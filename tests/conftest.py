@@ -6,8 +6,8 @@ same code as ``prognos stack up``; set ``PROGNOS_TEST_KAFKA_BOOTSTRAP`` and/or
 ``PROGNOS_TEST_REDIS_URL`` to use existing ones instead. Each test gets a unique topic,
 Redis key prefix and checkpoint folder, cleaned up afterwards.
 
-Tests under ``tests/unit`` are marked ``unit`` and those under ``tests/integration``
-``integration`` automatically.
+Tests under ``tests/unit`` are marked ``unit``, those under ``tests/integration``
+``integration`` and those under ``tests/reliability`` ``reliability`` automatically.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         parts = Path(str(item.fspath)).relative_to(ROOT).parts
         if "integration" in parts:
             item.add_marker(pytest.mark.integration)
+        elif "reliability" in parts:
+            item.add_marker(pytest.mark.reliability)
         elif "unit" in parts:
             item.add_marker(pytest.mark.unit)
 
