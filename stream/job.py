@@ -7,7 +7,7 @@ Two streaming queries share one Spark session and one source topic:
     within the watermark -> per-device windows with the model's features, computed in the
     JVM (:mod:`stream.features`) -> each device's last K windows in Spark state
     (``transformWithStateInPandas``, :mod:`stream.sequence`) -> ONNX Runtime in the Python
-    workers over Arrow batches (``mapInPandas``, :mod:`stream.scoring`) -> alert policy and
+    workers over Arrow batches (``mapInArrow``, :mod:`stream.scoring`) -> alert policy and
     idempotent Redis writes in ``foreachBatch`` (:mod:`stream.sink`).
 ``dead-letters``
     readings that break a rule -> the dead-letter topic, original bytes and the reason in
@@ -327,7 +327,7 @@ class StreamJob:
             providers=self.config.providers,
             allow_fallback=self.config.allow_fallback,
         )
-        return sequences.mapInPandas(scoring.score_partitions(spec), scoring.output_schema())
+        return sequences.mapInArrow(scoring.score_partitions(spec), scoring.output_schema())
 
     def start(self) -> list[StreamingQuery]:
         """Check services and checkpoint, then start both queries."""

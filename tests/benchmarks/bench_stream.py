@@ -30,10 +30,10 @@ Parts (each prints its table):
     run and with the same trigger: a query that only reads the topic and sets one Redis
     key per batch; its latency = key readable - each record's Kafka timestamp.
 ``scoring``
-    the scoring stage (``mapInPandas`` with :func:`stream.scoring.score_partitions`) alone
+    the scoring stage (``mapInArrow`` with :func:`stream.scoring.score_partitions`) alone
     over a cached DataFrame of sequences in one partition (one Python worker, one ONNX
     thread, Arrow batches of 10,000), next to a bare onnxruntime session (one thread) over
-    the same normalised batches, and ``score_frame`` in-process (the stage's Python work
+    the same normalised batches, and ``score_batch`` in-process (the stage's Python work
     without Spark).
 """
 
@@ -527,7 +527,7 @@ def part_scoring(spark: Any, rows: int, repeats: int = 3) -> dict[str, Any]:
     df = spark.createDataFrame(frame, schema=sequence.output_schema()).coalesce(1).cache()
     df.count()
     spec = scoring.ScoringSpec(str(scorer.path), scorer.metadata.sha256, "cpu")
-    stage = df.mapInPandas(scoring.score_partitions(spec), scoring.output_schema())
+    stage = df.mapInArrow(scoring.score_partitions(spec), scoring.output_schema())
     stage.write.format("noop").mode("overwrite").save()  # warm: worker, session, JIT
     spark_s = []
     for _ in range(repeats):
@@ -546,7 +546,10 @@ def part_scoring(spark: Any, rows: int, repeats: int = 3) -> dict[str, Any]:
     z = normalise(raw, norm)
     chunks = [z[i : i + batch] for i in range(0, rows, batch)]
     bare_s, frame_s = [], []
-    frames = [frame.iloc[i : i + batch] for i in range(0, rows, batch)]
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    frames = table.to_batches(max_chunksize=batch)
     for _ in range(repeats):
         started = time.perf_counter()
         for c in chunks:
@@ -554,7 +557,7 @@ def part_scoring(spark: Any, rows: int, repeats: int = 3) -> dict[str, Any]:
         bare_s.append(time.perf_counter() - started)
         started = time.perf_counter()
         for fr in frames:
-            scoring.score_frame(scorer, fr)
+            scoring.score_batch(scorer, fr)
         frame_s.append(time.perf_counter() - started)
     spark_rate = rows / min(spark_s)
     bare_rate = rows / min(bare_s)
@@ -563,7 +566,7 @@ def part_scoring(spark: Any, rows: int, repeats: int = 3) -> dict[str, Any]:
         "arrow_batch": batch,
         "threads": 1,
         "spark_stage_rows_per_s": round(spark_rate, 1),
-        "score_frame_in_process_rows_per_s": round(rows / min(frame_s), 1),
+        "score_batch_in_process_rows_per_s": round(rows / min(frame_s), 1),
         "bare_onnxruntime_rows_per_s": round(bare_rate, 1),
         "ratio": round(spark_rate / bare_rate, 4),
     }
@@ -612,8 +615,8 @@ def print_tables(result: dict[str, Any]) -> None:
     s = result.get("scoring")
     if s:
         print(
-            f"\nscoring stage in Spark {s['spark_stage_rows_per_s']:,.0f} rows/s, score_frame "
-            f"in-process {s['score_frame_in_process_rows_per_s']:,.0f}, bare onnxruntime "
+            f"\nscoring stage in Spark {s['spark_stage_rows_per_s']:,.0f} rows/s, score_batch "
+            f"in-process {s['score_batch_in_process_rows_per_s']:,.0f}, bare onnxruntime "
             f"{s['bare_onnxruntime_rows_per_s']:,.0f} (ratio {s['ratio']:.2f})"
         )
 

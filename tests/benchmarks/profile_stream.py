@@ -12,7 +12,7 @@ reported, so code generation and worker start-up are out of it):
 2. + parse and validate (:func:`stream.parse.parse`),
 3. + window features (84 aggregates per device and window, in the JVM),
 4. + the sequences (``transformWithStateInPandas``, Python workers and the state server),
-5. + scoring (``mapInPandas``, ONNX Runtime).
+5. + scoring (``mapInArrow``, ONNX Runtime).
 
 Stages 4 and 5 need Spark's state store coordinator, which batch queries on some Spark
 versions do not start; they are then reported as not measured (``bench_stream.py``'s
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                     stages.append(("+ sequences (transformWithStateInPandas)", seqs))
                     stages.append(
                         (
-                            "+ scoring (mapInPandas)",
-                            seqs.mapInPandas(
+                            "+ scoring (mapInArrow)",
+                            seqs.mapInArrow(
                                 scoring.score_partitions(spec_), scoring.output_schema()
                             ),
                         )

@@ -1,0 +1,103 @@
+"""The scoring stage's Python work, without Spark: Arrow in, scored Arrow out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from models.features import normalise
+from models.scorer import Scorer
+from stream import scoring, sequence
+
+MODEL = Path(__file__).resolve().parents[3] / "models" / "default"
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Scorer:
+    return Scorer.load(MODEL, providers="cpu")
+
+
+def _batch(raw: np.ndarray) -> pa.RecordBatch:
+    n, k, f = raw.shape
+    flat = raw.reshape(n * k * f)
+    values = pa.array(flat, pa.float64(), from_pandas=True)  # NaN -> null, as Spark sends it
+    offsets = pa.array(np.arange(0, n * k * f + 1, k * f, dtype=np.int32))
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([f"D{i}" for i in range(n)]),
+            pa.array(np.arange(n, dtype=np.int64)),
+            pa.array(np.arange(n, dtype=np.int64) + 1),
+            pa.array(np.full(n, 5, dtype=np.int64)),
+            pa.ListArray.from_arrays(offsets, values),
+        ],
+        names=[f.name for f in sequence.output_schema().fields],
+    )
+
+
+def _reference_top(scorer: Scorer, raw_last: np.ndarray, z_last: np.ndarray) -> list[str]:
+    """The definition: dicts through json.dumps (what the template formatter must equal)."""
+    names = scorer.metadata.feature_names
+    mean, scale = np.asarray(scorer.metadata.norm.mean), np.asarray(scorer.metadata.norm.scale)
+    out = []
+    for row in range(len(raw_last)):
+        order = np.argsort(-np.abs(z_last[row]), kind="stable")[: scoring.TOP_FEATURES]
+        items = [
+            {
+                "name": names[j],
+                "value": None if np.isnan(raw_last[row, j]) else round(float(raw_last[row, j]), 6),
+                "z": round(float(z_last[row, j]), 3),
+                "normal_low": round(float(mean[j] - 2 * scale[j]), 6),
+                "normal_high": round(float(mean[j] + 2 * scale[j]), 6),
+            }
+            for j in order
+        ]
+        out.append(json.dumps(items, separators=(",", ":")))
+    return out
+
+
+def _raw(scorer: Scorer, n: int, seed: int = 0) -> np.ndarray:
+    k, f = scorer.input_shape
+    norm = scorer.metadata.norm
+    rng = np.random.default_rng(seed)
+    raw = np.asarray(norm.mean) + np.asarray(norm.scale) * rng.normal(scale=2.0, size=(n, k, f))
+    raw[1, -1, 3] = np.nan  # a statistic with no values in the last window (a dropout)
+    raw[1, -1, 7] = np.asarray(norm.mean)[7] + 50 * np.asarray(norm.scale)[7]  # far off
+    return raw
+
+
+def test_score_batch_equals_the_scorer_and_the_reference_top_features(scorer: Scorer) -> None:
+    raw = _raw(scorer, 64)
+    out = scoring.score_batch(scorer, _batch(raw))
+
+    assert out.schema == scoring.arrow_schema()
+    np.testing.assert_array_equal(
+        out.column("risk").to_numpy(), scorer.score_features(raw).astype(np.float64)
+    )
+    z = normalise(raw, scorer.metadata.norm)
+    assert out.column("top_features").to_pylist() == _reference_top(
+        scorer, raw[:, -1, :], z[:, -1, :]
+    )
+    top = json.loads(out.column("top_features")[1].as_py())
+    assert top[0]["name"] == scorer.metadata.feature_names[7]
+    assert out.column("device_id").to_pylist()[:2] == ["D0", "D1"]
+    assert set(out.column("model_version").to_pylist()) == {scorer.metadata.model_version}
+
+
+def test_a_missing_statistic_becomes_the_training_mean_not_nan(scorer: Scorer) -> None:
+    raw = _raw(scorer, 4)
+    raw[2] = np.nan  # every statistic missing
+    out = scoring.score_batch(scorer, _batch(raw))
+    risk = out.column("risk").to_numpy()
+    assert np.isfinite(risk).all()
+    assert json.loads(out.column("top_features")[2].as_py())[0]["value"] is None
+
+
+def test_a_sequence_of_the_wrong_length_is_refused_with_the_shapes(scorer: Scorer) -> None:
+    k, f = scorer.input_shape
+    raw = _raw(scorer, 3)[:, :, : f - 1]
+    with pytest.raises(ValueError, match=rf"K x F = {k} x {f}"):
+        scoring.score_batch(scorer, _batch(raw))
