@@ -7,6 +7,8 @@ Both read ``[batch, K, F]`` normalised window vectors and return one logit per r
   head. Order-aware and tiny (~20k parameters for F=84, hidden=48).
 * :class:`CNNNet`: two 1-D convolutions over the window axis, then the last position and
   the mean over positions feed a linear head.
+* :class:`MeanRisk`: an ensemble, the mean of its members' risks (it outputs risk, not a
+  logit); :func:`risk_model` gives the risk-output module of either kind for export.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ARCHITECTURES", "CNNNet", "GRUNet", "RiskHead", "build_network"]
+__all__ = [
+    "ARCHITECTURES",
+    "CNNNet",
+    "GRUNet",
+    "MeanRisk",
+    "RiskHead",
+    "build_network",
+    "risk_model",
+]
 
 ARCHITECTURES = ("gru", "cnn")
 
@@ -79,6 +89,30 @@ class RiskHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(x))
+
+
+class MeanRisk(nn.Module):
+    """An ensemble: the mean of its members' risks ``sigmoid(logit)``, ``[batch]`` in [0, 1].
+
+    Risks are averaged, not logits, so one over-confident member moves the mean by at
+    most ``1 / len(members)``.
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        risks = torch.stack([torch.sigmoid(m(x)) for m in self.members])
+        mean: torch.Tensor = risks.mean(dim=0)
+        return mean
+
+
+def risk_model(net: nn.Module) -> nn.Module:
+    """The module that outputs risk: an ensemble as it is, a logit network wrapped."""
+    return net if isinstance(net, MeanRisk) else RiskHead(net)
 
 
 def build_network(arch: str, n_features: int, hidden: int = 48, dropout: float = 0.1) -> nn.Module:

@@ -40,3 +40,26 @@ def test_onnxruntime_matches_pytorch(arch: str, tmp_path: Path) -> None:
         worst = max(worst, float(np.max(np.abs(scorer.score(x) - expected))))
     print(f"{arch}: max |onnxruntime - pytorch| = {worst:.3g}")
     assert worst < 1e-5
+
+
+def test_ensemble_exports_the_mean_risk_of_its_members(tmp_path: Path) -> None:
+    """A MeanRisk ensemble exports as one ONNX graph whose output is its members' mean risk."""
+    from models.network import MeanRisk
+
+    spec = FeatureSpec(sensors=("a", "b"), window_seconds=60, sequence_length=5,
+                       horizon_windows=2)  # fmt: skip
+    torch.manual_seed(0)
+    members = [build_network("gru", spec.n_features, hidden=8).eval() for _ in range(3)]
+    net = MeanRisk(members).eval()
+    meta = ModelMetadata(spec=spec, norm=NormStats((0.0,) * 12, (1.0,) * 12), threshold=0.5,
+                         model_version="parity-ensemble", data_sha256="0" * 64,
+                         extra={"members": 3})  # fmt: skip
+    export_onnx(net, meta, tmp_path / "model.onnx")
+    write_manifest(tmp_path, meta, created="2025-01-01T00:00:00+00:00")
+    scorer = Scorer.load(tmp_path, providers="cpu")
+    assert scorer.metadata.extra["members"] == 3
+    x = np.random.default_rng(2).normal(size=(50, *scorer.input_shape)).astype(np.float32)
+    with torch.no_grad():
+        xt = torch.from_numpy(x)
+        expected = torch.stack([torch.sigmoid(m(xt)) for m in members]).mean(0).numpy()
+    assert float(np.max(np.abs(scorer.score(x) - expected))) < 1e-5
