@@ -18,8 +18,9 @@ def register(subparsers: Any) -> None:
         "train",
         help="train the failure-risk model and export it to ONNX (needs the train extra)",
         description="Train the failure-risk network on C-MAPSS or a simulator recording: "
-        "device-grouped split, k-fold cross-validation to choose the architecture, early "
-        "stopping, a logistic-regression baseline, ONNX export with metadata and a manifest, "
+        "device-grouped k-fold cross-validation to choose the architecture, early stopping, "
+        "the fold networks' mean risk as the model (or one network on a split: --ensemble "
+        "none), a logistic-regression baseline, ONNX export with metadata and a manifest, "
         "then (for C-MAPSS) the evaluation report and the model card. Needs PyTorch: "
         "pip install -c constraints.txt -e '.[train]'.",
     )
@@ -38,6 +39,19 @@ def register(subparsers: Any) -> None:
     )
     train.add_argument(
         "--folds", type=int, default=5, help="cross-validation folds (default 5; 1: none)"
+    )
+    train.add_argument(
+        "--ensemble",
+        choices=["folds", "none"],
+        default="folds",
+        help="folds: export the mean risk of the cross-validation networks, threshold from "
+        "their out-of-fold predictions (default); none: one network on a train/validation split",
+    )
+    train.add_argument(
+        "--rul-weight",
+        type=float,
+        default=1.0,
+        help="weight of the auxiliary remaining-useful-life loss (default 1.0; 0: off)",
     )
     train.add_argument("--epochs", type=int, default=40, help="maximum epochs per fit (default 40)")
     train.add_argument(
@@ -114,6 +128,7 @@ def _progress(line: str) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import json
     import shlex
     import sys
     from pathlib import Path
@@ -159,11 +174,23 @@ def _train(args: argparse.Namespace) -> int:
         phases=args.phases,
         regimes=args.regimes,
         threads=args.threads,
+        ensemble=args.ensemble,
+        rul_weight=args.rul_weight,
         model_version=args.model_version,
     )
     out = Path(args.out)
     result = train_model(recording, spec, out, config, progress=_progress, test=test)
     result.training["command"] = "prognos " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    from models.study import summary_for
+
+    study = summary_for(recording.data_sha256)
+    chosen_recipe = config.ensemble == "folds" and config.rul_weight == 1.0 and config.folds == 5
+    if study is not None and chosen_recipe:
+        # The nested-CV study that chose this recipe, kept with the model it describes.
+        result.training["recipe_study"] = study
+    (out / "training.json").write_text(
+        json.dumps(result.training, indent=2) + "\n", encoding="utf-8"
+    )
     report = None
     if test is not None:
         from models.evaluation import evaluate_cmapss

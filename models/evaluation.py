@@ -188,26 +188,38 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_training_curves(history: Mapping[str, Sequence[float]], path: Path, title: str) -> None:
-    """Training and validation loss (and validation PR-AUC) per epoch."""
+def plot_training_curves(
+    history: Mapping[str, Any] | Sequence[Mapping[str, Any]], path: Path, title: str
+) -> None:
+    """Training and validation loss (and validation PR-AUC) per epoch.
+
+    ``history`` is one network's, or a list of an ensemble's members' (one line each).
+    """
     plt = _pyplot()
+    histories = [history] if isinstance(history, Mapping) else list(history)
     fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=80)
-    epochs = np.arange(1, len(history["train_loss"]) + 1)
-    ax.plot(epochs, history["train_loss"], label="train loss")
-    ax.plot(epochs, history["val_loss"], label="validation loss")
+    ax2 = ax.twinx() if any("val_pr_auc" in h for h in histories) else None
+    many = len(histories) > 1
+    for i, h in enumerate(histories):
+        first = i == 0
+        epochs = np.arange(1, len(h["train_loss"]) + 1)
+        ax.plot(epochs, h["train_loss"], color="tab:blue", alpha=0.6 if many else 1.0,
+                label="train loss" if first else None)  # fmt: skip
+        ax.plot(epochs, h["val_loss"], color="tab:orange", alpha=0.6 if many else 1.0,
+                label=("held-out loss" if many else "validation loss") if first else None)  # fmt: skip
+        if "best_epoch" in h:
+            best = int(np.asarray(h["best_epoch"]).item())
+            if many and 1 <= best <= len(h["val_loss"]):
+                ax.plot([best], [h["val_loss"][best - 1]], "o", color="grey", ms=4,
+                        label="kept (early stopping)" if first else None)  # fmt: skip
+            elif not many:
+                ax.axvline(float(best), color="grey", ls=":", label="kept (early stopping)")
+        if ax2 is not None and "val_pr_auc" in h:
+            ax2.plot(epochs, h["val_pr_auc"], color="tab:green", alpha=0.4 if many else 0.6)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("BCE loss")
-    if "best_epoch" in history:
-        ax.axvline(
-            float(np.asarray(history["best_epoch"]).item()),
-            color="grey",
-            ls=":",
-            label="kept (early stopping)",
-        )
-    if "val_pr_auc" in history:
-        ax2 = ax.twinx()
-        ax2.plot(epochs, history["val_pr_auc"], color="tab:green", alpha=0.6, label="val PR-AUC")
-        ax2.set_ylabel("validation PR-AUC")
+    ax.set_ylabel("loss (held-out: BCE)" if many else "loss (validation: BCE)")
+    if ax2 is not None:
+        ax2.set_ylabel("held-out PR-AUC (green)" if many else "validation PR-AUC")
         ax2.set_ylim(0, 1.02)
     ax.legend(loc="upper right", fontsize=7)
     ax.set_title(title, fontsize=9)
@@ -331,7 +343,12 @@ def evaluate_cmapss(
             "engines_scored": len(last),
             "positives": int(last.y.sum()),
         },
-        "threshold": {"value": meta.threshold, "chosen_on": "validation engines (max F1)"},
+        "threshold": {
+            "value": meta.threshold,
+            "chosen_on": ((training or {}).get("threshold") or {}).get(
+                "chosen_on", "validation engines (max F1)"
+            ),
+        },
         "metrics": metrics,
         "ci95": ci,
         "ci_method": "percentile bootstrap over the scored engines, 2000 resamples (PR-AUC 500)",
@@ -355,7 +372,16 @@ def evaluate_cmapss(
     if training:
         report["training"] = {
             k: training[k]
-            for k in ("selection", "cross_validation", "validation", "baseline", "config", "data")
+            for k in (
+                "selection",
+                "cross_validation",
+                "members",
+                "validation",
+                "baseline",
+                "config",
+                "data",
+                "recipe_study",
+            )
             if k in training
         }
     if plots:
@@ -387,7 +413,8 @@ def _write_plots(
         plot_training_curves(
             training["history"],
             out / "training_curves.png",
-            f"{meta.arch.upper()} training ({meta.model_version})",
+            f"{meta.arch.upper()} training ({meta.model_version})"
+            + (" — one line per member" if not isinstance(training["history"], Mapping) else ""),
         )
         written.append("training_curves.png")
     plot_pr(y, risk, meta.threshold, out / "pr_curve.png", "Test engines, last sequence")
@@ -474,9 +501,11 @@ def render_report_md(report: Mapping[str, Any]) -> str:
     training = report.get("training") or {}
     baseline = training.get("baseline", {}).get("test")
     if baseline:
+        model = training["baseline"].get(
+            "model", "logistic regression on the same normalised features"
+        )
         lines += [
-            "Baseline (logistic regression on the same normalised features, K x F inputs, "
-            "threshold chosen on validation):",
+            f"Baseline ({model}):",
             "",
             "| metric | baseline | this model |",
             "| --- | --- | --- |",
@@ -506,9 +535,41 @@ def render_report_md(report: Mapping[str, Any]) -> str:
             f"Chosen: **{training['selection']['arch']}**: {training['selection']['reason']}",
             "",
         ]
+        members = training.get("members", 1)
+        if members > 1:
+            lines += [
+                f"The model is the mean risk of the {members} "
+                f"{training['selection']['arch'].upper()} "
+                "networks of this cross-validation (each trained on the other folds and "
+                "early-stopped on its own).",
+                "",
+            ]
+    lines += study_lines(training.get("recipe_study"))
     for plot in report.get("plots", []):
         lines.append(f"![{plot}]({plot})")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def study_lines(study: Mapping[str, Any] | None) -> list[str]:
+    """Markdown lines for the recipe study (``models.study``) summarised in training.json."""
+    if not study:
+        return []
+    lines = [
+        f"Recipe: **{study['chosen']}**, chosen by nested cross-validation on the training "
+        f"engines only ({study['design']}). Rule, fixed before the study was run: "
+        f"{study['rule']}. Results: `{study['file']}`.",
+        "",
+        "| recipe | networks | pooled nested F1 | F1 mean ± std | PR-AUC mean ± std |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, r in study["results"].items():
+        mark = "**" if name == study["chosen"] else ""
+        lines.append(
+            f"| {mark}{name}{mark} | {r['networks']} | {r['pooled_f1']:.4f} | "
+            f"{r['f1_mean']:.4f} ± {r['f1_std']:.4f} | "
+            f"{r['pr_auc_mean']:.4f} ± {r['pr_auc_std']:.4f} |"
+        )
+    return [*lines, ""]
 
 
 def _finite(x: float) -> float | None:

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from models.evaluation import study_lines
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["write_model_card"]
@@ -24,6 +26,38 @@ def write_model_card(
     w = float(spec["window_seconds"])
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     meta = manifest["metadata"]
+    members = int(training.get("members", 1))
+    chosen_on = (training.get("threshold") or {}).get("chosen_on", "validation devices (max F1)")
+    history = training["history"]
+    histories = [history] if isinstance(history, Mapping) else list(history)
+    best_epochs = ", ".join(str(h["best_epoch"]) for h in histories)
+    if members > 1:
+        network = (
+            f"- Network: the mean risk of {members} {sel['arch'].upper()} networks "
+            f"({training['parameters']} parameters in all), the {cfg['folds']} networks of a "
+            f"{cfg['folds']}-fold device-grouped cross-validation, each trained on the other "
+            "folds and early-stopped on its own; the architecture chosen by that "
+            f"cross-validation: {sel['reason']}."
+        )
+        split = (
+            f"{data['devices']} devices in {cfg['folds']} folds of about "
+            f"{data['devices'] // cfg['folds']} (split by device)"
+        )
+    else:
+        network = (
+            f"- Network: {sel['arch'].upper()} ({training['parameters']} parameters), chosen "
+            f"by {cfg['folds']}-fold device-grouped cross-validation: {sel['reason']}."
+        )
+        split = (
+            f"{data['devices']} devices ({data['train_devices']} train, "
+            f"{len(data['val_devices'])} validation, split by device)"
+        )
+    rul = (
+        f" An auxiliary remaining-useful-life head (weight {cfg['rul_weight']:g}, RUL capped "
+        f"at {cfg['rul_cap_windows']:g} windows) regularises training; it is not exported."
+        if cfg.get("rul_weight", 0) > 0
+        else ""
+    )
     lines = [
         f"# Model card: {manifest['model_version']}",
         "",
@@ -32,33 +66,38 @@ def write_model_card(
         f"Given the last K={spec['sequence_length']} tumbling event-time windows of "
         f"W={w:g} s of one device, it returns the probability that the device fails within "
         f"H={spec['horizon_windows']} windows ({spec['horizon_windows'] * w:g} s) of the end "
-        f"of the last window. Alert when risk ≥ {meta['threshold']:.4f} (chosen on validation "
-        "devices to maximise F1).",
+        f"of the last window. Alert when risk ≥ {meta['threshold']:.4f} (chosen on "
+        f"{chosen_on}).",
         "",
         f"- Input `{meta['input']}`: per window, for each sensor of "
         f"{', '.join(spec['sensors'])}, the statistics {', '.join(spec['statistics'])} "
         "(definitions in `models/features.py`), normalised with the statistics stored in the "
         "ONNX metadata (`models.features.normalise`; missing -> 0).",
         f"- Output `{meta['output']}`: risk in [0, 1].",
-        f"- Network: {sel['arch'].upper()} ({training['parameters']} parameters), chosen by "
-        f"{cfg['folds']}-fold device-grouped cross-validation: {sel['reason']}.",
+        network,
         f"- File: `model.onnx`, SHA-256 `{manifest['sha256']}` (pinned in `manifest.json`; "
         "the scorer refuses any other bytes).",
         "",
         "## Training data",
         "",
-        f"{data['source']} (SHA-256 of the files `{data['sha256'][:16]}…`): {data['devices']} "
-        f"devices ({data['train_devices']} train, {len(data['val_devices'])} validation, split "
-        f"by device), {data['sequences']} sequences at {cfg['phases']} window alignments, "
+        f"{data['source']} (SHA-256 of the files `{data['sha256'][:16]}…`): {split}, "
+        f"{data['sequences']} sequences at {cfg['phases']} window alignments, "
         f"{data['positives']} positive. Seed {cfg['seed']}, early stopping (patience "
-        f"{cfg['patience']}), best epoch {training['history']['best_epoch']}.",
+        f"{cfg['patience']}), best epoch{'s' if members > 1 else ''} {best_epochs}.{rul}",
         "",
+        *study_lines(training.get("recipe_study")),
         "## How good it is",
         "",
     ]
     val = training["validation"]
+    where = (
+        "Out of fold (every training device scored by the member that did not see it, all "
+        "sequences; one member's figures, the ensemble's own are not measurable on them)"
+        if members > 1
+        else "Validation devices (all sequences)"
+    )
     lines.append(
-        f"Validation devices (all sequences): F1 {val['f1']:.4f}, precision "
+        f"{where}: F1 {val['f1']:.4f}, precision "
         f"{val['precision']:.4f}, recall {val['recall']:.4f}, PR-AUC {val['pr_auc']:.4f}."
     )
     if report is not None:
@@ -79,7 +118,8 @@ def write_model_card(
         if b:
             lines += [
                 "",
-                f"Baseline (logistic regression, same features) on the same protocol: "
+                "Baseline (logistic regression, same features, same folds or split) on the "
+                "same protocol: "
                 f"F1 {b['f1']:.4f}, recall {b['recall']:.4f}, PR-AUC {b['pr_auc']:.4f}.",
             ]
         lines += [

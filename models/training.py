@@ -4,14 +4,25 @@
 
 1. windows at ``phases`` alignments (the stream's window boundaries fall anywhere in a
    device's life, so the model sees every phase), labelled "fails within H windows";
-2. a device-grouped train/validation split (no device on both sides);
-3. normalisation statistics learned on the training devices only;
-4. k-fold device-grouped cross-validation on the training devices to choose the
-   architecture (``--arch auto``: GRU vs 1-D CNN, by mean validation PR-AUC);
-5. the chosen network trained with early stopping on the validation devices, and the
-   alert threshold chosen on them (max F1);
-6. a logistic-regression baseline on the same features, reported beside it;
-7. export: ``model.onnx`` (dynamic batch axis, metadata), ``manifest.json`` (SHA-256),
+2. normalisation statistics learned on the training devices only;
+3. k-fold device-grouped cross-validation to choose the architecture (``--arch auto``:
+   GRU vs 1-D CNN, by mean validation PR-AUC), each network early-stopped on its
+   held-out fold, with the auxiliary RUL head as a multi-task regulariser
+   (``rul_weight``);
+4. the model, by ``ensemble``:
+
+   * ``"folds"`` (the default): the k cross-validation networks of the chosen
+     architecture, their risks averaged (:class:`models.network.MeanRisk`), over all the
+     devices (no separate validation split); the alert threshold is the max-F1 threshold
+     of the pooled out-of-fold predictions (each device scored by the member that did not
+     see it);
+   * ``"none"``: a device-grouped train/validation split first (cross-validation on the
+     training devices only), one network trained with early stopping on the validation
+     devices, and the threshold chosen on them (max F1);
+
+   ``python -m models.study`` compares these recipes by nested cross-validation;
+5. a logistic-regression baseline on the same features and the same folds or split;
+6. export: ``model.onnx`` (dynamic batch axis, metadata), ``manifest.json`` (SHA-256),
    ``parity.npz`` (64 inputs and PyTorch's outputs), ``training.json``.
 """
 
@@ -88,6 +99,9 @@ class TrainConfig:
         phases: Window alignments per device used for training (1..W readings).
         regimes: Operating regimes to normalise per (1: one global normalisation).
         threads: torch intra-op threads (1 keeps runs reproducible and the machine free).
+        ensemble: ``"folds"``: export the mean risk of the cross-validation networks,
+            threshold from their pooled out-of-fold predictions (needs ``folds`` > 1);
+            ``"none"``: one network on a train/validation split.
         rul_weight: Weight of an auxiliary remaining-useful-life loss (MSE on the RUL in
             windows, capped at ``rul_cap_windows`` and scaled to [0, 1]); 0 turns it off.
             The RUL head helps training only; the export has one output, the risk.
@@ -109,7 +123,8 @@ class TrainConfig:
     phases: int = 5
     regimes: int = 1
     threads: int = 1
-    rul_weight: float = 0.0
+    ensemble: str = "folds"
+    rul_weight: float = 1.0
     rul_cap_windows: float = 25.0
     model_version: str = ""
 
@@ -228,8 +243,10 @@ def rul_target(
 
 
 def _predict(torch: Any, net: Any, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    from models.network import risk_model
+
     with torch.no_grad():
-        risk: npt.NDArray[np.float64] = torch.sigmoid(net(torch.from_numpy(x))).numpy()
+        risk: npt.NDArray[np.float64] = risk_model(net)(torch.from_numpy(x)).numpy()
     return risk.astype(np.float64)
 
 
@@ -237,6 +254,22 @@ def _device_folds(devices: list[str], folds: int, seed: int) -> list[list[str]]:
     rng = np.random.default_rng(seed)
     shuffled = [devices[i] for i in rng.permutation(len(devices))]
     return [shuffled[i::folds] for i in range(folds)]
+
+
+@dataclass
+class FoldModels:
+    """The networks of one architecture's cross-validation and what they predicted.
+
+    Attributes:
+        nets: One network per fold, trained on the other folds.
+        oof_risk: Per sequence, the risk from the network whose fold held its device
+            (NaN for sequences of devices outside the cross-validation).
+        histories: Each network's training history.
+    """
+
+    nets: list[Any]
+    oof_risk: npt.NDArray[np.float64]
+    histories: list[dict[str, Any]]
 
 
 def cross_validate(
@@ -248,12 +281,20 @@ def cross_validate(
     config: TrainConfig,
     progress: Progress,
     rul: npt.NDArray[np.float64],
-) -> dict[str, Any]:
-    """Device-grouped k-fold cross-validation of each architecture."""
+) -> tuple[dict[str, Any], dict[str, FoldModels]]:
+    """Device-grouped k-fold cross-validation of each architecture.
+
+    Returns:
+        The summary (per architecture: mean and std over folds of the validation PR-AUC,
+        best-threshold F1, loss, seconds) and, per architecture, the fold networks.
+    """
     results: dict[str, Any] = {}
+    models: dict[str, FoldModels] = {}
     folds = _device_folds(devices, config.folds, config.seed + 1)
     for arch in archs:
         scores: dict[str, list[float]] = {"pr_auc": [], "f1": [], "loss": [], "seconds": []}
+        fm = FoldModels([], np.full(len(seqs), np.nan), [])
+        models[arch] = fm
         for i, held in enumerate(folds):
             val = np.isin(seqs.device, held)
             trn = np.isin(seqs.device, devices) & ~val
@@ -271,6 +312,9 @@ def cross_validate(
                 rul_train=rul[trn],
             )
             risk = _predict(torch, net, x[val])
+            fm.nets.append(net)
+            fm.histories.append(hist)
+            fm.oof_risk[val] = risk
             thr = choose_threshold(seqs.y[val], risk)
             scores["pr_auc"].append(average_precision(seqs.y[val], risk))
             scores["f1"].append(binary_metrics(seqs.y[val], risk, thr)["f1"])
@@ -283,7 +327,8 @@ def cross_validate(
             f"cv {arch}: PR-AUC {results[arch]['pr_auc_mean']:.4f} ± "
             f"{results[arch]['pr_auc_std']:.4f}, F1 {results[arch]['f1_mean']:.4f}"
         )
-    return {"folds": len(folds), "metric": "validation PR-AUC", "results": results}
+    summary = {"folds": len(folds), "metric": "validation PR-AUC", "results": results}
+    return summary, models
 
 
 def _select(cv: Mapping[str, Any]) -> dict[str, str]:
@@ -329,17 +374,46 @@ def _baseline(
     return clf, thr, binary_metrics(y_val, risk, thr)
 
 
+class _MeanProba:
+    """Fold classifiers averaged, with scikit-learn's ``predict_proba`` interface."""
+
+    def __init__(self, members: list[Any]) -> None:
+        self.members = members
+
+    def predict_proba(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        return np.asarray(np.mean([m.predict_proba(x) for m in self.members], axis=0))
+
+
+def _baseline_folds(
+    x: npt.NDArray[np.float32], seqs: SequenceSet, folds: list[list[str]], seed: int
+) -> tuple[Any, float, dict[str, Any]]:
+    """The baseline made like the ensemble: one classifier per fold, threshold out-of-fold."""
+    oof = np.full(len(seqs), np.nan)
+    members = []
+    for held in folds:
+        val = np.isin(seqs.device, held)
+        clf, _, _ = _baseline(x[~val], seqs.y[~val], x[val], seqs.y[val], seed)
+        oof[val] = clf.predict_proba(x[val].reshape(int(val.sum()), -1))[:, 1]
+        members.append(clf)
+    thr = choose_threshold(seqs.y, oof)
+    return _MeanProba(members), thr, binary_metrics(seqs.y, oof, thr)
+
+
 def export_onnx(net: Any, metadata: ModelMetadata, path: Path, *, opset: int = 18) -> None:
-    """Export ``net`` (logits) as ``path`` with a sigmoid, a dynamic batch axis and metadata."""
+    """Export ``net`` as ``path``: risk output, a dynamic batch axis and metadata.
+
+    ``net`` is a logit network (a sigmoid is added) or a :class:`models.network.MeanRisk`
+    ensemble (exported as it is: it outputs risk).
+    """
     torch = _require_torch()
     try:
         import onnx
     except ImportError as exc:
         raise MissingDependencyError("export needs onnx: pip install -e '.[train]'") from exc
-    from models.network import RiskHead
+    from models.network import risk_model
 
     k, f = metadata.input_shape
-    head = RiskHead(net).eval()
+    head = risk_model(net).eval()
     example = torch.zeros(2, k, f)
     tmp = path.with_suffix(".tmp.onnx")
     with warnings.catch_warnings():
@@ -397,6 +471,8 @@ def train_model(
         DataError: No failures (or only failures) in the training data, too few devices.
         MissingDependencyError: torch, onnx or scikit-learn is missing.
     """
+    if config.ensemble not in ("folds", "none"):
+        raise ValueError(f"ensemble {config.ensemble!r}: choose 'folds' or 'none'")
     torch = _require_torch()
     say: Progress = progress or (lambda line: logger.info("%s", line))
     _seed_everything(torch, config.seed, config.threads)
@@ -426,10 +502,17 @@ def train_model(
     positives = int(seqs.y.sum())
     say(f"{len(seqs)} sequences from {len(devices)} devices, {positives} positive")
 
-    rng = np.random.default_rng(config.seed)
-    shuffled = [devices[i] for i in rng.permutation(len(devices))]
-    n_val = max(1, round(config.val_fraction * len(devices)))
-    val_devices, train_devices = sorted(shuffled[:n_val]), sorted(shuffled[n_val:])
+    ensemble = config.ensemble == "folds" and config.folds > 1
+    if config.ensemble == "folds" and not ensemble:
+        say("no cross-validation (--folds 1): one network on a train/validation split")
+    if ensemble:
+        # Every device is in the cross-validation; each member early-stops on its own fold.
+        val_devices, train_devices = [], devices
+    else:
+        rng = np.random.default_rng(config.seed)
+        shuffled = [devices[i] for i in rng.permutation(len(devices))]
+        n_val = max(1, round(config.val_fraction * len(devices)))
+        val_devices, train_devices = sorted(shuffled[:n_val]), sorted(shuffled[n_val:])
     is_val = np.isin(seqs.device, val_devices)
 
     # Normalisation from training devices only (phase-0 windows, each window once).
@@ -442,8 +525,9 @@ def train_model(
 
     archs = ("gru", "cnn") if config.arch == "auto" else (config.arch,)
     cv: dict[str, Any] | None = None
+    fold_models: dict[str, FoldModels] = {}
     if config.folds > 1:
-        cv = cross_validate(torch, archs, x, seqs, train_devices, config, say, rul)
+        cv, fold_models = cross_validate(torch, archs, x, seqs, train_devices, config, say, rul)
         selection = _select(cv) if len(archs) > 1 else {"arch": archs[0], "reason": "--arch given"}
     else:
         selection = {
@@ -453,32 +537,59 @@ def train_model(
     arch = selection["arch"]
     say(f"chosen architecture: {arch} ({selection['reason']})")
 
-    net, history = _fit(
-        torch,
-        arch,
-        x[~is_val],
-        seqs.y[~is_val],
-        x[is_val],
-        seqs.y[is_val],
-        config,
-        config.seed,
-        say,
-        f"final {arch}",
-        rul_train=rul[~is_val],
-    )
-    val_risk = _predict(torch, net, x[is_val])
-    threshold = choose_threshold(seqs.y[is_val], val_risk)
-    val_metrics = binary_metrics(seqs.y[is_val], val_risk, threshold)
+    history: dict[str, Any] | list[dict[str, Any]]
+    if ensemble:
+        from models.network import MeanRisk
+
+        members = fold_models[arch]
+        net: Any = MeanRisk(members.nets).eval()
+        history = members.histories
+        # Out-of-fold: each device scored by the member that did not see it.
+        eval_mask = np.ones(len(seqs), dtype=bool)
+        eval_risk = members.oof_risk
+        chosen_on = (
+            f"pooled out-of-fold predictions of the {len(members.nets)} cross-validation "
+            f"networks over all {len(devices)} training devices (max F1)"
+        )
+    else:
+        net, history = _fit(
+            torch,
+            arch,
+            x[~is_val],
+            seqs.y[~is_val],
+            x[is_val],
+            seqs.y[is_val],
+            config,
+            config.seed,
+            say,
+            f"final {arch}",
+            rul_train=rul[~is_val],
+        )
+        eval_mask = is_val
+        eval_risk = _predict(torch, net, x[is_val])
+        chosen_on = "validation devices (max F1)"
+    y_eval = seqs.y[eval_mask]
+    threshold = choose_threshold(y_eval, eval_risk)
+    val_metrics = binary_metrics(y_eval, eval_risk, threshold)
     say(
-        f"validation: F1 {val_metrics['f1']:.4f} PR-AUC {val_metrics['pr_auc']:.4f} at "
-        f"threshold {threshold:.4f}"
+        f"{'out-of-fold' if ensemble else 'validation'}: F1 {val_metrics['f1']:.4f} "
+        f"PR-AUC {val_metrics['pr_auc']:.4f} at threshold {threshold:.4f}"
     )
 
-    clf, b_thr, b_val = _baseline(
-        x[~is_val], seqs.y[~is_val], x[is_val], seqs.y[is_val], config.seed
-    )
+    if ensemble:
+        folds = _device_folds(train_devices, config.folds, config.seed + 1)
+        clf, b_thr, b_val = _baseline_folds(x, seqs, folds, config.seed)
+        b_model = (
+            f"logistic regression (C=0.1) on the K x F normalised features, the mean of "
+            f"{len(folds)} fold models; threshold from their pooled out-of-fold predictions"
+        )
+    else:
+        clf, b_thr, b_val = _baseline(
+            x[~is_val], seqs.y[~is_val], x[is_val], seqs.y[is_val], config.seed
+        )
+        b_model = "logistic regression (C=0.1) on the K x F normalised features"
     baseline: dict[str, Any] = {
-        "model": "logistic regression (C=0.1) on the K x F normalised features",
+        "model": b_model,
         "threshold": round(b_thr, 6),
         "validation": b_val,
     }
@@ -486,7 +597,9 @@ def train_model(
         baseline["test"] = _baseline_on_test(clf, b_thr, test, spec, norm)
     say(f"baseline validation: F1 {b_val['f1']:.4f} PR-AUC {b_val['pr_auc']:.4f}")
 
-    version = config.model_version or f"{spec.name}-{arch}-s{config.seed}"
+    n_members = len(net.members) if ensemble else 1
+    tag = f"{arch}-x{n_members}" if ensemble else arch
+    version = config.model_version or f"{spec.name}-{tag}-s{config.seed}"
     metadata = ModelMetadata(
         spec=spec,
         norm=norm,
@@ -494,23 +607,20 @@ def train_model(
         model_version=version,
         data_sha256=recording.data_sha256,
         arch=arch,
+        extra={"members": n_members} if ensemble else {},
     )
     onnx_path = out / MODEL_NAME
     export_onnx(net, metadata, onnx_path)
-    parity_x = x[is_val][
-        np.random.default_rng(config.seed).choice(int(is_val.sum()), 64, replace=False)
-    ]
-    with torch.no_grad():
-        parity_y = torch.sigmoid(net(torch.from_numpy(parity_x))).numpy()
+    pool = x[eval_mask]
+    pick = np.random.default_rng(config.seed).choice(len(pool), min(64, len(pool)), replace=False)
+    parity_x = pool[pick]
+    parity_y = _predict(torch, net, parity_x)
     np.savez_compressed(out / "parity.npz", x=parity_x, y=parity_y.astype(np.float32))
     created = os.environ.get("SOURCE_DATE_EPOCH")
     created_at = datetime.fromtimestamp(int(created), UTC) if created else datetime.now(UTC)
     manifest = write_manifest(out, metadata, created=created_at.isoformat(timespec="seconds"))
-    n_params = sum(
-        int(p.numel())
-        for name, p in net.named_parameters()
-        if config.rul_weight > 0 or not name.startswith("rul_head")
-    )
+    # What the export holds: the RUL head is used in training only.
+    n_params = sum(int(p.numel()) for name, p in net.named_parameters() if "rul_head" not in name)
     training = {
         "config": asdict(config),
         "data": {
@@ -525,7 +635,9 @@ def train_model(
         "spec": spec.to_dict(),
         "selection": selection,
         "cross_validation": cv,
+        "members": n_members,
         "history": history,
+        "threshold": {"value": round(threshold, 6), "chosen_on": chosen_on},
         "validation": val_metrics,
         "baseline": baseline,
         "parameters": n_params,
