@@ -149,6 +149,18 @@ def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Reading:
         doc = json.loads(text)
     except ValueError as exc:
         raise _fail("payload", "json", f"not JSON: {exc}") from None
+    except RecursionError:
+        # Deeply nested arrays or objects exhaust json's recursion limit (found by fuzzing).
+        raise _fail("payload", "json", "not JSON: nested too deeply") from None
+    if "\\u" in text:
+        # Valid UTF-8 cannot hold a lone surrogate, but a \u escape can make one; such a
+        # string cannot be written back as UTF-8 (found by fuzzing).
+        try:
+            _lenient(doc).encode()
+        except UnicodeEncodeError:
+            raise _fail(
+                "payload", "utf8", "a \\u escape makes a lone surrogate, which is not Unicode text"
+            ) from None
     if not isinstance(doc, dict):
         raise _fail("payload", "object", f"must be a JSON object, got {type(doc).__name__}")
     for key in _REQUIRED:
@@ -156,7 +168,12 @@ def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Reading:
             raise _fail(key, "required", f"missing ({field_by_key(key).doc})")  # type: ignore[union-attr]
     for key in doc:
         if field_by_key(key) is None:
-            raise _fail(key, "unknown-field", f"not a field of schema version {SCHEMA_VERSION}")
+            # An empty key would leave the error (and the dead letter's header) without a field.
+            raise _fail(
+                key or "payload",
+                "unknown-field",
+                f"{key!r} is not a field of schema version {SCHEMA_VERSION}",
+            )
     version = doc["v"]
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise _fail(
