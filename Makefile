@@ -67,6 +67,14 @@ BENCH_ARGS ?=
 bench: setup
 	$(BIN)/python tests/benchmarks/run_all.py $(BENCH_ARGS)
 
+# The reliability suite's long variant (tests/reliability; `make test` runs the CI variant):
+# more SIGKILLs, Redis and Kafka outages, a larger recording and backlog, a 5-minute fuzz run.
+# Prints the per-fault table; JSON in bench-results/reliability-long.json.
+.PHONY: chaos
+CHAOS_ARGS ?=
+chaos: setup
+	PROGNOS_CHAOS_LONG=1 $(BIN)/python -m pytest -v -p no:cacheprovider -m reliability $(CHAOS_ARGS)
+
 # Retrain the default model reproducibly (byte-identical model.onnx), then check it.
 model: venv
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train,dev]'

@@ -134,7 +134,8 @@ class RedisAlertSink:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if attempt == self.retries:
                     raise SinkError(
-                        f"Redis at {self._safe_url()} failed {attempt} times: {exc}. The batch is "
+                        f"Redis at {self._safe_url()} failed {attempt} times: "
+                        f"{str(exc).rstrip('.')}. The batch is "
                         "not committed; the job can be restarted on its checkpoint once Redis is back."
                     ) from exc
                 logger.warning(

@@ -64,7 +64,8 @@ class ChaosSettings:
         watermark_s: ``--watermark`` (three windows: batch boundaries never make a reading late).
         kills: SIGKILLs of the stream job in one run.
         redis_outages: ``short`` (the sink's retries bridge it) or ``long`` (beyond them: the
-            job must stop with an error, and the harness restarts it), in order.
+            job must stop with an error, and the harness restarts it), in order. CI runs a
+            short one only: a long one costs a restart of the job (a minute or more here).
         produce_kills, consume_kills: broker kills while producing and while the job reads.
         produce_seconds: how long the paced replay of the broker test takes.
         backlog_split: share of the recording's cycles the job sees before its downtime.
@@ -79,7 +80,7 @@ class ChaosSettings:
     max_offsets: int = 500
     watermark_s: float = 9000.0
     kills: int = 2
-    redis_outages: tuple[str, ...] = ("short", "long")
+    redis_outages: tuple[str, ...] = ("short",)
     produce_kills: int = 1
     consume_kills: int = 1
     produce_seconds: float = 6.0
