@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import threading
 import time
@@ -136,6 +137,26 @@ def _replace(obj: Any, **changes: Any) -> Any:
     from dataclasses import replace
 
     return replace(obj, **changes)
+
+
+_CAUSE = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception): \S")
+_JVM_OR_PYSPARK = ("org.", "java.", "scala.", "py4j.", "pyspark.")
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line saying why a streaming query failed.
+
+    A Python error raised in ``foreachBatch`` (the sink's ``SinkError`` when Redis is gone)
+    or in a Python worker reaches the driver under a generic first line ("An exception was
+    raised by the Python Proxy. Return Message: Traceback ..."); the last
+    ``SomeError: message`` line of the Python traceback inside names the cause. Errors
+    without one (the JVM's own) keep their first line.
+    """
+    text = str(error).split("=== Streaming Query ===")[0].strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [line for line in lines if _CAUSE.match(line) and not line.startswith(_JVM_OR_PYSPARK)]
+    reason = causes[-1] if causes else lines[0] if lines else type(error).__name__
+    return reason.rstrip(".")[:500]
 
 
 def _last_batch(query: StreamingQuery) -> int:
@@ -506,9 +527,9 @@ class StreamJob:
                 for query in self.queries:
                     error = query.exception()
                     if error is not None:
-                        first = str(error).strip().splitlines()[0][:500]
+                        reason = failure_reason(error)
                         raise StreamError(
-                            f"query {query.name} failed: {first}. Nothing after its last committed "
+                            f"query {query.name} failed: {reason}. Nothing after its last committed "
                             f"batch was written; restarting on the checkpoint {self.config.checkpoint} "
                             "resumes from there once the cause is fixed."
                         ) from error
