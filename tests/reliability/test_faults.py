@@ -70,21 +70,16 @@ def _assert_equal(comparison: Comparison, fault: str) -> None:
     assert comparison.ok, f"{fault}: {comparison.describe()}"
 
 
-def _fleet_stamp(client: Any, prefix: str) -> bytes | None:
-    """The sink's last write time (``P:fleet`` is rewritten at the end of every batch)."""
-    value = client.hget(f"{prefix}:fleet", "updated_ms")
-    return value if isinstance(value, bytes) else None
-
-
 def _kill_job_at_random_batches(
     run: Run, rng: Any, kills: int, timeout_s: float
 ) -> list[dict[str, Any]]:
-    """Start segments and SIGKILL each at a seeded random batch, alternating two kill points:
+    """Start segments and SIGKILL each, alternating two kill points:
 
-    ``after sink write``: as soon as the sink has written a batch to Redis, before Spark
-    commits it, so the restarted job replays a batch whose alerts are already in Redis
-    (the idempotence case); ``mid-batch``: 0-4 s after a commit, anywhere in the next batch.
-    Each segment first gets 0 or 1 further committed batches (random).
+    ``mid-batch``: 0-4 s after the segment's first or second commit (random), anywhere in
+    the next batch; ``alert write``: the moment the sink's writes of a batch with alert
+    events show up in Redis, before Spark commits that batch (often part-way through the
+    batch's writes), so the restarted job replays a batch whose alerts are already, fully
+    or partly, in Redis: the case the sink's idempotence is for.
     """
     import redis
 
@@ -92,27 +87,30 @@ def _kill_job_at_random_batches(
     done = []
     try:
         for i in range(kills):
-            mode = ("after sink write", "mid-batch")[i % 2]
+            mode = ("mid-batch", "alert write")[i % 2]
             job = run.start()
-            after = last_commit(run.checkpoint) + rng.randint(0, 1)
-            delay = round(rng.uniform(0.0, 4.0), 2) if mode == "mid-batch" else 0.0
-            reached = wait_for_commit(job, run.checkpoint, after - 1, timeout_s)
-            if reached is None:
-                raise AssertionError(
-                    f"the job finished (exit {job.poll()}) before batch {after}: the recording "
-                    f"is too short for {kills} kills; log:\n{job.log_tail()}"
-                )
+            committed = last_commit(run.checkpoint)
+            delay = 0.0
             if mode == "mid-batch":
+                after = committed + rng.randint(1, 2)
+                delay = round(rng.uniform(0.0, 4.0), 2)
+                if wait_for_commit(job, run.checkpoint, after - 1, timeout_s) is None:
+                    raise AssertionError(
+                        f"the job finished (exit {job.poll()}) before batch {after}: the "
+                        f"recording is too short for {kills} kills; log:\n{job.log_tail()}"
+                    )
                 time.sleep(delay)
             else:
-                stamp = _fleet_stamp(client, run.prefix)
+                events = client.xlen(f"{run.prefix}:alerts")
                 deadline = time.monotonic() + timeout_s
-                while _fleet_stamp(client, run.prefix) == stamp and job.poll() is None:
+                while client.xlen(f"{run.prefix}:alerts") == events and job.poll() is None:
                     if time.monotonic() > deadline:
-                        raise AssertionError(f"no sink write within {timeout_s:.0f}s")
-                    time.sleep(0.01)
+                        raise AssertionError(f"no alert written within {timeout_s:.0f}s")
+                    time.sleep(0.005)
             if job.poll() is not None:
-                raise AssertionError("the job finished before it could be killed")
+                raise AssertionError(
+                    f"the job finished before its {mode} kill: the recording is too short"
+                )
             committed = last_commit(run.checkpoint)
             at = job.kill()
             done.append(
@@ -121,9 +119,9 @@ def _kill_job_at_random_batches(
                     "last_commit": committed,
                     "delay_s": delay,
                     "at": at,
-                    # True when the kill fell between the sink's write and Spark's commit.
-                    "uncommitted_write": mode == "after sink write"
-                    and last_commit(run.checkpoint) == committed,
+                    "alerts_in_redis": int(client.xlen(f"{run.prefix}:alerts")),
+                    # The batch being written was not committed: the restart replays it.
+                    "replayed": last_commit(run.checkpoint) == committed,
                 }
             )
     finally:
@@ -156,8 +154,11 @@ def test_stream_job_sigkilled_at_random_batches(
     def describe(k: dict[str, Any]) -> str:
         if k["mode"] == "mid-batch":
             return f"{k['delay_s']:.1f}s after batch {k['last_commit']}"
-        state = "uncommitted" if k["uncommitted_write"] else "already committed"
-        return f"after batch {k['last_commit'] + 1}'s sink write ({state})"
+        replayed = "not committed: replayed" if k["replayed"] else "already committed"
+        return (
+            f"as batch {k['last_commit'] + 1} wrote alerts ({k['alerts_in_redis']} in Redis; "
+            f"{replayed})"
+        )
 
     row = FaultRow(
         fault=f"stream job SIGKILL x{len(kills)}, restart on the checkpoint",
