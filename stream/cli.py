@@ -117,12 +117,6 @@ def _register_stream(subparsers: Any) -> None:
         dest="watermark_seconds",
         help="allowed lateness in event-time seconds (one window)",
     )
-    job.add_argument(
-        "--slide",
-        type=float,
-        dest="slide_seconds",
-        help="sliding windows with this slide in seconds",
-    )
     job.add_argument("--threshold", type=float, help="alert threshold (default: the model's)")
     job.add_argument("--hysteresis", type=float, help="resolve below threshold minus this (0.1)")
     job.add_argument(
@@ -164,7 +158,6 @@ def _stream(args: argparse.Namespace) -> int:
         fail_on_data_loss=False if args.no_fail_on_data_loss else None,
         trigger_seconds=args.trigger_seconds,
         watermark_seconds=args.watermark_seconds,
-        slide_seconds=args.slide_seconds,
         threshold=args.threshold,
         hysteresis=args.hysteresis,
         cooldown_windows=args.cooldown_windows,

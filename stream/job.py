@@ -3,12 +3,12 @@
 Two streaming queries share one Spark session and one source topic:
 
 ``main``
-    valid readings -> event-time watermark -> duplicates (same device and ``seq``) dropped
-    within the watermark -> per-device windows with the model's features, computed in the
-    JVM (:mod:`stream.features`) -> each device's last K windows in Spark state
-    (``transformWithStateInPandas``, :mod:`stream.sequence`) -> ONNX Runtime in the Python
-    workers over Arrow batches (``mapInArrow``, :mod:`stream.scoring`) -> alert policy and
-    idempotent Redis writes in ``foreachBatch`` (:mod:`stream.sink`).
+    valid readings -> event-time watermark -> one stateful operator per device
+    (``applyInPandasWithState``, :mod:`stream.sequence`): open windows' readings,
+    duplicates (same device and ``seq``) dropped, each closed window's features by the
+    training code, the last K windows -> ONNX Runtime in the Python workers over Arrow
+    batches (``mapInArrow``, :mod:`stream.scoring`) -> alert policy and idempotent Redis
+    writes in ``foreachBatch`` (:mod:`stream.sink`).
 ``dead-letters``
     readings that break a rule -> the dead-letter topic, original bytes and the reason in
     headers; counts per reason kept in Redis (``P:deadletters``).
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from stream.alerts import AlertPolicy
 from stream.errors import CheckpointMismatchError, ConfigError, ServiceUnreachableError, StreamError
+from stream.sequence import STATE_LAYOUT
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -63,7 +64,6 @@ class StreamConfig:
         fail_on_data_loss: fail when Kafka offsets were deleted before being read.
         trigger_seconds: micro-batch interval; 0 runs batches back to back.
         watermark_seconds: how late (in event time) a reading may arrive; default one window.
-        slide_seconds: sliding windows when set; the model was trained on tumbling windows.
         max_future_skew_s: readings further ahead of the job's clock are refused.
         stream_maxlen: approximate bound of the alert stream's length.
         policy: the alert policy (threshold default: the model's).
@@ -82,7 +82,6 @@ class StreamConfig:
     fail_on_data_loss: bool = True
     trigger_seconds: float = 1.0
     watermark_seconds: float | None = None
-    slide_seconds: float | None = None
     max_future_skew_s: float = 86_400.0
     stream_maxlen: int = 100_000
     threshold: float | None = None
@@ -261,13 +260,11 @@ class StreamJob:
         """What the checkpoint's state depends on; a change here needs a new checkpoint."""
         return {
             "window_ms": self.window_ms,
-            "slide_ms": int(self.config.slide_seconds * 1000)
-            if self.config.slide_seconds
-            else None,
             "sequence_length": self.spec.sequence_length,
             "features": list(self.spec.feature_names),
             "shuffle_partitions": int(self.spark.conf.get("spark.sql.shuffle.partitions") or 0),
             "topic": self.config.kafka.topic,
+            "state_layout": STATE_LAYOUT,
         }
 
     def check_checkpoint(self) -> None:
@@ -315,33 +312,15 @@ class StreamJob:
         """Valid readings to scored windows (the main query's streaming plan)."""
         from pyspark.sql import functions as F
 
-        from stream import features, scoring, sequence
+        from stream import scoring, sequence
 
         watermark = self.config.watermark_seconds or self.spec.window_seconds
         valid = (
             parsed.where(F.col("error").isNull())
             .select("device_id", "event_time", "seq", "sensors", "settings")
             .withWatermark("event_time", f"{int(watermark * 1000)} milliseconds")
-            .dropDuplicatesWithinWatermark(["device_id", "seq"])
         )
-        if self.scorer.metadata.norm.regimes is not None:
-            valid = features.standardise_regimes(
-                valid, self.spec, self.scorer.metadata.norm.regimes
-            )
-        windows = features.window_features(valid, self.spec, self.config.slide_seconds).select(
-            "device_id",
-            F.unix_millis("window_start").alias("window_start_ms"),
-            F.unix_millis("window_end").alias("window_end_ms"),
-            "n_readings",
-            "features",
-        )
-        k, f = self.scorer.input_shape
-        sequences = windows.groupBy("device_id").transformWithStateInPandas(
-            statefulProcessor=sequence.SequenceProcessor(k, f),
-            outputStructType=sequence.output_schema(),
-            outputMode="Append",
-            timeMode="None",
-        )
+        sequences = sequence.sequences(valid, self.spec, self.scorer.metadata.norm.regimes)
         spec = scoring.ScoringSpec(
             model_path=str(self.scorer.path),
             sha256=self.scorer.metadata.sha256,

@@ -1,11 +1,31 @@
-"""Per-device sequence state: the last K window vectors, kept in Spark state.
+"""Per-device windows and sequences: one stateful operator over the valid readings.
 
-:class:`SequenceProcessor` runs under ``transformWithStateInPandas`` keyed by device, after
-the window aggregation. For each device it keeps its last K closed windows' feature
-vectors in a value state and, as each new window closes, emits the K-window sequence the
-model reads (oldest first). A device emits nothing until it has K windows. State lives in
-Spark's state store (RocksDB), checkpointed with the query, so a restart resumes each
-device's sequence exactly.
+:func:`sequences` groups the valid readings by device and runs :class:`DeviceWindows` under
+``applyInPandasWithState`` with event-time timeouts. For each device, Spark's state store
+(RocksDB, checkpointed with the query) keeps:
+
+* the readings of the device's open windows: event time, ``seq`` and the model's sensor
+  values (standardised per operating regime where the model has regimes);
+* the end of its last closed window;
+* the feature vectors and ends of its last K closed windows.
+
+A tumbling window ``[start, end)`` closes when the watermark reaches ``end``, the rule of
+Spark's window aggregation in append mode. Its feature vector is computed by
+:func:`models.features.compute_window_features`, the function the model was trained with,
+so training and serving share one definition. Once the device has K windows, each newly
+closed window emits the K-window sequence the model reads (oldest first). Windows without
+readings do not exist (a device that is silent for a while continues its sequence).
+
+Readings behind the watermark are dropped by Spark before they reach the operator and
+counted in the query's ``numRowsDroppedByWatermark``. A reading whose ``seq`` is already
+among the device's open readings (or earlier in the same batch) is a duplicate and is
+dropped, so a producer's retry never changes a window's statistics.
+
+Earlier versions computed the statistics with 84 Spark aggregates and kept the sequences
+with ``transformWithStateInPandas``: two state stores and a state-server round trip per
+device. One operator whose state travels with the data is cheaper (see README,
+Performance), and its checkpoints are not compatible with the old layout
+(:meth:`stream.job.StreamJob.fingerprint` records ``state_layout``).
 """
 
 from __future__ import annotations
@@ -15,14 +35,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.features import FeatureSpec, RegimeNorm, compute_window_features, normalise_readings
+
 if TYPE_CHECKING:
     import pandas as pd
+    from pyspark.sql import DataFrame
     from pyspark.sql.types import StructType
 
-try:  # pyspark is a runtime dependency; this keeps the module importable for docs
-    from pyspark.sql.streaming.stateful_processor import StatefulProcessor
-except ImportError:  # pragma: no cover
-    StatefulProcessor = object  # type: ignore[assignment,misc]
+#: Recorded in the checkpoint's ``job.json``; a change of state layout needs a new checkpoint.
+STATE_LAYOUT = "device-windows-v1"
 
 
 def output_schema() -> StructType:
@@ -48,70 +69,132 @@ def output_schema() -> StructType:
     )
 
 
-def _state_schema() -> StructType:
-    from pyspark.sql.types import ArrayType, DoubleType, LongType, StructField, StructType
+def state_schema() -> StructType:
+    """A device's state: arrays as little-endian bytes (int64 times, seqs and ends, float64
+    values and vectors), cheaper to move than lists, and pyspark 4.2 cannot read an array
+    type in a state schema back in the worker."""
+    from pyspark.sql.types import BinaryType, LongType, StructField, StructType
 
     return StructType(
         [
-            StructField("ends", ArrayType(LongType(), False), False),
-            StructField("vectors", ArrayType(ArrayType(DoubleType(), True), False), False),
+            StructField("closed_end_ms", LongType(), True),
+            StructField("open_ms", BinaryType(), False),
+            StructField("open_seq", BinaryType(), False),
+            StructField("open_values", BinaryType(), False),
+            StructField("ends", BinaryType(), False),
+            StructField("vectors", BinaryType(), False),
         ]
     )
 
 
-class SequenceProcessor(StatefulProcessor):
-    """Keeps a device's last ``k`` window vectors; emits the sequence when a window closes.
+_I8 = np.dtype("<i8")
+_F8 = np.dtype("<f8")
 
-    Input rows: ``device_id``, ``window_start_ms``, ``window_end_ms``, ``n_readings``,
-    ``features`` (``array<double>`` of length ``f``). Output: :func:`output_schema`, with
-    ``sequence`` the ``k * f`` values of the last ``k`` windows, oldest first.
+
+class DeviceWindows:
+    """The ``applyInPandasWithState`` function: readings in, K-window sequences out.
+
+    Input frames have ``device_id``, ``event_time``, ``event_ms`` (Unix milliseconds),
+    ``seq``, ``values`` (``array<double>``, one per sensor of the spec, null when missing)
+    and, when ``regimes`` is set, ``settings`` (``array<double>`` in ``regimes.settings``
+    order). Output rows follow :func:`output_schema`.
     """
 
-    def __init__(self, k: int, f: int) -> None:
-        self.k = k
-        self.f = f
+    def __init__(self, spec: FeatureSpec, regimes: RegimeNorm | None = None) -> None:
+        self.spec = spec
+        self.regimes = regimes
+        self.k = spec.sequence_length
+        self.f = spec.n_features
+        self.s = len(spec.sensors)
+        self.window_ms = round(spec.window_seconds * 1000)
+        self.origin_ms = round(spec.origin_seconds * 1000)
 
-    def init(self, handle: Any) -> None:
-        self.state = handle.getValueState("sequence", _state_schema())
+    def window_end_ms(self, event_ms: np.ndarray) -> np.ndarray:
+        """End of the tumbling window holding each event time (ms), aligned like Spark's."""
+        index = np.floor_divide(event_ms - self.origin_ms, self.window_ms)
+        ends: np.ndarray = self.origin_ms + (index + 1) * self.window_ms
+        return ends
 
-    def handleInputRows(
-        self, key: Any, rows: Iterator[pd.DataFrame], timerValues: Any
+    def __call__(
+        self, key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: Any
     ) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
-        frames = [frame for frame in rows if len(frame)]
-        if not frames:
-            return
-        data = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        data = data.sort_values("window_end_ms", kind="stable")
-        if self.state.exists():
-            stored = self.state.get()
-            ends = list(stored[0])
-            vectors = [
-                np.array([np.nan if x is None else x for x in v], dtype=np.float64)
-                for v in stored[1]
-            ]
+        s, f = self.s, self.f
+        if state.exists:
+            closed_end, o_ms, o_seq, o_vals, ends, vectors = state.get
+            open_ms = np.frombuffer(o_ms, _I8).astype(np.int64)
+            open_seq = np.frombuffer(o_seq, _I8).astype(np.int64)
+            open_values = np.frombuffer(o_vals, _F8).astype(np.float64).reshape(-1, s)
+            ends = np.frombuffer(ends, _I8).tolist()
+            vecs = np.frombuffer(vectors, _F8).astype(np.float64).reshape(-1, f)
         else:
-            ends, vectors = [], []
-        out_start, out_end, out_n, out_seq = [], [], [], []
-        for start, end, n, features in zip(
-            data["window_start_ms"].to_numpy(),
-            data["window_end_ms"].to_numpy(),
-            data["n_readings"].to_numpy(),
-            data["features"].to_numpy(),
-            strict=True,
-        ):
-            if ends and end <= ends[-1]:
-                continue  # already in the sequence (cannot happen in append mode; kept safe)
-            ends.append(int(end))
-            vectors.append(np.asarray(features, dtype=np.float64))
-            del ends[: -self.k], vectors[: -self.k]
-            if len(vectors) == self.k:
-                out_start.append(int(start))
-                out_end.append(int(end))
-                out_n.append(int(n))
-                out_seq.append(np.concatenate(vectors))
-        self.state.update((ends, [v.tolist() for v in vectors]))
+            closed_end = None
+            open_ms = np.empty(0, np.int64)
+            open_seq = np.empty(0, np.int64)
+            open_values = np.empty((0, s), np.float64)
+            ends, vecs = [], np.empty((0, f), np.float64)
+
+        chunks = [frame for frame in frames if len(frame)]
+        if chunks:
+            data = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+            ms = data["event_ms"].to_numpy(dtype=np.int64)
+            seq = data["seq"].to_numpy(dtype=np.int64)
+            values = _stack(data["values"], s)
+            if self.regimes is not None:
+                settings = _stack(data["settings"], len(self.regimes.settings))
+                values = normalise_readings(values, settings, self.regimes)
+            keep = np.ones(len(ms), dtype=bool)
+            if closed_end is not None:  # behind a window already closed: late
+                keep &= self.window_end_ms(ms) > closed_end
+            keep &= ~np.isin(seq, open_seq)  # a duplicate of an open reading
+            _, first = np.unique(seq, return_index=True)  # duplicates within the batch
+            once = np.zeros(len(seq), dtype=bool)
+            once[first] = True
+            keep &= once
+            open_ms = np.concatenate([open_ms, ms[keep]])
+            open_seq = np.concatenate([open_seq, seq[keep]])
+            open_values = np.concatenate([open_values, values[keep]])
+
+        out_start: list[int] = []
+        out_end: list[int] = []
+        out_n: list[int] = []
+        out_seq: list[np.ndarray] = []
+        watermark = state.getCurrentWatermarkMs()
+        window_end = self.window_end_ms(open_ms)
+        closing = window_end <= watermark
+        if closing.any():
+            history = list(vecs)
+            for end in np.unique(window_end[closing]):  # ascending: oldest window first
+                rows = window_end == end
+                times = open_ms[rows] / 1000.0
+                history.append(compute_window_features(self.spec, times, open_values[rows]))
+                ends.append(int(end))
+                del history[: -self.k], ends[: -self.k]
+                if len(history) == self.k:
+                    out_start.append(int(end) - self.window_ms)
+                    out_end.append(int(end))
+                    out_n.append(int(rows.sum()))
+                    out_seq.append(np.concatenate(history))
+            vecs = np.asarray(history, dtype=np.float64).reshape(-1, f)
+            closed_end = int(window_end[closing].max())
+            stay = ~closing
+            open_ms, open_seq, open_values = open_ms[stay], open_seq[stay], open_values[stay]
+            window_end = window_end[stay]
+
+        if len(open_ms):
+            # Called again (with no data) once the watermark passes the oldest open window.
+            state.setTimeoutTimestamp(int(window_end.min()) - 1)
+        state.update(
+            (
+                closed_end,
+                open_ms.astype(_I8).tobytes(),
+                open_seq.astype(_I8).tobytes(),
+                open_values.astype(_F8).tobytes(),
+                np.asarray(ends, dtype=_I8).tobytes(),
+                vecs.astype(_F8).tobytes(),
+            )
+        )
         if out_end:
             yield pd.DataFrame(
                 {
@@ -123,5 +206,55 @@ class SequenceProcessor(StatefulProcessor):
                 }
             )
 
-    def close(self) -> None:
-        pass
+
+def _stack(column: pd.Series, width: int) -> np.ndarray:
+    """An ``array<double>`` column as a float64 matrix ``[rows, width]``; null -> NaN."""
+    if len(column) == 0:
+        return np.empty((0, width), np.float64)
+    return np.asarray(
+        [
+            np.asarray(v, dtype=np.float64) if v is not None else np.full(width, np.nan)
+            for v in column
+        ],
+        dtype=np.float64,
+    ).reshape(len(column), width)
+
+
+def sequences(readings: DataFrame, spec: FeatureSpec, regimes: RegimeNorm | None) -> DataFrame:
+    """Valid readings (with a watermark on ``event_time``) to K-window sequences.
+
+    Args:
+        readings: ``device_id``, ``event_time``, ``seq``, ``sensors`` and ``settings`` of
+            valid readings, with the watermark already set.
+        spec: the model's feature spec (sensors, window, K).
+        regimes: per-regime standardisation of the model, or None.
+
+    Returns:
+        Rows of :func:`output_schema`, one per closed window of a device with K windows.
+    """
+    from pyspark.sql import Column
+    from pyspark.sql import functions as F
+
+    columns: list[Column | str] = [
+        "device_id",
+        "event_time",
+        F.unix_millis("event_time").alias("event_ms"),
+        "seq",
+        F.array(*[F.col("sensors")[name] for name in spec.sensors]).alias("values"),
+    ]
+    if regimes is not None:
+        columns.append(
+            F.array(*[F.col("settings")[name] for name in regimes.settings]).alias("settings")
+        )
+    result: DataFrame = (
+        readings.select(*columns)
+        .groupBy("device_id")
+        .applyInPandasWithState(
+            DeviceWindows(spec, regimes),
+            outputStructType=output_schema(),
+            stateStructType=state_schema(),
+            outputMode="append",
+            timeoutConf="EventTimeTimeout",
+        )
+    )
+    return result

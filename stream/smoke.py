@@ -114,7 +114,9 @@ def count_deliveries(redis_url: str, prefix: str) -> dict[str, int]:
         client.close()
 
 
-def produce_sample_readings(bootstrap: str, topic: str, count: int, devices: int = 5) -> list[bytes]:
+def produce_sample_readings(
+    bootstrap: str, topic: str, count: int, devices: int = 5
+) -> list[bytes]:
     """Send ``count`` readings (schema v1, keyed by device) and return their payloads."""
     from datetime import UTC, datetime, timedelta
 

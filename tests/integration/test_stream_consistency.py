@@ -1,25 +1,25 @@
-"""The stream job's Spark SQL agrees with the Python definitions it reuses.
+"""The stream job agrees with the Python definitions it reuses.
 
-Validation rules come from :mod:`ingest.validation` and window features from
-:mod:`models.features`; Spark evaluates both in the JVM. These tests run the same inputs
-through both and compare.
+Validation rules come from :mod:`ingest.validation` and are evaluated by Spark SQL in the
+JVM; these tests run the same payloads through both and compare. Window features are
+computed in the stream's stateful operator by :mod:`models.features` itself; a streaming
+run over C-MAPSS (with dropouts and duplicates, over several micro-batches) checks the
+operator's windows and sequences against that definition.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
+from pyspark.sql import functions as F
 
 from ingest.codec import decode
 from ingest.errors import IngestError
 from ingest.validation import validate
 from models.features import FeatureSpec, compute_window_features
-from stream.features import window_features
 from stream.parse import parse
 
 T = "2026-01-01T00:00:00.000Z"
@@ -119,55 +119,81 @@ def _cmapss_rows(
     return rows
 
 
-def test_window_features_match_the_numpy_definition(spark: Any, cmapss_dir: Path) -> None:
+def _stream_sequences(spark: Any, rows: list[Any], spec: FeatureSpec, folder: Path) -> list[Any]:
+    """Rows through :func:`stream.sequence.sequences` as a streaming query, a file a batch."""
+    import json
+
+    from stream.sequence import sequences
+
+    source = folder / "in"
+    source.mkdir()
+    per_file = max(1, len(rows) // 6)
+    for i in range(0, len(rows), per_file):
+        with (source / f"part-{i:06d}.json").open("w") as out:
+            for device, t, seq, sensors in rows[i : i + per_file]:
+                record = {"device_id": device, "event_time": t.isoformat(), "seq": seq}
+                out.write(json.dumps({**record, "sensors": sensors}) + "\n")
+    readings = (
+        spark.readStream.schema(
+            "device_id string, event_time timestamp, seq long, sensors map<string,double>"
+        )
+        .option("maxFilesPerTrigger", 1)
+        .json(str(source))
+        .withColumn("settings", F.create_map().cast("map<string,double>"))
+        .withWatermark("event_time", f"{int(spec.window_seconds * 1000)} milliseconds")
+    )
+    got: list[Any] = []
+    query = (
+        sequences(readings, spec, None)
+        .writeStream.foreachBatch(lambda batch, _id: got.extend(batch.collect()))
+        .option("checkpointLocation", str(folder / "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination(300)
+    assert not query.isActive and query.exception() is None
+    return got
+
+
+def test_stream_sequences_match_the_numpy_definition(
+    spark: Any, cmapss_dir: Path, tmp_path: Path
+) -> None:
+    """Windows, dropouts, duplicates and micro-batch boundaries, checked against the
+    function the model was trained with (:func:`models.features.compute_window_features`)."""
     spec = FeatureSpec(
         sensors=("s2", "s3", "s4", "s7", "s11", "s21"),
         window_seconds=3000.0,
         sequence_length=3,
         horizon_windows=6,
     )
-    rows = _cmapss_rows(cmapss_dir, units=3)
-    df = spark.createDataFrame(
-        rows, "device_id string, event_time timestamp, seq long, sensors map<string,double>"
-    )
+    rows = sorted(_cmapss_rows(cmapss_dir, units=3), key=lambda r: (r[1], r[0]))  # as replayed
+    noisy = [r for i, r in enumerate(rows) for _ in range(2 if i % 4 == 0 else 1)]
     got = {
-        (r.device_id, int(r.window_start.replace(tzinfo=UTC).timestamp())): np.asarray(r.features)
-        for r in window_features(df, spec).collect()
+        (r.device_id, r.window_end_ms): np.asarray(r.sequence, dtype=np.float64)
+        for r in _stream_sequences(spark, noisy, spec, tmp_path)
     }
-    groups: dict[tuple[str, int], list[Any]] = {}
+    assert len(got) > 100
+
+    watermark_ms = max(t for _, t, _, _ in rows).timestamp() * 1000 - spec.window_seconds * 1000
+    windows: dict[str, dict[int, list[Any]]] = {}
     for device, t, _seq, sensors in rows:
-        start = int(spec.window_index([t.timestamp()])[0] * spec.window_seconds)
-        groups.setdefault((device, start), []).append(
+        end = int((spec.window_index([t.timestamp()])[0] + 1) * spec.window_seconds * 1000)
+        windows.setdefault(device, {}).setdefault(end, []).append(
             (t.timestamp(), [np.nan if sensors[s] is None else sensors[s] for s in spec.sensors])
         )
-    assert set(got) == set(groups)
-    worst = 0.0
-    for key, items in groups.items():
-        times = [t for t, _ in items]
-        values = [v for _, v in items]
-        expected = compute_window_features(spec, times, values)
+    expected: dict[tuple[str, int], np.ndarray] = {}
+    k = spec.sequence_length
+    for device, by_end in windows.items():
+        ends = sorted(e for e in by_end if e <= watermark_ms)
+        vectors = [
+            compute_window_features(spec, [t for t, _ in by_end[e]], [v for _, v in by_end[e]])
+            for e in ends
+        ]
+        for i in range(k - 1, len(ends)):
+            expected[(device, ends[i])] = np.concatenate(vectors[i - k + 1 : i + 1])
+    assert set(got) == set(expected)
+    for key, want in expected.items():
         actual = got[key]
-        assert np.array_equal(np.isnan(expected), np.isnan(actual)), key
-        mask = ~np.isnan(expected)
-        scale = np.maximum(1.0, np.abs(expected[mask]))
-        worst = max(worst, float(np.max(np.abs(expected[mask] - actual[mask]) / scale)))
-    assert worst < 1e-9, f"largest relative difference {worst:g}"
-    assert not math.isnan(worst)
-
-
-@pytest.mark.parametrize("stat", ["slope", "last"])
-def test_single_reading_windows(spark: Any, stat: str) -> None:
-    spec = FeatureSpec(
-        sensors=("s2",),
-        window_seconds=60.0,
-        sequence_length=1,
-        horizon_windows=1,
-        statistics=(stat,),
-    )
-    t = datetime(2026, 1, 1, tzinfo=UTC)
-    df = spark.createDataFrame(
-        [("d", t, 1, {"s2": 641.5})],
-        "device_id string, event_time timestamp, seq long, sensors map<string,double>",
-    )
-    value = window_features(df, spec).collect()[0].features[0]
-    assert value == pytest.approx(compute_window_features(spec, [t.timestamp()], [[641.5]])[0])
+        assert np.array_equal(np.isnan(want), np.isnan(actual)), key
+        mask = ~np.isnan(want)
+        np.testing.assert_allclose(actual[mask], want[mask], rtol=1e-12, err_msg=str(key))

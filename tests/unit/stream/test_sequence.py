@@ -1,0 +1,208 @@
+"""The per-device window operator's logic, with an in-memory GroupState double.
+
+The operator runs inside Spark under ``applyInPandasWithState``; here it is called the way
+Spark calls it (one device, an iterator of frames, a state object) so window closing,
+duplicates, late readings, timeouts and the sequences can be checked exactly against the
+numpy feature definition. The Spark run itself is tested in
+``tests/integration/test_stream_consistency.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.features import FeatureSpec, RegimeNorm, compute_window_features, normalise_readings
+from stream.sequence import DeviceWindows
+
+SPEC = FeatureSpec(sensors=("a", "b"), window_seconds=60.0, sequence_length=2, horizon_windows=1)
+MIN = 60_000
+
+
+class FakeState:
+    """What ``applyInPandasWithState`` hands the function: the subset the operator uses."""
+
+    def __init__(self) -> None:
+        self.value: tuple[Any, ...] | None = None
+        self.watermark = 0
+        self.timeout: int | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.value is not None
+
+    @property
+    def get(self) -> tuple[Any, ...]:
+        assert self.value is not None
+        return self.value
+
+    def update(self, value: tuple[Any, ...]) -> None:
+        self.value = tuple(value)
+
+    def getCurrentWatermarkMs(self) -> int:
+        return self.watermark
+
+    def setTimeoutTimestamp(self, ms: int) -> None:
+        assert ms >= self.watermark, "Spark refuses a timeout behind the watermark"
+        self.timeout = ms
+
+
+def _frame(rows: list[tuple[int, int, list[float | None] | None]]) -> pd.DataFrame:
+    """Rows of (event ms, seq, values) as Spark sends them (values an array or null)."""
+    return pd.DataFrame(
+        {
+            "device_id": ["d"] * len(rows),
+            "event_time": pd.to_datetime([ms for ms, _, _ in rows], unit="ms"),
+            "event_ms": [ms for ms, _, _ in rows],
+            "seq": [seq for _, seq, _ in rows],
+            "values": [None if v is None else np.array(v, dtype=object) for _, _, v in rows],
+        }
+    )
+
+
+def _call(op: DeviceWindows, state: FakeState, rows: list[Any]) -> pd.DataFrame:
+    frames = [_frame(rows)] if rows else []
+    out = list(op(("d",), iter(frames), state))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def _features(rows: list[tuple[int, int, list[float | None]]]) -> np.ndarray:
+    times = [ms / 1000.0 for ms, _, _ in rows]
+    values = [[np.nan if x is None else x for x in v] for _, _, v in rows]
+    return compute_window_features(SPEC, times, values)
+
+
+def test_windows_close_at_the_watermark_and_emit_k_window_sequences() -> None:
+    op, state = DeviceWindows(SPEC), FakeState()
+    w0 = [(0, 1, [1.0, 10.0]), (20_000, 2, [2.0, 11.0]), (50_000, 3, [4.0, 9.0])]
+    w1 = [(MIN + 5_000, 4, [3.0, 12.0]), (MIN + 40_000, 5, [5.0, None])]
+    w2 = [(2 * MIN + 1_000, 6, [6.0, 13.0])]
+    assert _call(op, state, w0 + w1 + w2).empty  # watermark 0: nothing closes
+    assert state.timeout == MIN - 1  # called back once the watermark passes window 0
+    state.watermark = MIN  # window 0 ends at 60 s: closed, but K=2 windows not there yet
+    assert _call(op, state, []).empty
+    assert state.timeout == 2 * MIN - 1
+    state.watermark = 2 * MIN
+    out = _call(op, state, [])
+    assert list(out["window_start_ms"]) == [MIN] and list(out["window_end_ms"]) == [2 * MIN]
+    assert list(out["n_readings"]) == [2]
+    expected = np.concatenate([_features(w0), _features(w1)])  # oldest first
+    np.testing.assert_array_equal(out["sequence"][0], expected)
+    # b's value is missing in the last reading of window 1: "last" skips it.
+    assert out["sequence"][0][SPEC.n_features + SPEC.feature_names.index("b__last")] == 12.0
+
+
+def test_several_windows_closing_in_one_call_each_emit_a_sequence() -> None:
+    spec = FeatureSpec(sensors=("a",), window_seconds=60.0, sequence_length=3, horizon_windows=1)
+    op, state = DeviceWindows(spec), FakeState()
+    rows = [(i * 30_000, i, [float(i * i)]) for i in range(12)]  # 6 windows, 2 readings each
+    state.watermark = 5 * MIN
+    out = _call(op, state, rows)
+    assert list(out["window_end_ms"]) == [3 * MIN, 4 * MIN, 5 * MIN]
+    vectors = [
+        compute_window_features(
+            spec,
+            [r[0] / 1000 for r in rows[2 * j : 2 * j + 2]],
+            [r[2] for r in rows[2 * j : 2 * j + 2]],
+        )
+        for j in range(5)
+    ]
+    for i, end in enumerate([3, 4, 5]):
+        np.testing.assert_array_equal(out["sequence"][i], np.concatenate(vectors[end - 3 : end]))
+    assert state.timeout == 6 * MIN - 1  # the sixth window is still open
+
+
+def test_duplicates_are_dropped_within_a_batch_and_across_batches() -> None:
+    clean_op, clean = DeviceWindows(SPEC), FakeState()
+    dup_op, dup = DeviceWindows(SPEC), FakeState()
+    rows = [(i * 20_000, i, [float(i), float(10 - i)]) for i in range(9)]  # 3 windows
+    _call(clean_op, clean, rows[:5])
+    _call(clean_op, clean, rows[5:])
+    _call(dup_op, dup, rows[:5] + rows[2:4])  # twice in one batch
+    _call(dup_op, dup, rows[3:])  # seq 3 and 4 again in the next batch
+    clean.watermark = dup.watermark = 3 * MIN
+    a, b = _call(clean_op, clean, []), _call(dup_op, dup, [])
+    assert len(a) == 2
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_reading_for_a_closed_window_is_dropped() -> None:
+    op, state = DeviceWindows(SPEC), FakeState()
+    _call(op, state, [(0, 1, [1.0, 1.0]), (MIN, 2, [2.0, 2.0]), (2 * MIN, 3, [3.0, 3.0])])
+    state.watermark = 2 * MIN
+    first = _call(op, state, [])
+    assert list(first["window_end_ms"]) == [2 * MIN]
+    state.watermark = 3 * MIN
+    # seq 9 belongs to window 0, closed long ago: it must not reopen or change anything.
+    out = _call(op, state, [(10_000, 9, [100.0, 100.0])])
+    np.testing.assert_array_equal(
+        out["sequence"][0],
+        np.concatenate([_features([(MIN, 2, [2.0, 2.0])]), _features([(2 * MIN, 3, [3.0, 3.0])])]),
+    )
+
+
+def test_a_null_values_array_counts_as_missing_values() -> None:
+    op, state = DeviceWindows(SPEC), FakeState()
+    rows = [(0, 1, None), (MIN, 2, [1.0, 2.0]), (2 * MIN, 3, [1.0, 2.0])]
+    state.watermark = 2 * MIN
+    out = _call(op, state, rows)
+    assert np.isnan(out["sequence"][0][: SPEC.n_features]).all()
+    assert out["n_readings"][0] == 1
+
+
+def test_regimes_standardise_each_reading_before_windowing() -> None:
+    regimes = RegimeNorm(
+        settings=("o1",),
+        centroids=((0.0,), (10.0,)),
+        mean=((1.0, 2.0), (100.0, 200.0)),
+        scale=((1.0, 1.0), (10.0, 20.0)),
+    )
+    op, state = DeviceWindows(SPEC, regimes), FakeState()
+    rows = [
+        (0, 1, [2.0, 3.0]),
+        (30_000, 2, [110.0, 240.0]),
+        (MIN, 3, [1.0, 2.0]),
+        (2 * MIN, 4, [1.0, 1.0]),
+    ]
+    frame = _frame(rows)
+    frame["settings"] = [np.array([0.1]), np.array([9.0]), np.array([0.0]), np.array([0.0])]
+    state.watermark = 2 * MIN
+    out = next(iter(op(("d",), iter([frame]), state)))
+    z = normalise_readings([r[2] for r in rows], [[0.1], [9.0], [0.0], [0.0]], regimes)
+    expected = np.concatenate(
+        [
+            compute_window_features(SPEC, [0.0, 30.0], z[:2]),
+            compute_window_features(SPEC, [60.0], z[2:3]),
+        ]
+    )
+    np.testing.assert_allclose(out["sequence"][0], expected)
+
+
+def test_state_round_trips_through_bytes_without_loss() -> None:
+    op, state = DeviceWindows(SPEC), FakeState()
+    _call(op, state, [(0, 1, [0.1, 1 / 3]), (MIN, 2, [np.pi, None])])
+    assert all(isinstance(v, bytes) for v in state.get[1:])
+    state.watermark = 2 * MIN
+    out = _call(op, state, [(2 * MIN, 3, [1.0, 1.0])])
+    np.testing.assert_array_equal(
+        out["sequence"][0],
+        np.concatenate([_features([(0, 1, [0.1, 1 / 3])]), _features([(MIN, 2, [np.pi, None])])]),
+    )
+
+
+@pytest.mark.parametrize("origin", [0.0, 15.0])
+def test_windows_align_with_the_spec_origin(origin: float) -> None:
+    spec = FeatureSpec(
+        sensors=("a",),
+        window_seconds=60.0,
+        sequence_length=1,
+        horizon_windows=1,
+        origin_seconds=origin,
+    )
+    op = DeviceWindows(spec)
+    ms = np.array([0, 14_999, 15_000, 74_999, 75_000])
+    expected = spec.window_index(ms / 1000.0) * 60_000 + int(origin * 1000) + 60_000
+    np.testing.assert_array_equal(op.window_end_ms(ms), expected)
