@@ -95,7 +95,7 @@ def error_column(max_future_skew_s: float) -> Column:
     check(
         F.size(unknown) > 0,
         unknown[0],
-        "unknown",
+        "unknown-field",  # the codec's name (ingest.codec) for the same fault
         F.format_string("unknown field %s; schema version 1 has v, d, t, s, x, o, m", unknown[0]),
     )
     for f in FIELDS:

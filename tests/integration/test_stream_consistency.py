@@ -51,7 +51,24 @@ PAYLOADS = [
     b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":600.0},"o":{"setting3":500.0}}',
     b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":600.0},"m":{"site":"north"}}',
     b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":' + b"1" * 70000 + b"}}",
+    # the first offending entry in the reading's order; names; settings
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":600.0,"ok_1":1.0,"b@d":1.0}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"":1.0}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"' + b"n" * 65 + b'":1.0}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"a":1.0,"b":-2e9,"c":3e9}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0,"vibration":-1.0}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0},"o":{"setting1":NaN}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0},"o":{"zz":2e9}}',
 ]
+
+
+#: (Python's verdict, Spark's) pairs that name the same fault differently: known, not yet
+#: aligned (the stream job's dead-letter headers carry Spark's names).
+NAMED_DIFFERENTLY = {
+    (("payload", "object"), ("payload", "json")),  # valid JSON that is not an object
+    (("x.vibration", "type"), ("x", "type")),  # Spark names the map, not the entry
+    (("o.load", "type"), ("o.load", "required")),  # a setting without a value
+}
 
 
 def _python_verdict(payload: bytes) -> tuple[str, str] | None:
@@ -68,19 +85,16 @@ def test_spark_and_python_agree_on_valid_and_invalid(spark: Any) -> None:
     df = spark.createDataFrame(
         rows, "key binary, value binary, topic string, partition int, offset long"
     )
-    spark_verdicts = {r.offset: r.error for r in parse(df).select("offset", "error").collect()}
+    spark_verdicts = {
+        r.offset: None if r.error is None else (r.error.field, r.error.rule)
+        for r in parse(df).select("offset", "error").collect()
+    }
     disagreements = []
     for i, payload in enumerate(PAYLOADS):
         expected = _python_verdict(payload)
         got = spark_verdicts[i]
-        if (expected is None) != (got is None):
+        if expected != got and (expected, got) not in NAMED_DIFFERENTLY:
             disagreements.append((payload[:80], expected, got))
-        elif (
-            expected is not None
-            and got is not None
-            and expected[0].split(".")[0] != got.field.split(".")[0]
-        ):
-            disagreements.append((payload[:80], expected, (got.field, got.rule)))
     assert not disagreements, disagreements
     valid = [i for i, p in enumerate(PAYLOADS) if _python_verdict(p) is None]
     assert len(valid) >= 4  # the corpus has valid readings, not only broken ones
