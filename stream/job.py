@@ -320,7 +320,7 @@ class StreamJob:
             .select("device_id", "event_time", "seq", "sensors", "settings")
             .withWatermark("event_time", f"{int(watermark * 1000)} milliseconds")
         )
-        sequences = sequence.sequences(valid, self.spec, self.scorer.metadata.norm.regimes)
+        sequences = sequence.sequences(valid, self.spec, self.scorer.metadata.norm)
         spec = scoring.ScoringSpec(
             model_path=str(self.scorer.path),
             sha256=self.scorer.metadata.sha256,

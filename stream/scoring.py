@@ -1,11 +1,13 @@
 """The scoring stage: ONNX Runtime in the Python workers, over Arrow batches.
 
 :func:`score_partitions` runs under ``mapInArrow``: each Arrow batch of emitted sequences
-is scored with one ``Scorer.score`` call. The ``K x F`` values of each row are read from
-the list column's flat buffer (one copy, no Python object per row; an earlier
-``mapInPandas`` version spent most of its time converting them to pandas). The ONNX
-session is loaded once per worker process (cached by model path, checksum and providers) and verified against its checksum
-when loaded; intra-op threads default to 1 because Spark already runs one worker per core.
+is scored with one ``Scorer.score`` call. The ``K x F`` values of each row arrive already
+normalised as float32 (the window operator normalises them) and are read from the list
+column's flat buffer (one copy, no Python object per row; an earlier ``mapInPandas``
+version spent most of its time converting them to pandas). The ONNX session is loaded
+once per worker process (cached by model path, checksum and providers) and verified
+against its checksum when loaded; intra-op threads default to 1 because Spark already runs
+one worker per core.
 
 Each scored row also carries the features that contributed most: the three features of
 the last window furthest from their training mean (by normalised value), with their raw
@@ -133,34 +135,37 @@ def _formatter(scorer: Scorer) -> TopFeatureFormatter:
     return formatter
 
 
-def sequences_from_arrow(batch: pa.RecordBatch, k: int, f: int) -> np.ndarray:
-    """The ``sequence`` column of an Arrow batch as float64 ``[N, K, F]`` (null -> NaN).
+def _list_values(batch: pa.RecordBatch, name: str, width: int, dtype: Any) -> np.ndarray:
+    """A list column of an Arrow batch as a ``[N, width]`` array (null -> NaN).
 
     One copy of the list column's flat values; no Python object per row.
     """
-    column = batch.column(batch.schema.get_field_index("sequence"))
+    column = batch.column(batch.schema.get_field_index(name))
     n = len(column)
     flat = column.flatten().to_numpy(zero_copy_only=False)
-    if flat.size != n * k * f:
+    if flat.size != n * width:
         raise ValueError(
-            f"sequence column holds {flat.size} values for {n} rows; the model expects "
-            f"K x F = {k} x {f} = {k * f} per row"
+            f"{name} column holds {flat.size} values for {n} rows; the model expects "
+            f"{width} per row"
         )
-    return np.asarray(flat, dtype=np.float64).reshape(n, k, f)
+    return np.asarray(flat, dtype=dtype).reshape(n, width)
+
+
+def sequences_from_arrow(batch: pa.RecordBatch, k: int, f: int) -> np.ndarray:
+    """The ``sequence`` column (normalised, see :mod:`stream.sequence`) as float32 ``[N, K, F]``."""
+    return _list_values(batch, "sequence", k * f, np.float32).reshape(-1, k, f)
 
 
 def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
     """Score one Arrow batch of sequences (columns of :func:`stream.sequence.output_schema`)."""
     import pyarrow as pa
 
-    from models.features import normalise
-
     started = time.perf_counter()
     k, f = scorer.input_shape
-    raw = sequences_from_arrow(batch, k, f)
-    z = normalise(raw, scorer.metadata.norm)
+    z = sequences_from_arrow(batch, k, f)
+    raw_last = _list_values(batch, "last_window", f, np.float64)
     risk = scorer.score(z)
-    tops = _formatter(scorer).rows(raw[:, -1, :], z[:, -1, :])
+    tops = _formatter(scorer).rows(raw_last, z[:, -1, :])
     n = len(risk)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     get = batch.column

@@ -13,8 +13,12 @@ A tumbling window ``[start, end)`` closes when the watermark reaches ``end``, th
 Spark's window aggregation in append mode. Its feature vector is computed by
 :func:`models.features.compute_window_features`, the function the model was trained with,
 so training and serving share one definition. Once the device has K windows, each newly
-closed window emits the K-window sequence the model reads (oldest first). Windows without
-readings do not exist (a device that is silent for a while continues its sequence).
+closed window emits the K-window sequence the model reads (oldest first), normalised for
+the model (:func:`models.features.normalise`, float32: half the bytes through Spark's
+Arrow conversion, and no normalisation left in the scoring stage), with the raw feature
+vector of the newest window beside it (the alert's "top features" show raw values).
+Windows without readings do not exist (a device that is silent for a while continues its
+sequence).
 
 Readings behind the watermark are dropped by Spark before they reach the operator and
 counted in the query's ``numRowsDroppedByWatermark``. A reading whose ``seq`` is already
@@ -35,7 +39,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.features import FeatureSpec, RegimeNorm, compute_window_features, normalise_readings
+from models.features import (
+    FeatureSpec,
+    NormStats,
+    compute_window_features,
+    normalise,
+    normalise_readings,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,6 +60,7 @@ def output_schema() -> StructType:
     from pyspark.sql.types import (
         ArrayType,
         DoubleType,
+        FloatType,
         LongType,
         StringType,
         StructField,
@@ -62,9 +73,11 @@ def output_schema() -> StructType:
             StructField("window_start_ms", LongType(), False),
             StructField("window_end_ms", LongType(), False),
             StructField("n_readings", LongType(), False),
-            # Nullable elements: a statistic with no values is NaN, and pandas -> Arrow
-            # turns NaN into null (read back as NaN; the scorer maps it to the mean).
-            StructField("sequence", ArrayType(DoubleType(), True), False),
+            # K x F normalised values, oldest window first: always finite.
+            StructField("sequence", ArrayType(FloatType(), False), False),
+            # The newest window's raw features. Nullable elements: a statistic with no
+            # values is NaN, and pandas -> Arrow turns NaN into null (read back as NaN).
+            StructField("last_window", ArrayType(DoubleType(), True), False),
         ]
     )
 
@@ -96,13 +109,14 @@ class DeviceWindows:
 
     Input frames have ``device_id``, ``event_time``, ``event_ms`` (Unix milliseconds),
     ``seq``, ``values`` (``array<double>``, one per sensor of the spec, null when missing)
-    and, when ``regimes`` is set, ``settings`` (``array<double>`` in ``regimes.settings``
-    order). Output rows follow :func:`output_schema`.
+    and, when ``norm.regimes`` is set, ``settings`` (``array<double>`` in
+    ``norm.regimes.settings`` order). Output rows follow :func:`output_schema`.
     """
 
-    def __init__(self, spec: FeatureSpec, regimes: RegimeNorm | None = None) -> None:
+    def __init__(self, spec: FeatureSpec, norm: NormStats) -> None:
         self.spec = spec
-        self.regimes = regimes
+        self.norm = norm
+        self.regimes = norm.regimes
         self.k = spec.sequence_length
         self.f = spec.n_features
         self.s = len(spec.sensors)
@@ -160,6 +174,7 @@ class DeviceWindows:
         out_end: list[int] = []
         out_n: list[int] = []
         out_seq: list[np.ndarray] = []
+        out_last: list[np.ndarray] = []
         watermark = state.getCurrentWatermarkMs()
         window_end = self.window_end_ms(open_ms)
         closing = window_end <= watermark
@@ -175,7 +190,9 @@ class DeviceWindows:
                     out_start.append(int(end) - self.window_ms)
                     out_end.append(int(end))
                     out_n.append(int(rows.sum()))
-                    out_seq.append(np.concatenate(history))
+                    window = np.stack(history)
+                    out_seq.append(normalise(window, self.norm).reshape(self.k * f))
+                    out_last.append(window[-1])
             vecs = np.asarray(history, dtype=np.float64).reshape(-1, f)
             closed_end = int(window_end[closing].max())
             stay = ~closing
@@ -203,6 +220,7 @@ class DeviceWindows:
                     "window_end_ms": out_end,
                     "n_readings": out_n,
                     "sequence": out_seq,
+                    "last_window": out_last,
                 }
             )
 
@@ -220,14 +238,14 @@ def _stack(column: pd.Series, width: int) -> np.ndarray:
     ).reshape(len(column), width)
 
 
-def sequences(readings: DataFrame, spec: FeatureSpec, regimes: RegimeNorm | None) -> DataFrame:
+def sequences(readings: DataFrame, spec: FeatureSpec, norm: NormStats) -> DataFrame:
     """Valid readings (with a watermark on ``event_time``) to K-window sequences.
 
     Args:
         readings: ``device_id``, ``event_time``, ``seq``, ``sensors`` and ``settings`` of
             valid readings, with the watermark already set.
         spec: the model's feature spec (sensors, window, K).
-        regimes: per-regime standardisation of the model, or None.
+        norm: the model's normalisation (and per-regime standardisation, if any).
 
     Returns:
         Rows of :func:`output_schema`, one per closed window of a device with K windows.
@@ -242,6 +260,7 @@ def sequences(readings: DataFrame, spec: FeatureSpec, regimes: RegimeNorm | None
         "seq",
         F.array(*[F.col("sensors")[name] for name in spec.sensors]).alias("values"),
     ]
+    regimes = norm.regimes
     if regimes is not None:
         columns.append(
             F.array(*[F.col("settings")[name] for name in regimes.settings]).alias("settings")
@@ -250,7 +269,7 @@ def sequences(readings: DataFrame, spec: FeatureSpec, regimes: RegimeNorm | None
         readings.select(*columns)
         .groupBy("device_id")
         .applyInPandasWithState(
-            DeviceWindows(spec, regimes),
+            DeviceWindows(spec, norm),
             outputStructType=output_schema(),
             stateStructType=state_schema(),
             outputMode="append",

@@ -520,7 +520,8 @@ def part_scoring(spark: Any, rows: int, repeats: int = 3) -> dict[str, Any]:
             "window_start_ms": np.arange(rows, dtype=np.int64),
             "window_end_ms": np.arange(rows, dtype=np.int64) + 1,
             "n_readings": np.full(rows, 5, dtype=np.int64),
-            "sequence": list(raw.reshape(rows, k * f)),
+            "sequence": list(normalise(raw, norm).reshape(rows, k * f)),
+            "last_window": list(raw[:, -1, :]),
         }
     )
     batch = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") or 10_000)

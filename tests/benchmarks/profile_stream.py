@@ -50,7 +50,7 @@ def drained(job: Any, cut: str, checkpoint: Path) -> tuple[float, int]:
     if cut in ("sequences", "scoring"):
         watermark = f"{int(job.spec.window_seconds * 1000)} milliseconds"
         df = sequence.sequences(
-            df.withWatermark("event_time", watermark), job.spec, job.scorer.metadata.norm.regimes
+            df.withWatermark("event_time", watermark), job.spec, job.scorer.metadata.norm
         )
     if cut == "scoring":
         spec = scoring.ScoringSpec(str(job.scorer.path), job.scorer.metadata.sha256, "cpu")

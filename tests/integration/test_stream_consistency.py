@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from ingest.codec import decode
 from ingest.errors import IngestError
 from ingest.validation import validate
-from models.features import FeatureSpec, compute_window_features
+from models.features import FeatureSpec, NormStats, compute_window_features, normalise
 from stream.parse import parse
 
 T = "2026-01-01T00:00:00.000Z"
@@ -133,7 +133,9 @@ def _cmapss_rows(
     return rows
 
 
-def _stream_sequences(spark: Any, rows: list[Any], spec: FeatureSpec, folder: Path) -> list[Any]:
+def _stream_sequences(
+    spark: Any, rows: list[Any], spec: FeatureSpec, norm: NormStats, folder: Path
+) -> list[Any]:
     """Rows through :func:`stream.sequence.sequences` as a streaming query, a file a batch."""
     import json
 
@@ -158,7 +160,7 @@ def _stream_sequences(spark: Any, rows: list[Any], spec: FeatureSpec, folder: Pa
     )
     got: list[Any] = []
     query = (
-        sequences(readings, spec, None)
+        sequences(readings, spec, norm)
         .writeStream.foreachBatch(lambda batch, _id: got.extend(batch.collect()))
         .option("checkpointLocation", str(folder / "checkpoint"))
         .trigger(availableNow=True)
@@ -182,9 +184,13 @@ def test_stream_sequences_match_the_numpy_definition(
     )
     rows = sorted(_cmapss_rows(cmapss_dir, units=3), key=lambda r: (r[1], r[0]))  # as replayed
     noisy = [r for i, r in enumerate(rows) for _ in range(2 if i % 4 == 0 else 1)]
+    norm = NormStats(mean=tuple(range(spec.n_features)), scale=(3.0,) * spec.n_features, clip=1e6)
     got = {
-        (r.device_id, r.window_end_ms): np.asarray(r.sequence, dtype=np.float64)
-        for r in _stream_sequences(spark, noisy, spec, tmp_path)
+        (r.device_id, r.window_end_ms): (
+            np.asarray(r.sequence, dtype=np.float32),
+            np.asarray([np.nan if v is None else v for v in r.last_window], dtype=np.float64),
+        )
+        for r in _stream_sequences(spark, noisy, spec, norm, tmp_path)
     }
     assert len(got) > 100
 
@@ -204,10 +210,14 @@ def test_stream_sequences_match_the_numpy_definition(
             for e in ends
         ]
         for i in range(k - 1, len(ends)):
-            expected[(device, ends[i])] = np.concatenate(vectors[i - k + 1 : i + 1])
+            expected[(device, ends[i])] = np.stack(vectors[i - k + 1 : i + 1])
     assert set(got) == set(expected)
-    for key, want in expected.items():
-        actual = got[key]
-        assert np.array_equal(np.isnan(want), np.isnan(actual)), key
+    for key, windows in expected.items():
+        sequence, last = got[key]
+        # The model's input: the same function, the same float32 values.
+        np.testing.assert_array_equal(sequence, normalise(windows, norm).reshape(-1), str(key))
+        # The newest window's raw features (the alert's top features), NaN where missing.
+        want = windows[-1]
+        assert np.array_equal(np.isnan(want), np.isnan(last)), key
         mask = ~np.isnan(want)
-        np.testing.assert_allclose(actual[mask], want[mask], rtol=1e-12, err_msg=str(key))
+        np.testing.assert_allclose(last[mask], want[mask], rtol=1e-12, err_msg=str(key))

@@ -21,18 +21,28 @@ def scorer() -> Scorer:
     return Scorer.load(MODEL, providers="cpu")
 
 
-def _batch(raw: np.ndarray) -> pa.RecordBatch:
-    n, k, f = raw.shape
-    flat = raw.reshape(n * k * f)
-    values = pa.array(flat, pa.float64(), from_pandas=True)  # NaN -> null, as Spark sends it
-    offsets = pa.array(np.arange(0, n * k * f + 1, k * f, dtype=np.int32))
+def _batch(raw: np.ndarray, scorer: Scorer) -> pa.RecordBatch:
+    """Raw ``[N, K, F]`` features as the window operator emits them: normalised float32
+    sequences, and the newest window's raw values (NaN -> null, as Spark sends them)."""
+    return _arrow(normalise(raw, scorer.metadata.norm), raw[:, -1, :])
+
+
+def _arrow(z: np.ndarray, raw_last: np.ndarray) -> pa.RecordBatch:
+    n, k, f = z.shape
+    last = pa.array(raw_last.reshape(-1), pa.float64(), from_pandas=True)
     return pa.RecordBatch.from_arrays(
         [
             pa.array([f"D{i}" for i in range(n)]),
             pa.array(np.arange(n, dtype=np.int64)),
             pa.array(np.arange(n, dtype=np.int64) + 1),
             pa.array(np.full(n, 5, dtype=np.int64)),
-            pa.ListArray.from_arrays(offsets, values),
+            pa.ListArray.from_arrays(
+                pa.array(np.arange(0, n * k * f + 1, k * f, dtype=np.int32)),
+                pa.array(z.reshape(n * k * f), pa.float32()),
+            ),
+            pa.ListArray.from_arrays(
+                pa.array(np.arange(0, len(last) + 1, raw_last.shape[-1], dtype=np.int32)), last
+            ),
         ],
         names=[f.name for f in sequence.output_schema().fields],
     )
@@ -71,7 +81,7 @@ def _raw(scorer: Scorer, n: int, seed: int = 0) -> np.ndarray:
 
 def test_score_batch_equals_the_scorer_and_the_reference_top_features(scorer: Scorer) -> None:
     raw = _raw(scorer, 64)
-    out = scoring.score_batch(scorer, _batch(raw))
+    out = scoring.score_batch(scorer, _batch(raw, scorer))
 
     assert out.schema == scoring.arrow_schema()
     np.testing.assert_array_equal(
@@ -90,7 +100,7 @@ def test_score_batch_equals_the_scorer_and_the_reference_top_features(scorer: Sc
 def test_a_missing_statistic_becomes_the_training_mean_not_nan(scorer: Scorer) -> None:
     raw = _raw(scorer, 4)
     raw[2] = np.nan  # every statistic missing
-    out = scoring.score_batch(scorer, _batch(raw))
+    out = scoring.score_batch(scorer, _batch(raw, scorer))
     risk = out.column("risk").to_numpy()
     assert np.isfinite(risk).all()
     assert json.loads(out.column("top_features")[2].as_py())[0]["value"] is None
@@ -98,6 +108,7 @@ def test_a_missing_statistic_becomes_the_training_mean_not_nan(scorer: Scorer) -
 
 def test_a_sequence_of_the_wrong_length_is_refused_with_the_shapes(scorer: Scorer) -> None:
     k, f = scorer.input_shape
-    raw = _raw(scorer, 3)[:, :, : f - 1]
-    with pytest.raises(ValueError, match=rf"K x F = {k} x {f}"):
-        scoring.score_batch(scorer, _batch(raw))
+    raw = _raw(scorer, 3)
+    z = normalise(raw, scorer.metadata.norm)[:, :, : f - 1]
+    with pytest.raises(ValueError, match=rf"expects {k * f} per row"):
+        scoring.score_batch(scorer, _arrow(z, raw[:, -1, :]))

@@ -15,11 +15,32 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.features import FeatureSpec, RegimeNorm, compute_window_features, normalise_readings
+from models.features import (
+    FeatureSpec,
+    NormStats,
+    RegimeNorm,
+    compute_window_features,
+    normalise,
+    normalise_readings,
+)
 from stream.sequence import DeviceWindows
 
 SPEC = FeatureSpec(sensors=("a", "b"), window_seconds=60.0, sequence_length=2, horizon_windows=1)
 MIN = 60_000
+
+
+def _norm(spec: FeatureSpec, regimes: RegimeNorm | None = None) -> NormStats:
+    """Mean 1, scale 2 for every feature, clipped far out: the sequences stay readable."""
+    n = spec.n_features
+    return NormStats((1.0,) * n, (2.0,) * n, clip=1e6, regimes=regimes)
+
+
+NORM = _norm(SPEC)
+
+
+def _seq(vectors: list[np.ndarray], norm: NormStats = NORM) -> np.ndarray:
+    """What the operator emits for these raw window vectors (oldest first)."""
+    return normalise(np.stack(vectors), norm).reshape(-1)
 
 
 class FakeState:
@@ -76,7 +97,7 @@ def _features(rows: list[tuple[int, int, list[float | None]]]) -> np.ndarray:
 
 
 def test_windows_close_at_the_watermark_and_emit_k_window_sequences() -> None:
-    op, state = DeviceWindows(SPEC), FakeState()
+    op, state = DeviceWindows(SPEC, NORM), FakeState()
     w0 = [(0, 1, [1.0, 10.0]), (20_000, 2, [2.0, 11.0]), (50_000, 3, [4.0, 9.0])]
     w1 = [(MIN + 5_000, 4, [3.0, 12.0]), (MIN + 40_000, 5, [5.0, None])]
     w2 = [(2 * MIN + 1_000, 6, [6.0, 13.0])]
@@ -89,15 +110,17 @@ def test_windows_close_at_the_watermark_and_emit_k_window_sequences() -> None:
     out = _call(op, state, [])
     assert list(out["window_start_ms"]) == [MIN] and list(out["window_end_ms"]) == [2 * MIN]
     assert list(out["n_readings"]) == [2]
-    expected = np.concatenate([_features(w0), _features(w1)])  # oldest first
-    np.testing.assert_array_equal(out["sequence"][0], expected)
+    np.testing.assert_array_equal(out["sequence"][0], _seq([_features(w0), _features(w1)]))
+    assert out["sequence"][0].dtype == np.float32
+    np.testing.assert_array_equal(out["last_window"][0], _features(w1))
     # b's value is missing in the last reading of window 1: "last" skips it.
-    assert out["sequence"][0][SPEC.n_features + SPEC.feature_names.index("b__last")] == 12.0
+    assert out["last_window"][0][SPEC.feature_names.index("b__last")] == 12.0
 
 
 def test_several_windows_closing_in_one_call_each_emit_a_sequence() -> None:
     spec = FeatureSpec(sensors=("a",), window_seconds=60.0, sequence_length=3, horizon_windows=1)
-    op, state = DeviceWindows(spec), FakeState()
+    norm = _norm(spec)
+    op, state = DeviceWindows(spec, norm), FakeState()
     rows = [(i * 30_000, i, [float(i * i)]) for i in range(12)]  # 6 windows, 2 readings each
     state.watermark = 5 * MIN
     out = _call(op, state, rows)
@@ -111,13 +134,14 @@ def test_several_windows_closing_in_one_call_each_emit_a_sequence() -> None:
         for j in range(5)
     ]
     for i, end in enumerate([3, 4, 5]):
-        np.testing.assert_array_equal(out["sequence"][i], np.concatenate(vectors[end - 3 : end]))
+        np.testing.assert_array_equal(out["sequence"][i], _seq(vectors[end - 3 : end], norm))
+        np.testing.assert_array_equal(out["last_window"][i], vectors[end - 1])
     assert state.timeout == 6 * MIN - 1  # the sixth window is still open
 
 
 def test_duplicates_are_dropped_within_a_batch_and_across_batches() -> None:
-    clean_op, clean = DeviceWindows(SPEC), FakeState()
-    dup_op, dup = DeviceWindows(SPEC), FakeState()
+    clean_op, clean = DeviceWindows(SPEC, NORM), FakeState()
+    dup_op, dup = DeviceWindows(SPEC, NORM), FakeState()
     rows = [(i * 20_000, i, [float(i), float(10 - i)]) for i in range(9)]  # 3 windows
     _call(clean_op, clean, rows[:5])
     _call(clean_op, clean, rows[5:])
@@ -130,7 +154,7 @@ def test_duplicates_are_dropped_within_a_batch_and_across_batches() -> None:
 
 
 def test_a_reading_for_a_closed_window_is_dropped() -> None:
-    op, state = DeviceWindows(SPEC), FakeState()
+    op, state = DeviceWindows(SPEC, NORM), FakeState()
     _call(op, state, [(0, 1, [1.0, 1.0]), (MIN, 2, [2.0, 2.0]), (2 * MIN, 3, [3.0, 3.0])])
     state.watermark = 2 * MIN
     first = _call(op, state, [])
@@ -140,16 +164,17 @@ def test_a_reading_for_a_closed_window_is_dropped() -> None:
     out = _call(op, state, [(10_000, 9, [100.0, 100.0])])
     np.testing.assert_array_equal(
         out["sequence"][0],
-        np.concatenate([_features([(MIN, 2, [2.0, 2.0])]), _features([(2 * MIN, 3, [3.0, 3.0])])]),
+        _seq([_features([(MIN, 2, [2.0, 2.0])]), _features([(2 * MIN, 3, [3.0, 3.0])])]),
     )
 
 
 def test_a_null_values_array_counts_as_missing_values() -> None:
-    op, state = DeviceWindows(SPEC), FakeState()
+    op, state = DeviceWindows(SPEC, NORM), FakeState()
     rows = [(0, 1, None), (MIN, 2, [1.0, 2.0]), (2 * MIN, 3, [1.0, 2.0])]
     state.watermark = 2 * MIN
     out = _call(op, state, rows)
-    assert np.isnan(out["sequence"][0][: SPEC.n_features]).all()
+    # No statistic in window 0: normalised to 0, the training mean (never NaN to the model).
+    assert (out["sequence"][0][: SPEC.n_features] == 0.0).all()
     assert out["n_readings"][0] == 1
 
 
@@ -160,7 +185,8 @@ def test_regimes_standardise_each_reading_before_windowing() -> None:
         mean=((1.0, 2.0), (100.0, 200.0)),
         scale=((1.0, 1.0), (10.0, 20.0)),
     )
-    op, state = DeviceWindows(SPEC, regimes), FakeState()
+    norm = _norm(SPEC, regimes)
+    op, state = DeviceWindows(SPEC, norm), FakeState()
     rows = [
         (0, 1, [2.0, 3.0]),
         (30_000, 2, [110.0, 240.0]),
@@ -172,25 +198,27 @@ def test_regimes_standardise_each_reading_before_windowing() -> None:
     state.watermark = 2 * MIN
     out = next(iter(op(("d",), iter([frame]), state)))
     z = normalise_readings([r[2] for r in rows], [[0.1], [9.0], [0.0], [0.0]], regimes)
-    expected = np.concatenate(
+    expected = _seq(
         [
             compute_window_features(SPEC, [0.0, 30.0], z[:2]),
             compute_window_features(SPEC, [60.0], z[2:3]),
-        ]
+        ],
+        norm,
     )
     np.testing.assert_allclose(out["sequence"][0], expected)
 
 
 def test_state_round_trips_through_bytes_without_loss() -> None:
-    op, state = DeviceWindows(SPEC), FakeState()
+    op, state = DeviceWindows(SPEC, NORM), FakeState()
     _call(op, state, [(0, 1, [0.1, 1 / 3]), (MIN, 2, [np.pi, None])])
     assert all(isinstance(v, bytes) for v in state.get[1:])
     state.watermark = 2 * MIN
     out = _call(op, state, [(2 * MIN, 3, [1.0, 1.0])])
     np.testing.assert_array_equal(
         out["sequence"][0],
-        np.concatenate([_features([(0, 1, [0.1, 1 / 3])]), _features([(MIN, 2, [np.pi, None])])]),
+        _seq([_features([(0, 1, [0.1, 1 / 3])]), _features([(MIN, 2, [np.pi, None])])]),
     )
+    np.testing.assert_array_equal(out["last_window"][0], _features([(MIN, 2, [np.pi, None])]))
 
 
 @pytest.mark.parametrize("origin", [0.0, 15.0])
@@ -202,7 +230,7 @@ def test_windows_align_with_the_spec_origin(origin: float) -> None:
         horizon_windows=1,
         origin_seconds=origin,
     )
-    op = DeviceWindows(spec)
+    op = DeviceWindows(spec, _norm(spec))
     ms = np.array([0, 14_999, 15_000, 74_999, 75_000])
     expected = spec.window_index(ms / 1000.0) * 60_000 + int(origin * 1000) + 60_000
     np.testing.assert_array_equal(op.window_end_ms(ms), expected)
