@@ -25,8 +25,9 @@ counted in the query's ``numRowsDroppedByWatermark``. A reading whose ``seq`` is
 among the device's open readings (or earlier in the same batch) is a duplicate and is
 dropped, so a producer's retry never changes a window's statistics.
 
-Earlier versions computed the statistics with 84 Spark aggregates and kept the sequences
-with ``transformWithStateInPandas``: two state stores and a state-server round trip per
+Earlier versions dropped duplicates with ``dropDuplicatesWithinWatermark``, computed the
+statistics with 84 Spark aggregates and kept the sequences with
+``transformWithStateInPandas``: three state stores and a state-server round trip per
 device. One operator whose state travels with the data is cheaper (see README,
 Performance), and its checkpoints are not compatible with the old layout
 (:meth:`stream.job.StreamJob.fingerprint` records ``state_layout``).
