@@ -308,11 +308,11 @@ class StreamJob:
             processingTime=f"{int(self.config.trigger_seconds * 1000)} milliseconds"
         )
 
-    def scored(self, parsed: DataFrame) -> DataFrame:
-        """Valid readings to scored windows (the main query's streaming plan)."""
+    def sequences(self, parsed: DataFrame) -> DataFrame:
+        """Valid readings to K-window sequences (the main query's plan before scoring)."""
         from pyspark.sql import functions as F
 
-        from stream import scoring, sequence
+        from stream import sequence
 
         watermark = self.config.watermark_seconds or self.spec.window_seconds
         valid = (
@@ -320,7 +320,13 @@ class StreamJob:
             .select("device_id", "event_time", "seq", "sensors", "settings")
             .withWatermark("event_time", f"{int(watermark * 1000)} milliseconds")
         )
-        sequences = sequence.sequences(valid, self.spec, self.scorer.metadata.norm)
+        return sequence.sequences(valid, self.spec, self.scorer.metadata.norm)
+
+    def scored(self, parsed: DataFrame) -> DataFrame:
+        """Valid readings to scored windows (the main query's streaming plan)."""
+        from stream import scoring
+
+        sequences = self.sequences(parsed)
         spec = scoring.ScoringSpec(
             model_path=str(self.scorer.path),
             sha256=self.scorer.metadata.sha256,

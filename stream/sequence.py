@@ -7,7 +7,7 @@
 * the readings of the device's open windows: event time, ``seq`` and the model's sensor
   values (standardised per operating regime where the model has regimes);
 * the end of its last closed window;
-* the feature vectors and ends of its last K closed windows.
+* the feature vectors of its last K closed windows.
 
 A tumbling window ``[start, end)`` closes when the watermark reaches ``end``, the rule of
 Spark's window aggregation in append mode. Its feature vector is computed by
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 #: Recorded in the checkpoint's ``job.json``; a change of state layout needs a new checkpoint.
-STATE_LAYOUT = "device-windows-v1"
+STATE_LAYOUT = "device-windows-v2"
 
 
 def output_schema() -> StructType:
@@ -84,9 +84,9 @@ def output_schema() -> StructType:
 
 
 def state_schema() -> StructType:
-    """A device's state: arrays as little-endian bytes (int64 times, seqs and ends, float64
-    values and vectors), cheaper to move than lists, and pyspark 4.2 cannot read an array
-    type in a state schema back in the worker."""
+    """A device's state: arrays as little-endian bytes (int64 times and seqs, float64 values
+    and vectors), cheaper to move than lists, and pyspark 4.2 cannot read an array type in
+    a state schema back in the worker."""
     from pyspark.sql.types import BinaryType, LongType, StructField, StructType
 
     return StructType(
@@ -95,7 +95,6 @@ def state_schema() -> StructType:
             StructField("open_ms", BinaryType(), False),
             StructField("open_seq", BinaryType(), False),
             StructField("open_values", BinaryType(), False),
-            StructField("ends", BinaryType(), False),
             StructField("vectors", BinaryType(), False),
         ]
     )
@@ -137,18 +136,17 @@ class DeviceWindows:
 
         s, f = self.s, self.f
         if state.exists:
-            closed_end, o_ms, o_seq, o_vals, ends, vectors = state.get
-            open_ms = np.frombuffer(o_ms, _I8).astype(np.int64)
-            open_seq = np.frombuffer(o_seq, _I8).astype(np.int64)
-            open_values = np.frombuffer(o_vals, _F8).astype(np.float64).reshape(-1, s)
-            ends = np.frombuffer(ends, _I8).tolist()
-            vecs = np.frombuffer(vectors, _F8).astype(np.float64).reshape(-1, f)
+            closed_end, o_ms, o_seq, o_vals, vectors = state.get
+            open_ms = np.frombuffer(o_ms, _I8)
+            open_seq = np.frombuffer(o_seq, _I8)
+            open_values = np.frombuffer(o_vals, _F8).reshape(-1, s)
+            vecs = np.frombuffer(vectors, _F8).reshape(-1, f)
         else:
             closed_end = None
             open_ms = np.empty(0, np.int64)
             open_seq = np.empty(0, np.int64)
             open_values = np.empty((0, s), np.float64)
-            ends, vecs = [], np.empty((0, f), np.float64)
+            vecs = np.empty((0, f), np.float64)
 
         chunks = [frame for frame in frames if len(frame)]
         if chunks:
@@ -185,8 +183,7 @@ class DeviceWindows:
                 rows = window_end == end
                 times = open_ms[rows] / 1000.0
                 history.append(compute_window_features(self.spec, times, open_values[rows]))
-                ends.append(int(end))
-                del history[: -self.k], ends[: -self.k]
+                del history[: -self.k]
                 if len(history) == self.k:
                     out_start.append(int(end) - self.window_ms)
                     out_end.append(int(end))
@@ -209,7 +206,6 @@ class DeviceWindows:
                 open_ms.astype(_I8).tobytes(),
                 open_seq.astype(_I8).tobytes(),
                 open_values.astype(_F8).tobytes(),
-                np.asarray(ends, dtype=_I8).tobytes(),
                 vecs.astype(_F8).tobytes(),
             )
         )

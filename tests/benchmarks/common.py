@@ -228,19 +228,27 @@ def _role(pid: int) -> str | None:
 
 
 class MemorySampler:
-    """Samples the resident memory of this process and its descendants (the driver JVM,
-    Spark's Python daemon and workers) every ``interval_s``; keeps the peak of the sum and
-    each role's peak."""
+    """Samples the resident memory of a process and its descendants (the Python driver, the
+    driver JVM, Spark's Python daemon and workers) every ``interval_s``; keeps the peak of
+    the sum and each role's peak.
 
-    def __init__(self, interval_s: float = 0.25) -> None:
+    Args:
+        root: the process whose tree is sampled (the "python driver"); this process by
+            default (the benchmarks run the job in-process, the reliability suite does not).
+        interval_s: time between samples.
+    """
+
+    def __init__(self, root: int | None = None, interval_s: float = 0.25) -> None:
+        self.root = os.getpid() if root is None else root
         self.interval_s = interval_s
         self.peak_total = 0
         self.peak_by_role: dict[str, int] = {}
+        self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _tree(self) -> list[int]:
-        seen, todo = [], [os.getpid()]
+        seen, todo = [], [self.root]
         while todo:
             pid = todo.pop()
             seen.append(pid)
@@ -251,10 +259,11 @@ class MemorySampler:
         by_role: dict[str, int] = {}
         for pid in self._tree():
             rss = _status(pid).get("VmRSS", 0)
-            role = "python driver" if pid == os.getpid() else _role(pid)
+            role = "python driver" if pid == self.root else _role(pid)
             if role is None:
                 continue
             by_role[role] = by_role.get(role, 0) + rss
+        self.samples += 1
         self.peak_total = max(self.peak_total, sum(by_role.values()))
         for role, rss in by_role.items():
             self.peak_by_role[role] = max(self.peak_by_role.get(role, 0), rss)
@@ -277,7 +286,10 @@ class MemorySampler:
         gib = 1 << 30
         return {
             "peak_total_gib": round(self.peak_total / gib, 3),
-            "peak_by_role_gib": {k: round(v / gib, 3) for k, v in self.peak_by_role.items()},
+            "peak_by_role_gib": {
+                k: round(v / gib, 3) for k, v in sorted(self.peak_by_role.items())
+            },
+            "samples": self.samples,
         }
 
 

@@ -39,24 +39,19 @@ def drained(job: Any, cut: str, checkpoint: Path) -> tuple[float, int]:
     """Seconds to drain the topic through the plan cut after ``cut``; batches run."""
     from pyspark.sql import functions as F
 
-    from stream import scoring, sequence
     from stream.parse import parse
 
-    df = parse(job.source(), job.config.max_future_skew_s)
+    df = job.source()
     if cut != "read":
+        df = parse(df, job.config.max_future_skew_s)
+    if cut == "parse":
         df = df.where(F.col("error").isNull()).select(
             "device_id", "event_time", "seq", "sensors", "settings"
         )
-    if cut in ("sequences", "scoring"):
-        watermark = f"{int(job.spec.window_seconds * 1000)} milliseconds"
-        df = sequence.sequences(
-            df.withWatermark("event_time", watermark), job.spec, job.scorer.metadata.norm
-        )
-    if cut == "scoring":
-        spec = scoring.ScoringSpec(str(job.scorer.path), job.scorer.metadata.sha256, "cpu")
-        df = df.mapInArrow(scoring.score_partitions(spec), scoring.output_schema())
-    if cut == "read":
-        df = job.source()
+    elif cut == "sequences":
+        df = job.sequences(df)
+    elif cut == "scoring":
+        df = job.scored(df)
     started = time.perf_counter()
     query = (
         df.writeStream.format("noop")

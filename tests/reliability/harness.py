@@ -37,7 +37,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -534,78 +533,6 @@ def wait_for_commit(job: JobProcess, checkpoint: Path, after: int, timeout_s: fl
 
 
 # -- memory ------------------------------------------------------------------------------------
-def _rss(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _role(pid: int, root: int) -> str:
-    if pid == root:
-        return "python driver"
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return "other"
-    if "SparkSubmit" in cmd or "java" in cmd.split(" ")[0]:
-        return "driver JVM"
-    if "pyspark" in cmd or "python" in cmd.split(" ")[0]:
-        return "python workers"
-    return "other"
-
-
-class TreeMemorySampler:
-    """Samples the summed resident memory of a process and its descendants (the job's Python
-    driver, Spark JVM, Python daemon and workers) every ``interval_s``; keeps the peak of
-    the sum and of each role."""
-
-    def __init__(self, root: int, interval_s: float = 0.25) -> None:
-        self.root = root
-        self.interval_s = interval_s
-        self.peak_total = 0
-        self.peak_by_role: dict[str, int] = {}
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def sample(self) -> None:
-        by_role: dict[str, int] = {}
-        for pid in process_tree(self.root):
-            role = _role(pid, self.root)
-            by_role[role] = by_role.get(role, 0) + _rss(pid)
-        self.samples += 1
-        self.peak_total = max(self.peak_total, sum(by_role.values()))
-        for role, rss in by_role.items():
-            self.peak_by_role[role] = max(self.peak_by_role.get(role, 0), rss)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.sample()
-
-    def __enter__(self) -> TreeMemorySampler:
-        self.sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def as_dict(self) -> dict[str, Any]:
-        gib = 1 << 30
-        return {
-            "peak_total_gib": round(self.peak_total / gib, 3),
-            "peak_by_role_gib": {
-                k: round(v / gib, 3) for k, v in sorted(self.peak_by_role.items())
-            },
-            "samples": self.samples,
-        }
-
-
 # -- services ----------------------------------------------------------------------------------
 def kill_service(service: Any) -> float:
     """SIGKILL a service of :mod:`deploy.stack` this test started; returns the time.

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.benchmarks.common import MemorySampler
 from tests.reliability.conftest import Golden
 from tests.reliability.harness import (
     REPORT,
@@ -28,7 +29,6 @@ from tests.reliability.harness import (
     Comparison,
     FaultRow,
     Run,
-    TreeMemorySampler,
     batch_sizes,
     compare,
     create_topic,
@@ -47,22 +47,25 @@ from tests.reliability.harness import (
 pytestmark = pytest.mark.timeout(REPORT.settings.test_timeout_s)
 
 
-def _judge(row: FaultRow, golden: Golden, run: Run) -> Comparison:
-    """Compare the run with the golden run and add ``row``, filled in, to the report."""
+def _judge(
+    golden: Golden, run: Run, fault: str, readings_sent: int, notes: str = "", **details: Any
+) -> Comparison:
+    """Compare the run with the golden run and add its row to the report.
+
+    ``details`` are the row's fields the fault test knows (recovery, injections, seconds,
+    extra); the comparison fills in the outcome.
+    """
     comparison = compare(golden.snapshot, snapshot(run.redis_url, run.prefix))
-    filled = FaultRow.from_comparison(
-        row.fault,
-        row.readings_sent,
+    row = FaultRow.from_comparison(
+        fault,
+        readings_sent,
         comparison,
-        recovery_s=row.recovery_s,
-        injections=row.injections,
         job_starts=len(run.segments),
-        seconds=row.seconds,
-        notes="; ".join([row.notes, *run.notes]).strip("; "),
-        extra=row.extra,
+        notes="; ".join([notes, *run.notes]).strip("; "),
+        **details,
     )
-    filled.passed = comparison.ok
-    REPORT.add(filled)
+    row.passed = comparison.ok
+    REPORT.add(row)
     return comparison
 
 
@@ -160,23 +163,20 @@ def test_stream_job_sigkilled_at_random_batches(
             f"{replayed})"
         )
 
-    row = FaultRow(
-        fault=f"stream job SIGKILL x{len(kills)}, restart on the checkpoint",
-        readings_sent=produced.sent,
-        alerts_expected=0,
-        lost=0,
-        duplicated=0,
-        differing=0,
-        state_differs=0,
+    fault = f"stream job SIGKILL x{len(kills)}, restart on the checkpoint"
+    comparison = _judge(
+        golden,
+        run,
+        fault,
+        produced.sent,
         recovery_s=[recovery_s(run.checkpoint, k["at"]) for k in kills],
         injections=len(kills),
         seconds=round(time.monotonic() - started, 1),
         notes="killed " + "; ".join(describe(k) for k in kills),
         extra={"kills": [{k: v for k, v in kill.items() if k != "at"} for kill in kills]},
     )
-    comparison = _judge(row, golden, run)
     assert produced.failed == 0
-    _assert_equal(comparison, row.fault)
+    _assert_equal(comparison, fault)
 
 
 def test_redis_killed_mid_run(
@@ -275,21 +275,19 @@ def test_redis_killed_mid_run(
         run.check_consumed()
         for o in outages:
             o["recovery_s"] = recovery_s(run.checkpoint, o.pop("killed"), o.pop("back"))
-        row = FaultRow(
-            fault="redis-server SIGKILL mid-run, restarted",
-            readings_sent=produced.sent,
-            alerts_expected=0,
-            lost=0,
-            duplicated=0,
-            differing=0,
-            state_differs=0,
+        fault = "redis-server SIGKILL mid-run, restarted"
+        comparison = _judge(
+            golden,
+            run,
+            fault,
+            produced.sent,
             recovery_s=[o["recovery_s"] for o in outages],
             injections=len(outages),
             seconds=round(time.monotonic() - started, 1),
             notes="; ".join(o["outcome"] for o in outages),
             extra={"outages": outages},
         )
-        _assert_equal(_judge(row, golden, run), row.fault)
+        _assert_equal(comparison, fault)
 
 
 def test_kafka_broker_killed_mid_produce_and_mid_consume(
@@ -370,14 +368,12 @@ def test_kafka_broker_killed_mid_produce_and_mid_consume(
             consume_outages.append((reached, killed, time.time()))
         run.finish(job, restarts_allowed=len(consume_outages))
         run.check_consumed()
-        row = FaultRow(
-            fault="Kafka broker SIGKILL mid-produce and mid-consume, restarted",
-            readings_sent=produced.sent,
-            alerts_expected=0,
-            lost=0,
-            duplicated=0,
-            differing=0,
-            state_differs=0,
+        fault = "Kafka broker SIGKILL mid-produce and mid-consume, restarted"
+        comparison = _judge(
+            golden,
+            run,
+            fault,
+            produced.sent,
             recovery_s=[*produce_recovery]
             + [recovery_s(run.checkpoint, k, b) for _, k, b in consume_outages],
             injections=len(produce_outages) + len(consume_outages),
@@ -396,13 +392,12 @@ def test_kafka_broker_killed_mid_produce_and_mid_consume(
                 "consume_outages_s": [round(b - k, 1) for _, k, b in consume_outages],
             },
         )
-        comparison = _judge(row, golden, run)
         assert produced.failed == 0 and len(produced.acked) == produced.sent, (
             f"{produced.sent - len(produced.acked)} readings were not acknowledged"
         )
         assert not lost_acked, f"acknowledged readings missing from the topic: {lost_acked[:10]}"
         assert consume_outages, "no broker kill happened while the job was reading"
-        _assert_equal(comparison, row.fault)
+        _assert_equal(comparison, fault)
         assert topic_duplicates == 0, (
             f"{topic_duplicates} readings are twice in the topic: the idempotent producer "
             "duplicated records across the broker restart (the job's de-duplication hid them)"
@@ -443,19 +438,17 @@ def test_backlog_after_downtime(
 
     run.max_offsets = chaos.backlog_max_offsets
     job = run.start()
-    with TreeMemorySampler(job.pid) as memory:
+    with MemorySampler(job.pid) as memory:
         run.finish(job)
     catch_up = round((job.ended or time.time()) - job.started, 1)
     run.check_consumed()
     sizes = {b: n for b, n in batch_sizes(run.checkpoint).items() if b > stopped_after}
-    row = FaultRow(
-        fault="backlog after downtime, restart with maxOffsetsPerTrigger",
-        readings_sent=sent_before.sent + sent_backlog.sent,
-        alerts_expected=0,
-        lost=0,
-        duplicated=0,
-        differing=0,
-        state_differs=0,
+    fault = "backlog after downtime, restart with maxOffsetsPerTrigger"
+    comparison = _judge(
+        golden,
+        run,
+        fault,
+        sent_before.sent + sent_backlog.sent,
         recovery_s=[catch_up],
         injections=1,
         seconds=round(time.monotonic() - started, 1),
@@ -470,7 +463,6 @@ def test_backlog_after_downtime(
             "stopped_after_batch": stopped_after,
         },
     )
-    comparison = _judge(row, golden, run)
     assert sum(sizes.values()) == sent_backlog.sent
     assert max(sizes.values()) <= chaos.backlog_max_offsets, sizes
-    _assert_equal(comparison, row.fault)
+    _assert_equal(comparison, fault)
