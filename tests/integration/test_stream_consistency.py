@@ -20,7 +20,7 @@ from ingest.codec import decode
 from ingest.errors import IngestError
 from ingest.validation import validate
 from models.features import FeatureSpec, NormStats, compute_window_features, normalise
-from stream.parse import parse
+from stream.parse import error_column, parse, passes_every_rule, with_json
 
 T = "2026-01-01T00:00:00.000Z"
 PAYLOADS = [
@@ -98,6 +98,112 @@ def test_spark_and_python_agree_on_valid_and_invalid(spark: Any) -> None:
     assert not disagreements, disagreements
     valid = [i for i, p in enumerate(PAYLOADS) if _python_verdict(p) is None]
     assert len(valid) >= 4  # the corpus has valid readings, not only broken ones
+
+
+def _mutants(count: int, seed: int) -> list[bytes]:
+    """Valid C-MAPSS-like readings and ``count`` variants each broken (or not) in one way,
+    at the edges of the rules: bounds, names, nulls, types, keys, counts, NaN tokens."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    ok = {
+        "v": 1,
+        "d": "FD001-001",
+        "t": T,
+        "s": 3,
+        "x": {f"s{i}": v for i, v in enumerate([518.67, 642.1, 1589.7, 1400.6, 14.62], 1)},
+        "o": {"setting1": 0.0007, "setting2": -0.0004, "setting3": 100.0},
+        "m": {"source": "cmapss"},
+    }
+    values: list[Any] = [
+        0.0,
+        -1.0,
+        1e9,
+        -1e9,
+        1e9 + 1,
+        -2e9,
+        400.0,
+        399.999,
+        600.0,
+        600.001,
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        None,
+        "high",
+        "NaN",
+        True,
+    ]
+    names = ["", "n" * 64, "n" * 65, "a b", "s1,s2", "b@d", "new_sensor", "s2", "x.y:z/w-1"]
+
+    def one() -> dict[str, Any]:
+        r = json.loads(json.dumps(ok))
+        kind = rng.randrange(12)
+        if kind == 0:
+            r["x"][rng.choice(list(r["x"]))] = rng.choice(values)
+        elif kind == 1:
+            r["x"][rng.choice(names)] = rng.choice([*values, 12.5, 12.5])
+        elif kind == 2:
+            r["o"][rng.choice(list(r["o"]) + names)] = rng.choice(values)
+        elif kind == 3:
+            r.pop(rng.choice(list(r)))
+        elif kind == 4:
+            r[rng.choice(["zz", "V", "sensors"])] = 1
+        elif kind == 5:
+            r[rng.choice(list(r))] = rng.choice([*values, {}, [], "", " "])
+        elif kind == 6:
+            r["d"] = rng.choice(["", "  ", "d" * 128, "d" * 129, "pump 1"])
+        elif kind == 7:
+            r["s"] = rng.choice([-1, 0, 2**40, 1.5])
+        elif kind == 8:
+            r["x"] = {f"k{i}": 1.0 for i in range(rng.choice([0, 256, 257]))}
+        elif kind == 9:
+            r["o"] = {f"k{i}": 1.0 for i in range(rng.choice([32, 33]))}
+        elif kind == 10:
+            r["m"] = {f"k{i}": "v" for i in range(rng.choice([32, 33]))}
+        else:
+            r["t"] = rng.choice(["2099-01-01T00:00:00Z", "yesterday", T])
+        return r
+
+    out = [json.dumps(ok).encode()]
+    for _ in range(count):
+        text = json.dumps(one())  # NaN and Infinity are written as bare tokens
+        if rng.random() < 0.05:
+            text = text.replace('"v": 1', '"v": 1, "v": 1')  # a repeated key
+        out.append(text.encode())
+    return out
+
+
+def test_fast_path_agrees_with_the_rules(spark: Any) -> None:
+    """The compiled fast path (:func:`stream.parse.passes_every_rule`) passes only what the
+    rules accept: the error column with and without it is the same on every payload, and it
+    does pass the plain valid readings (else it would save nothing)."""
+    payloads = PAYLOADS + _mutants(600, seed=11)
+    df = spark.createDataFrame(
+        [(b"k", p, "t", 0, i) for i, p in enumerate(payloads)],
+        "key binary, value binary, topic string, partition int, offset long",
+    )
+    rows = (
+        with_json(df)
+        .select(
+            "offset",
+            error_column(86_400.0, fast_path=True).alias("fast"),
+            error_column(86_400.0, fast_path=False).alias("rules"),
+            passes_every_rule(86_400.0).alias("passes"),
+        )
+        .collect()
+    )
+    assert len(rows) == len(payloads)
+    differ = [(payloads[r.offset][:120], r.fast, r.rules) for r in rows if r.fast != r.rules]
+    assert not differ, differ
+    wrongly_passed = [payloads[r.offset][:120] for r in rows if r.passes and r.rules is not None]
+    assert not wrongly_passed, wrongly_passed
+    valid = [r for r in rows if r.rules is None]
+    invalid = [r for r in rows if r.rules is not None]
+    assert len(valid) > 50 and len(invalid) > 300  # the corpus covers both
+    assert rows[0].passes  # the plain reading
+    assert sum(r.passes for r in valid) / len(valid) > 0.8, "the fast path passes few"
 
 
 def test_clock_skew_rule(spark: Any) -> None:
