@@ -11,7 +11,8 @@ the others pay for them.
 
 Order of checks: size, JSON object, unknown top-level keys, required keys, each field's
 type, version, device id, sequence number, sensors (count, names, finite, range),
-settings (names, required value, finite, range), metadata (count), clock skew.
+settings (names, required value, finite, range), metadata (count, names, null values,
+value length), clock skew.
 
 The clock-skew rule (documented in README): a reading whose event time is more than
 ``max_future_skew_s`` ahead of the job's clock is refused (``t``, ``clock-skew``); readings
@@ -205,6 +206,31 @@ def error_column(max_future_skew_s: float, fast_path: bool = True) -> Column:
         "count",
         f"more than {limits['max_metadata']} metadata entries",
     )
+    meta = F.map_entries(F.coalesce(p["m"], F.create_map().cast("map<string,string>")))
+    bad_name = F.filter(meta, lambda e: ~e["key"].rlike(_NAME_PATTERN))
+    check(
+        F.size(bad_name) > 0,
+        F.concat(F.lit("m."), bad_name[0]["key"]),
+        "name",
+        "name is not 1-64 of [A-Za-z0-9_.:/-]",
+    )
+    nulls = F.filter(meta, lambda e: e["value"].isNull())
+    check(
+        F.size(nulls) > 0,
+        F.concat(F.lit("m."), nulls[0]["key"]),
+        "type",
+        "must be a string, got null",
+    )
+    too_long = F.filter(meta, lambda e: F.length(e["value"]) > limits["max_metadata_value"])
+    check(
+        F.size(too_long) > 0,
+        F.concat(F.lit("m."), too_long[0]["key"]),
+        "length",
+        F.format_string(
+            f"%d characters exceeds {limits['max_metadata_value']}",
+            F.length(too_long[0]["value"]),
+        ),
+    )
     check(
         p["t"] > F.current_timestamp() + F.make_dt_interval(secs=F.lit(float(max_future_skew_s))),
         "t",
@@ -229,18 +255,24 @@ def error_column(max_future_skew_s: float, fast_path: bool = True) -> Column:
     return F.when(~passes_every_rule(max_future_skew_s), result)
 
 
+def _names_pass(values: Column) -> Column:
+    """True only when every key of a non-empty map is a valid name."""
+    from pyspark.sql import functions as F
+
+    joined = F.array_join(F.map_keys(values), ",")
+    # "," is not a name character, so splitting the joined names at "," gives the names back
+    # exactly when there are size - 1 commas; then one pattern checks them all.
+    commas = F.length(joined) - F.length(F.regexp_replace(joined, ",", ""))
+    one = _NAME_PATTERN[1:-1]
+    return (commas == F.size(values) - 1) & joined.rlike(f"^{one}(,{one})*$")
+
+
 def _entries_pass(values: Column, table: dict[str, dict[str, Any]], bound: float) -> Column:
     """True only when every entry of a sensor or setting map has a valid name and a finite
     value within its bound (the table's for a known name, ``±bound`` for any value)."""
     from pyspark.sql import functions as F
 
-    names = F.map_keys(values)
-    joined = F.array_join(names, ",")
-    # "," is not a name character, so splitting the joined names at "," gives the names back
-    # exactly when there are size - 1 commas; then one pattern checks them all.
-    commas = F.length(joined) - F.length(F.regexp_replace(joined, ",", ""))
-    one = _NAME_PATTERN[1:-1]
-    cond = (commas == F.size(values) - 1) & joined.rlike(f"^{one}(,{one})*$")
+    cond = _names_pass(values)
     vals = F.map_values(values)
     # array_min/array_max skip nulls and order NaN above +inf, so these also refuse NaN and
     # infinities; a map of only nulls gives null, which is not a pass.
@@ -256,7 +288,8 @@ def passes_every_rule(max_future_skew_s: float) -> Column:
     compiled, lambda-free expressions (for rows with ``value``, ``_keys`` and ``p``).
 
     False (never null) for a few valid readings too, which the rules then accept: every
-    sensor null, a repeated top-level key, ``"o": null`` or ``"m": null``.
+    sensor null, a repeated top-level key, ``"o": null`` or ``"m": null``, metadata values
+    longer together than the limit for one.
     """
     from pyspark.sql import functions as F
 
@@ -277,6 +310,8 @@ def passes_every_rule(max_future_skew_s: float) -> Column:
             present & p[f.key].isNotNull() if f.required else ~present | p[f.key].isNotNull()
         )
     x, o = p["x"], F.coalesce(p["o"], empty)
+    m = F.coalesce(p["m"], F.create_map().cast("map<string,string>"))
+    meta = F.map_values(m)
     cond = (
         cond
         & (p["v"] == SCHEMA_VERSION)
@@ -290,10 +325,12 @@ def passes_every_rule(max_future_skew_s: float) -> Column:
         # no null value: "#" is in no number's text, so only a null joins as one
         & ~F.array_join(F.map_values(o).cast("array<string>"), ",", "#").contains("#")
         & ((F.size(o) == 0) | _entries_pass(o, rules["settings"], bound))
-        & (
-            F.size(F.coalesce(p["m"], F.create_map().cast("map<string,string>")))
-            <= limits["max_metadata"]
-        )
+        & (F.size(m) <= limits["max_metadata"])
+        & ((F.size(m) == 0) | _names_pass(m))
+        # no null value (joined without and with a replacement, the same length), and the
+        # values together no longer than the limit for one
+        & (F.length(F.array_join(meta, "")) == F.length(F.array_join(meta, "", "#")))
+        & (F.length(F.array_join(meta, "")) <= limits["max_metadata_value"])
         & (
             p["t"]
             <= F.current_timestamp() + F.make_dt_interval(secs=F.lit(float(max_future_skew_s)))

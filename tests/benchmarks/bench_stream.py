@@ -40,6 +40,7 @@ Parts (each prints its table):
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import threading
@@ -381,7 +382,9 @@ def latency_floor(spark: Any, bootstrap: str, redis_url: str, args: Any) -> dict
         )
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        base = datetime.now(UTC) - timedelta(days=2)
+        # event time runs 600 s a cycle, 6,000 s a second at 200 readings/s: start far enough
+        # back that it stays behind the clock-skew limit (now + 1 day) for the whole run
+        base = datetime.now(UTC) - timedelta(days=30)
         offered = Offered(bootstrap, topic, args.latency_devices, args.latency_rate, base).start()
         measure_from = _warm(lambda: bool(seen), args.latency_warmup)
         time.sleep(args.latency_seconds)
@@ -446,7 +449,9 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
         job.start()
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        base = datetime.now(UTC) - timedelta(days=2)
+        # event time runs 600 s a cycle, 6,000 s a second at 200 readings/s: start far enough
+        # back that it stays behind the clock-skew limit (now + 1 day) for the whole run
+        base = datetime.now(UTC) - timedelta(days=30)
         base = base.replace(microsecond=0)
         offered = Offered(bootstrap, topic, args.latency_devices, args.latency_rate, base).start()
         main = job.queries[0]
@@ -520,12 +525,17 @@ def part_scoring(spark: Any, rows: int, repeats: int = 3) -> dict[str, Any]:
             "window_start_ms": np.arange(rows, dtype=np.int64),
             "window_end_ms": np.arange(rows, dtype=np.int64) + 1,
             "n_readings": np.full(rows, 5, dtype=np.int64),
-            "sequence": list(normalise(raw, norm).reshape(rows, k * f)),
+            "sequence": list(normalise(raw, norm).astype(np.float32).reshape(rows, k * f)),
             "last_window": list(raw[:, -1, :]),
         }
     )
     batch = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") or 10_000)
-    df = spark.createDataFrame(frame, schema=sequence.output_schema()).coalesce(1).cache()
+    # Through a Parquet file: createDataFrame would ship the ~150 MB of rows inside one task
+    # from the driver's 1 GiB heap (an OutOfMemoryError after the other parts had run).
+    folder = tempfile.mkdtemp(prefix="prognos-bench-scoring-")
+    spark.createDataFrame(frame.iloc[:0], schema=sequence.output_schema())  # schema check
+    frame.to_parquet(f"{folder}/rows.parquet", index=False)
+    df = spark.read.schema(sequence.output_schema()).parquet(folder).coalesce(1).cache()
     df.count()
     spec = scoring.ScoringSpec(str(scorer.path), scorer.metadata.sha256, "cpu")
     stage = df.mapInArrow(scoring.score_partitions(spec), scoring.output_schema())
@@ -536,6 +546,7 @@ def part_scoring(spark: Any, rows: int, repeats: int = 3) -> dict[str, Any]:
         stage.write.format("noop").mode("overwrite").save()
         spark_s.append(time.perf_counter() - started)
     df.unpersist()
+    shutil.rmtree(folder, ignore_errors=True)
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1

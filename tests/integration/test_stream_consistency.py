@@ -59,6 +59,19 @@ PAYLOADS = [
     b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0,"vibration":-1.0}}',
     b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0},"o":{"setting1":NaN}}',
     b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0},"o":{"zz":2e9}}',
+    # metadata: names, null values, value length (1024 characters at most)
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0},"m":{"a b":"x"}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0},"m":{"k":null}}',
+    b'{"v":1,"d":"e1","t":"'
+    + T.encode()
+    + b'","s":1,"x":{"s2":642.0},"m":{"k":"'
+    + b"v" * 1025
+    + b'"}}',
+    b'{"v":1,"d":"e1","t":"'
+    + T.encode()
+    + b'","s":1,"x":{"s2":642.0},"m":{"k":"'
+    + b"v" * 1024
+    + b'"}}',
 ]
 
 
@@ -161,7 +174,8 @@ def _mutants(count: int, seed: int) -> list[bytes]:
         elif kind == 9:
             r["o"] = {f"k{i}": 1.0 for i in range(rng.choice([32, 33]))}
         elif kind == 10:
-            r["m"] = {f"k{i}": "v" for i in range(rng.choice([32, 33]))}
+            r["m"] = {f"k{i}": "v" for i in range(rng.choice([0, 2, 32, 33]))}
+            r["m"][rng.choice(names)] = rng.choice([None, "", "v" * 1024, "v" * 1025, "w"])
         else:
             r["t"] = rng.choice(["2099-01-01T00:00:00Z", "yesterday", T])
         return r
