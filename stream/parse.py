@@ -199,14 +199,14 @@ def error_column(max_future_skew_s: float, fast_path: bool = True) -> Column:
         "count",
         f"more than {limits['max_settings']} settings",
     )
+    metadata = F.coalesce(p["m"], F.create_map().cast("map<string,string>"))
     check(
-        F.size(F.coalesce(p["m"], F.create_map().cast("map<string,string>")))
-        > limits["max_metadata"],
+        F.size(metadata) > limits["max_metadata"],
         "m",
         "count",
         f"more than {limits['max_metadata']} metadata entries",
     )
-    meta = F.map_entries(F.coalesce(p["m"], F.create_map().cast("map<string,string>")))
+    meta = F.map_entries(metadata)
     bad_name = F.filter(meta, lambda e: ~e["key"].rlike(_NAME_PATTERN))
     check(
         F.size(bad_name) > 0,
@@ -267,6 +267,15 @@ def _names_pass(values: Column) -> Column:
     return (commas == F.size(values) - 1) & joined.rlike(f"^{one}(,{one})*$")
 
 
+def _no_nulls(values: Column) -> Column:
+    """True when an array has no null element: joined without and with a replacement for
+    nulls, the two texts are as long."""
+    from pyspark.sql import functions as F
+
+    as_text = values.cast("array<string>")
+    return F.length(F.array_join(as_text, "")) == F.length(F.array_join(as_text, "", "#"))
+
+
 def _entries_pass(values: Column, table: dict[str, dict[str, Any]], bound: float) -> Column:
     """True only when every entry of a sensor or setting map has a valid name and a finite
     value within its bound (the table's for a known name, ``±bound`` for any value)."""
@@ -322,14 +331,12 @@ def passes_every_rule(max_future_skew_s: float) -> Column:
         & (F.size(x) <= limits["max_sensors"])
         & _entries_pass(x, rules["sensors"], bound)
         & (F.size(o) <= limits["max_settings"])
-        # no null value: "#" is in no number's text, so only a null joins as one
-        & ~F.array_join(F.map_values(o).cast("array<string>"), ",", "#").contains("#")
+        & _no_nulls(F.map_values(o))
         & ((F.size(o) == 0) | _entries_pass(o, rules["settings"], bound))
         & (F.size(m) <= limits["max_metadata"])
         & ((F.size(m) == 0) | _names_pass(m))
-        # no null value (joined without and with a replacement, the same length), and the
-        # values together no longer than the limit for one
-        & (F.length(F.array_join(meta, "")) == F.length(F.array_join(meta, "", "#")))
+        & _no_nulls(meta)
+        # the values together no longer than the limit for one
         & (F.length(F.array_join(meta, "")) <= limits["max_metadata_value"])
         & (
             p["t"]

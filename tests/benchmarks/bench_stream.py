@@ -533,20 +533,21 @@ def part_scoring(spark: Any, rows: int, repeats: int = 3) -> dict[str, Any]:
     # Through a Parquet file: createDataFrame would ship the ~150 MB of rows inside one task
     # from the driver's 1 GiB heap (an OutOfMemoryError after the other parts had run).
     folder = tempfile.mkdtemp(prefix="prognos-bench-scoring-")
-    spark.createDataFrame(frame.iloc[:0], schema=sequence.output_schema())  # schema check
     frame.to_parquet(f"{folder}/rows.parquet", index=False)
     df = spark.read.schema(sequence.output_schema()).parquet(folder).coalesce(1).cache()
-    df.count()
-    spec = scoring.ScoringSpec(str(scorer.path), scorer.metadata.sha256, "cpu")
-    stage = df.mapInArrow(scoring.score_partitions(spec), scoring.output_schema())
-    stage.write.format("noop").mode("overwrite").save()  # warm: worker, session, JIT
     spark_s = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        stage.write.format("noop").mode("overwrite").save()
-        spark_s.append(time.perf_counter() - started)
-    df.unpersist()
-    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        df.count()
+        spec = scoring.ScoringSpec(str(scorer.path), scorer.metadata.sha256, "cpu")
+        stage = df.mapInArrow(scoring.score_partitions(spec), scoring.output_schema())
+        stage.write.format("noop").mode("overwrite").save()  # warm: worker, session, JIT
+        for _ in range(repeats):
+            started = time.perf_counter()
+            stage.write.format("noop").mode("overwrite").save()
+            spark_s.append(time.perf_counter() - started)
+    finally:
+        df.unpersist()
+        shutil.rmtree(folder, ignore_errors=True)
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
