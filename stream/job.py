@@ -450,15 +450,24 @@ class StreamJob:
 
     # -- running -------------------------------------------------------------------------
     def record_progress(self) -> None:
-        """Fold the main query's last progress into the metrics; log and publish them."""
+        """Fold the main query's new progress reports into the metrics; log and publish them.
+
+        Every batch completed since the last call is folded in, not only the last one: a
+        batch with late readings followed within the poll interval by a quick no-data batch
+        would otherwise go uncounted.
+        """
         import redis
 
         main = self.queries[0] if self.queries else None
-        progress = main.lastProgress if main is not None else None
-        if not progress or progress.get("batchId", -1) == self.metrics.batch_id:
+        reports = main.recentProgress if main is not None else []
+        new = [p for p in reports if int(p.get("batchId", -1)) > self.metrics.batch_id]
+        if not new:
             return
+        progress = new[-1]
         dropped = sum(
-            int(op.get("numRowsDroppedByWatermark", 0)) for op in progress.get("stateOperators", [])
+            int(op.get("numRowsDroppedByWatermark", 0))
+            for p in new
+            for op in p.get("stateOperators", [])
         )
         with self._lock:
             m = self.metrics

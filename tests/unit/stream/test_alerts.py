@@ -139,7 +139,9 @@ def test_the_reader_type_mirrors_the_writer_type() -> None:
     from stream.subscribe import Alert
 
     assert [f.name for f in fields(Alert)] == [f.name for f in fields(AlertEvent)]
-    top = ({"name": "s2__mean", "value": 643.1, "z": 3.2, "normal_low": 641.0, "normal_high": 643.0},)
+    top = (
+        {"name": "s2__mean", "value": 643.1, "z": 3.2, "normal_low": 641.0, "normal_high": 643.0},
+    )
     _, events = step(POLICY, DeviceState(), ScoredWindow("d", 0, W, 0.95, "v1", "CPU", top), W)
     parsed = Alert.from_json(events[0].to_json())
     assert parsed.event_id == events[0].event_id and parsed.severity == "critical"

@@ -1,4 +1,5 @@
-"""The stream job refuses bad models and incompatible checkpoints before reading anything."""
+"""The stream job refuses bad models and incompatible checkpoints before reading anything;
+its metrics count every batch."""
 
 from __future__ import annotations
 
@@ -84,3 +85,38 @@ def test_a_checkpoint_of_an_incompatible_job_is_refused_with_the_reason(tmp_path
 def test_an_impossible_alert_policy_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="alert policy"):
         StreamJob(_Spark(), _config(tmp_path, threshold=1.5))  # type: ignore[arg-type]
+
+
+class _Query:
+    """A streaming query's progress reports, as ``recentProgress`` returns them."""
+
+    def __init__(self) -> None:
+        self.recentProgress: list[dict[str, Any]] = []
+
+    def report(self, batch_id: int, rows: int, late: int) -> None:
+        self.recentProgress.append(
+            {
+                "batchId": batch_id,
+                "numInputRows": rows,
+                "stateOperators": [{"numRowsDroppedByWatermark": late}],
+            }
+        )
+
+
+def test_late_readings_of_every_batch_are_counted_even_between_polls(tmp_path: Path) -> None:
+    # The job polls progress once a second; a batch with late readings followed quickly by
+    # a no-data batch must not be lost because only the last report was read.
+    job = StreamJob(_Spark(), _config(tmp_path))  # type: ignore[arg-type]
+    query = _Query()
+    job.queries = [query]  # type: ignore[list-item]
+    query.report(0, 800, late=0)
+    job.record_progress()
+    query.report(1, 800, late=3)
+    query.report(2, 600, late=4)
+    query.report(3, 0, late=0)
+    job.record_progress()
+    assert job.metrics.batch_id == 3
+    assert job.metrics.input_rows == 0
+    assert job.metrics.dropped_by_watermark_total == 7
+    job.record_progress()  # nothing new: nothing counted twice
+    assert job.metrics.dropped_by_watermark_total == 7
