@@ -320,7 +320,9 @@ class StreamJob:
             .select("device_id", "event_time", "seq", "sensors", "settings")
             .withWatermark("event_time", f"{int(watermark * 1000)} milliseconds")
         )
-        return sequence.sequences(valid, self.spec, self.scorer.metadata.norm)
+        return sequence.sequences(
+            valid, self.spec, self.scorer.metadata.norm, lateness_ms=int(watermark * 1000)
+        )
 
     def scored(self, parsed: DataFrame) -> DataFrame:
         """Valid readings to scored windows (the main query's streaming plan)."""

@@ -10,7 +10,10 @@
 * the feature vectors of its last K closed windows.
 
 A tumbling window ``[start, end)`` closes when the watermark reaches ``end``, the rule of
-Spark's window aggregation in append mode. Its feature vector is computed by
+Spark's window aggregation in append mode, or earlier, in the batch where the device's own
+newest reading passes ``end`` by the watermark's delay: the watermark after that batch is
+at least as far (it is taken over every device), so no reading Spark still accepts can fall
+into the window, and its alert comes one batch (one trigger) sooner. Its feature vector is computed by
 :func:`models.features.compute_window_features`, the function the model was trained with,
 so training and serving share one definition. Once the device has K windows, each newly
 closed window emits the K-window sequence the model reads (oldest first), normalised for
@@ -113,8 +116,9 @@ class DeviceWindows:
     ``norm.regimes.settings`` order). Output rows follow :func:`output_schema`.
     """
 
-    def __init__(self, spec: FeatureSpec, norm: NormStats) -> None:
+    def __init__(self, spec: FeatureSpec, norm: NormStats, lateness_ms: int | None = None) -> None:
         self.spec = spec
+        self.lateness_ms = lateness_ms
         self.norm = norm
         self.regimes = norm.regimes
         self.k = spec.sequence_length
@@ -175,6 +179,13 @@ class DeviceWindows:
         out_seq: list[np.ndarray] = []
         out_last: list[np.ndarray] = []
         watermark = state.getCurrentWatermarkMs()
+        if self.lateness_ms is not None and len(open_ms):
+            # The device's own readings are past these windows by the watermark delay.
+            # Spark's watermark after this batch is at least as far (it is the maximum
+            # event time over all devices, less the same delay), so any reading that could
+            # still fall into them will be dropped as late: close them now, not one batch
+            # later.
+            watermark = max(watermark, int(open_ms.max()) - self.lateness_ms)
         window_end = self.window_end_ms(open_ms)
         closing = window_end <= watermark
         if closing.any():
@@ -235,7 +246,9 @@ def _stack(column: pd.Series, width: int) -> np.ndarray:
     ).reshape(len(column), width)
 
 
-def sequences(readings: DataFrame, spec: FeatureSpec, norm: NormStats) -> DataFrame:
+def sequences(
+    readings: DataFrame, spec: FeatureSpec, norm: NormStats, lateness_ms: int | None = None
+) -> DataFrame:
     """Valid readings (with a watermark on ``event_time``) to K-window sequences.
 
     Args:
@@ -243,6 +256,8 @@ def sequences(readings: DataFrame, spec: FeatureSpec, norm: NormStats) -> DataFr
             valid readings, with the watermark already set.
         spec: the model's feature spec (sensors, window, K).
         norm: the model's normalisation (and per-regime standardisation, if any).
+        lateness_ms: the watermark's delay; given, a device's window closes as soon as
+            its own readings are that far past the window's end (see :class:`DeviceWindows`).
 
     Returns:
         Rows of :func:`output_schema`, one per closed window of a device with K windows.
@@ -266,7 +281,7 @@ def sequences(readings: DataFrame, spec: FeatureSpec, norm: NormStats) -> DataFr
         readings.select(*columns)
         .groupBy("device_id")
         .applyInPandasWithState(
-            DeviceWindows(spec, norm),
+            DeviceWindows(spec, norm, lateness_ms),
             outputStructType=output_schema(),
             stateStructType=state_schema(),
             outputMode="append",

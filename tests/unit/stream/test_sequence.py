@@ -234,3 +234,28 @@ def test_windows_align_with_the_spec_origin(origin: float) -> None:
     ms = np.array([0, 14_999, 15_000, 74_999, 75_000])
     expected = spec.window_index(ms / 1000.0) * 60_000 + int(origin * 1000) + 60_000
     np.testing.assert_array_equal(op.window_end_ms(ms), expected)
+
+
+def test_a_window_closes_once_the_devices_own_readings_pass_it_by_the_delay() -> None:
+    # The job passes the watermark's delay: a window closes in the batch where the device's
+    # newest reading is past its end by that delay (Spark's watermark, the maximum over all
+    # devices, gets there at the end of the batch), with the sequences of the slower rule.
+    early_op, early = DeviceWindows(SPEC, NORM, lateness_ms=MIN), FakeState()
+    late_op, late = DeviceWindows(SPEC, NORM), FakeState()
+    w0 = [(0, 1, [1.0, 10.0]), (50_000, 2, [4.0, 9.0])]
+    w1 = [(MIN + 5_000, 3, [3.0, 12.0]), (MIN + 40_000, 4, [5.0, 8.0])]
+    w2 = [(2 * MIN + 1_000, 5, [6.0, 13.0])]
+    w3 = [(3 * MIN, 6, [7.0, 14.0])]
+    assert _call(early_op, early, w0 + w1 + w2).empty  # window 0 closed (K=2: no sequence)
+    assert _call(late_op, late, w0 + w1 + w2).empty
+    assert early.timeout == 2 * MIN - 1 and late.timeout == MIN - 1
+    out = _call(early_op, early, w3)  # newest reading 3 min: window 1 (ends 2 min) closes
+    assert list(out["window_end_ms"]) == [2 * MIN]
+    assert early.timeout == 3 * MIN - 1  # window 2 stays open: 3 min - 1 min < its end
+    # the slower rule: the same sequence, once Spark's watermark reaches 2 min
+    assert _call(late_op, late, w3).empty
+    late.watermark = 2 * MIN
+    slow = _call(late_op, late, [])
+    np.testing.assert_array_equal(out["sequence"][0], slow["sequence"][0])
+    np.testing.assert_array_equal(out["sequence"][0], _seq([_features(w0), _features(w1)]))
+    np.testing.assert_array_equal(out["last_window"][0], slow["last_window"][0])
