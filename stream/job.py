@@ -63,6 +63,9 @@ class StreamConfig:
         max_offsets_per_trigger: bound on records per micro-batch (bounded memory on a backlog).
         fail_on_data_loss: fail when Kafka offsets were deleted before being read.
         trigger_seconds: micro-batch interval; 0 runs batches back to back.
+        dead_letter_trigger_seconds: micro-batch interval of the dead-letter query. Longer
+            than the main query's: each of its batches parses and validates again, and on
+            two cores a 1 s dead-letter trigger kept a core busy and doubled alert latency.
         watermark_seconds: how late (in event time) a reading may arrive; default one window.
         max_future_skew_s: readings further ahead of the job's clock are refused.
         stream_maxlen: approximate bound of the alert stream's length.
@@ -81,6 +84,7 @@ class StreamConfig:
     max_offsets_per_trigger: int = 50_000
     fail_on_data_loss: bool = True
     trigger_seconds: float = 1.0
+    dead_letter_trigger_seconds: float = 10.0
     watermark_seconds: float | None = None
     max_future_skew_s: float = 86_400.0
     stream_maxlen: int = 100_000
@@ -301,12 +305,10 @@ class StreamJob:
         )
         return reader.load()
 
-    def _trigger(self, writer: Any) -> Any:
+    def _trigger(self, writer: Any, seconds: float) -> Any:
         if self.config.available_now:
             return writer.trigger(availableNow=True)
-        return writer.trigger(
-            processingTime=f"{int(self.config.trigger_seconds * 1000)} milliseconds"
-        )
+        return writer.trigger(processingTime=f"{int(seconds * 1000)} milliseconds")
 
     def sequences(self, parsed: DataFrame) -> DataFrame:
         """Valid readings to K-window sequences (the main query's plan before scoring)."""
@@ -349,7 +351,10 @@ class StreamJob:
         )
         parsed = parse(self.source(), self.config.max_future_skew_s)
         main = (
-            self._trigger(self.scored(parsed).writeStream.foreachBatch(self._write_alerts))
+            self._trigger(
+                self.scored(parsed).writeStream.foreachBatch(self._write_alerts),
+                self.config.trigger_seconds,
+            )
             .option("checkpointLocation", str(self.config.checkpoint / "main"))
             .queryName("prognos-main")
             .start()
@@ -357,7 +362,10 @@ class StreamJob:
         from stream.parse import dead_letters
 
         dlq = (
-            self._trigger(dead_letters(parsed).writeStream.foreachBatch(self._write_dead_letters))
+            self._trigger(
+                dead_letters(parsed).writeStream.foreachBatch(self._write_dead_letters),
+                self.config.dead_letter_trigger_seconds,
+            )
             .option("checkpointLocation", str(self.config.checkpoint / "dead-letters"))
             .queryName("prognos-dead-letters")
             .start()

@@ -467,9 +467,14 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
         lag_start = offered.sent - _processed(main)
         time.sleep(args.latency_seconds)
         lag_end = offered.sent - _processed(main)
+        measured_until = time.time()
         offered.stop()
         time.sleep(3)
         stop.set()
+        profiles = {
+            q.name or f"query{i}": batch_profile(q, measure_from, measured_until)
+            for i, q in enumerate(job.queries)
+        }
         job.stop()
     base_s = base.timestamp()
     samples = []
@@ -487,7 +492,38 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
     # lag = readings sent - readings the main query has read; growing = not sustained
     row["lag_start"], row["lag_end"] = lag_start, lag_end
     row["kept_up"] = lag_end <= max(lag_start, 2 * args.latency_rate)
+    row["batch_profile"] = profiles
     return row
+
+
+def batch_profile(query: Any, since: float, until: float) -> dict[str, Any]:
+    """Mean of each ``durationMs`` part over a query's batches that started in [since, until].
+
+    Spark's parts: ``latestOffset`` and ``queryPlanning`` before the batch runs,
+    ``addBatch`` (running it: the plan and the sink), ``walCommit``/``commitOffsets``
+    (the checkpoint's logs) and ``triggerExecution`` (the whole trigger).
+    """
+    from datetime import datetime
+
+    picked = []
+    for p in query.recentProgress:
+        started = datetime.fromisoformat(p["timestamp"].replace("Z", "+00:00")).timestamp()
+        if since <= started <= until:
+            picked.append(p)
+    parts: dict[str, list[float]] = {}
+    for p in picked:
+        for name, ms in p.get("durationMs", {}).items():
+            parts.setdefault(name, []).append(float(ms))
+    return {
+        "batches": len(picked),
+        "no_data_batches": sum(1 for p in picked if not int(p.get("numInputRows", 0))),
+        "rows_per_batch": (
+            round(sum(int(p.get("numInputRows", 0)) for p in picked) / len(picked), 1)
+            if picked
+            else 0.0
+        ),
+        "mean_ms": {name: round(sum(v) / len(v), 1) for name, v in sorted(parts.items())},
+    }
 
 
 def _processed(query: Any) -> int:
