@@ -9,6 +9,7 @@ operator's windows and sequences against that definition.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from ingest.codec import decode
 from ingest.errors import IngestError
 from ingest.validation import validate
 from models.features import FeatureSpec, NormStats, compute_window_features, normalise
-from stream.parse import error_column, parse, passes_every_rule, with_json
+from stream.parse import clock_limit, error_column, parse, passes_every_rule, with_json
 
 T = "2026-01-01T00:00:00.000Z"
 PAYLOADS = [
@@ -229,6 +230,23 @@ def test_clock_skew_rule(spark: Any) -> None:
     )
     error = parse(df, max_future_skew_s=3600).collect()[0].error
     assert (error.field, error.rule) == ("t", "clock-skew")
+
+
+def test_clock_limit_is_the_clock_plus_the_skew_rounded_up_to_a_tenth(spark: Any) -> None:
+    # The clock is read in the job (not current_timestamp(), whose per-batch constant made
+    # Spark compile the validation anew in every batch) and rounded up to skew / 10.
+    soon = (datetime.now(UTC) + timedelta(seconds=3600 - 60)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    payload = b'{"v":1,"d":"e1","t":"' + soon.encode() + b'","s":1,"x":{"s2":600.0}}'
+    df = spark.createDataFrame(
+        [(b"k", payload, "t", 0, 0)],
+        "key binary, value binary, topic string, partition int, offset long",
+    )
+    before_ms = time.time() * 1000
+    limit_ms = with_json(df).select(F.unix_millis(clock_limit(3600))).collect()[0][0]
+    after_ms = time.time() * 1000
+    assert before_ms + 3_600_000 - 1000 <= limit_ms <= after_ms + 3_600_000 + 360_000 + 1000
+    assert limit_ms % 360_000 == 0  # rounded to the step: the same in many batches
+    assert parse(df, max_future_skew_s=3600).collect()[0].error is None
 
 
 def _cmapss_rows(
