@@ -25,8 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,42 @@ class ScoredWindow:
     risk: float
     model_version: str
     provider: str
-    top_features: tuple[dict[str, Any], ...] = ()
+    top_features: Sequence[dict[str, Any]] = ()
+
+
+class LazyFeatures(Sequence[dict[str, Any]]):
+    """A window's top features, described on first use: most windows raise no event."""
+
+    __slots__ = ("_describe", "_items")
+
+    def __init__(self, describe: Callable[[], tuple[dict[str, Any], ...]]) -> None:
+        self._describe = describe
+        self._items: tuple[dict[str, Any], ...] | None = None
+
+    def _get(self) -> tuple[dict[str, Any], ...]:
+        if self._items is None:
+            self._items = self._describe()
+        return self._items
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> tuple[dict[str, Any], ...]: ...
+
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | tuple[dict[str, Any], ...]:
+        return self._get()[i]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LazyFeatures({self._get()!r})"
 
 
 @dataclass(frozen=True)
@@ -184,7 +220,7 @@ def step(
             opened_window_end_ms=opened_ms,
             model_version=window.model_version,
             provider=window.provider,
-            top_features=window.top_features,
+            top_features=tuple(window.top_features),
         )
 
     if state.alert_id is None:

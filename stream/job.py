@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from stream.alerts import AlertPolicy
 from stream.errors import CheckpointMismatchError, ConfigError, ServiceUnreachableError, StreamError
+from stream.scoring import TopFeatureFormatter
 from stream.sequence import STATE_LAYOUT
 
 if TYPE_CHECKING:
@@ -195,6 +196,7 @@ class StreamJob:
         self.spark = spark
         self.config = config
         self.scorer = self._load_model()
+        self._top_formatter = TopFeatureFormatter(self.scorer)
         meta = self.scorer.metadata
         self.spec = meta.spec
         self.window_ms = int(self.spec.window_seconds * 1000)
@@ -401,7 +403,7 @@ class StreamJob:
 
         started = time.perf_counter()
         rows = batch.collect()
-        windows = windows_from_rows(rows)
+        windows = windows_from_rows(rows, self._top_formatter)
         result = self._sink().write(windows)
         with self._lock:
             m = self.metrics

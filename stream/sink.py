@@ -30,10 +30,13 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stream.alerts import AlertEvent, AlertPolicy, DeviceState, ScoredWindow, step
+from stream.alerts import AlertEvent, AlertPolicy, DeviceState, LazyFeatures, ScoredWindow, step
 from stream.errors import SinkError
+
+if TYPE_CHECKING:
+    from stream.scoring import TopFeatureFormatter
 
 logger = logging.getLogger(__name__)
 
@@ -230,9 +233,13 @@ class RedisAlertSink:
         client.hset(self.key("fleet"), mapping=summary)
 
 
-def windows_from_rows(rows: Sequence[Any]) -> list[ScoredWindow]:
-    """Scored windows from the scoring stage's rows (Spark Rows or dicts)."""
-    import json
+def windows_from_rows(rows: Sequence[Any], formatter: TopFeatureFormatter) -> list[ScoredWindow]:
+    """Scored windows from the scoring stage's rows (Spark Rows or dicts).
+
+    Each window's top features are described by ``formatter`` only when used, that is
+    when the window raises an alert event.
+    """
+    from functools import partial
 
     out = []
     for row in rows:
@@ -245,7 +252,9 @@ def windows_from_rows(rows: Sequence[Any]) -> list[ScoredWindow]:
                 risk=float(get("risk")),
                 model_version=get("model_version"),
                 provider=get("provider"),
-                top_features=tuple(json.loads(get("top_features") or "[]")),
+                top_features=LazyFeatures(
+                    partial(formatter.describe, get("top_index"), get("top_value"), get("top_z"))
+                ),
             )
         )
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -79,6 +80,20 @@ def _raw(scorer: Scorer, n: int, seed: int = 0) -> np.ndarray:
     return raw
 
 
+def _described(scorer: Scorer, out: pa.RecordBatch) -> list[str]:
+    """The batch's top features as the driver describes them, as JSON text."""
+    formatter = scoring.TopFeatureFormatter(scorer)
+    columns = zip(
+        out.column("top_index").to_pylist(),
+        out.column("top_value").to_pylist(),
+        out.column("top_z").to_pylist(),
+        strict=True,
+    )
+    return [
+        json.dumps(list(formatter.describe(i, v, z)), separators=(",", ":")) for i, v, z in columns
+    ]
+
+
 def test_score_batch_equals_the_scorer_and_the_reference_top_features(scorer: Scorer) -> None:
     raw = _raw(scorer, 64)
     out = scoring.score_batch(scorer, _batch(raw, scorer))
@@ -88,10 +103,8 @@ def test_score_batch_equals_the_scorer_and_the_reference_top_features(scorer: Sc
         out.column("risk").to_numpy(), scorer.score_features(raw).astype(np.float64)
     )
     z = normalise(raw, scorer.metadata.norm)
-    assert out.column("top_features").to_pylist() == _reference_top(
-        scorer, raw[:, -1, :], z[:, -1, :]
-    )
-    top = json.loads(out.column("top_features")[1].as_py())
+    assert _described(scorer, out) == _reference_top(scorer, raw[:, -1, :], z[:, -1, :])
+    top = json.loads(_described(scorer, out)[1])
     assert top[0]["name"] == scorer.metadata.feature_names[7]
     assert out.column("device_id").to_pylist()[:2] == ["D0", "D1"]
     assert set(out.column("model_version").to_pylist()) == {scorer.metadata.model_version}
@@ -103,7 +116,34 @@ def test_a_missing_statistic_becomes_the_training_mean_not_nan(scorer: Scorer) -
     out = scoring.score_batch(scorer, _batch(raw, scorer))
     risk = out.column("risk").to_numpy()
     assert np.isfinite(risk).all()
-    assert json.loads(out.column("top_features")[2].as_py())[0]["value"] is None
+    assert json.loads(_described(scorer, out)[2])[0]["value"] is None
+
+
+def test_top_features_are_described_only_for_windows_that_raise_an_event(
+    scorer: Scorer,
+) -> None:
+    from stream.alerts import AlertPolicy, DeviceState, step
+    from stream.sink import windows_from_rows
+
+    class Counting(scoring.TopFeatureFormatter):
+        calls = 0
+
+        def describe(self, *a: Any) -> tuple[dict[str, Any], ...]:
+            Counting.calls += 1
+            return super().describe(*a)
+
+    raw = _raw(scorer, 8)
+    out = scoring.score_batch(scorer, _batch(raw, scorer)).to_pylist()
+    for i, row in enumerate(out):  # one device, rising risk: one window crosses 0.5
+        row.update(device_id="D", window_end_ms=i + 1, risk=0.1 if i < 5 else 0.6)
+    windows = windows_from_rows(out, Counting(scorer))
+    state, events = DeviceState(), []
+    for w in windows:
+        state, produced = step(AlertPolicy(threshold=0.5), state, w, 1)
+        events += produced
+    assert [e.kind for e in events] == ["opened"] and Counting.calls == 1
+    assert events[0].top_features == tuple(windows[5].top_features)
+    assert len(events[0].top_features) == scoring.TOP_FEATURES
 
 
 def test_a_sequence_of_the_wrong_length_is_refused_with_the_shapes(scorer: Scorer) -> None:
