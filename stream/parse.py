@@ -18,8 +18,8 @@ The clock-skew rule (documented in README): a reading whose event time is more t
 ``max_future_skew_s`` ahead of the job's clock is refused (``t``, ``clock-skew``); readings
 from the past are accepted and the watermark decides whether they are too late. The clock
 is rounded up to steps (:func:`clock_limit`), so a reading up to one step (a tenth of the
-limit, at most an hour) beyond it may pass. Unknown devices are accepted: every device id that
-passes the rules is tracked.
+limit, at most an hour) beyond it may pass. Unknown devices are accepted: every device id
+that passes the rules is tracked.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _out_of_range(lows: Column, highs: Column, bound: float) -> Any:
 
 
 def error_column(max_future_skew_s: float, fast_path: bool = True) -> Column:
-    """The ``error`` struct of a row with columns ``value``, ``_keys`` and ``p``.
+    """The ``error`` struct of a row with the columns of :func:`with_json`.
 
     Args:
         max_future_skew_s: the clock-skew rule's limit.
@@ -223,7 +223,7 @@ def error_column(max_future_skew_s: float, fast_path: bool = True) -> Column:
         "count",
         f"more than {limits['max_settings']} settings",
     )
-    metadata = F.coalesce(p["m"], F.create_map().cast("map<string,string>"))
+    metadata = _metadata(p)
     check(
         F.size(metadata) > limits["max_metadata"],
         "m",
@@ -279,6 +279,13 @@ def error_column(max_future_skew_s: float, fast_path: bool = True) -> Column:
     return F.when(~passes_every_rule(max_future_skew_s), result)
 
 
+def _metadata(p: Column) -> Column:
+    """The reading's metadata map; empty when absent or null."""
+    from pyspark.sql import functions as F
+
+    return F.coalesce(p["m"], F.create_map().cast("map<string,string>"))
+
+
 def _names_pass(values: Column) -> Column:
     """True only when every key of a non-empty map is a valid name."""
     from pyspark.sql import functions as F
@@ -318,7 +325,7 @@ def _entries_pass(values: Column, table: dict[str, dict[str, Any]], bound: float
 
 def passes_every_rule(max_future_skew_s: float) -> Column:
     """True only for a reading that every rule of :func:`error_column` accepts, tested with
-    compiled, lambda-free expressions (for rows with ``value``, ``_keys`` and ``p``).
+    compiled, lambda-free expressions (for rows with the columns of :func:`with_json`).
 
     False (never null) for a few valid readings too, which the rules then accept: every
     sensor null, a repeated top-level key, ``"o": null`` or ``"m": null``, metadata values
@@ -343,7 +350,7 @@ def passes_every_rule(max_future_skew_s: float) -> Column:
             present & p[f.key].isNotNull() if f.required else ~present | p[f.key].isNotNull()
         )
     x, o = p["x"], F.coalesce(p["o"], empty)
-    m = F.coalesce(p["m"], F.create_map().cast("map<string,string>"))
+    m = _metadata(p)
     meta = F.map_values(m)
     cond = (
         cond

@@ -13,13 +13,14 @@ A tumbling window ``[start, end)`` closes when the watermark reaches ``end``, th
 Spark's window aggregation in append mode, or earlier, in the batch where the device's own
 newest reading passes ``end`` by the watermark's delay: the watermark after that batch is
 at least as far (it is taken over every device), so no reading Spark still accepts can fall
-into the window, and its alert comes one batch (one trigger) sooner. Its feature vector is computed by
-:func:`models.features.compute_window_features`, the function the model was trained with,
-so training and serving share one definition. Once the device has K windows, each newly
-closed window emits the K-window sequence the model reads (oldest first), normalised for
-the model (:func:`models.features.normalise`, float32: half the bytes through Spark's
-Arrow conversion, and no normalisation left in the scoring stage), with the raw feature
-vector of the newest window beside it (the alert's "top features" show raw values).
+into the window, and its alert comes one batch (one trigger) sooner. Its feature vector is
+computed by :func:`models.features.compute_window_features`, the function the model was
+trained with, so training and serving share one definition. Once the device has K windows,
+each newly closed window emits the K-window sequence the model reads (oldest first),
+normalised for the model (:func:`models.features.normalise`, float32: half the bytes
+through Spark's Arrow conversion, and no normalisation left in the scoring stage), with the
+raw feature vector of the newest window beside it (the alert's "top features" show raw
+values).
 Windows without readings do not exist (a device that is silent for a while continues its
 sequence).
 
