@@ -22,8 +22,8 @@ column). Time formats: ``iso`` (ISO-8601; a time without offset is taken as UTC)
 columns, ``unit cycle setting1..3 s1..s21``. The device id is ``<subset>-<unit:03d>``
 with the subset from the file name (``train_FD001.txt``, unit 7 -> ``FD001-007``), ``seq`` is
 the cycle, ``event_time`` is ``base_time + cycle * cycle_s`` (default 2026-01-01T00:00:00Z
-and 10 minutes per cycle), sensors ``s1``..``s21``, settings ``setting1``..``setting3``,
-metadata ``{"source": "cmapss", "subset": "FD001"}``. Rows are replayed in time order
+and 10 minutes per cycle), sensors ``s1``..``s21`` and ``cycle`` (the engine's age in
+cycles, which the default model reads), settings ``setting1``..``setting3``, metadata ``{"source": "cmapss", "subset": "FD001"}``. Rows are replayed in time order
 (cycle by cycle across engines), each engine's cycles in order.
 
 A row that cannot be turned into a reading is, with ``strict``, a
@@ -271,7 +271,7 @@ def cmapss_mapping(
         device="unit",
         time="cycle",
         seq="cycle",
-        sensors={f"s{i}": f"s{i}" for i in range(1, 22)},
+        sensors={**{f"s{i}": f"s{i}" for i in range(1, 22)}, "cycle": "cycle"},
         settings={f"setting{i}": f"setting{i}" for i in range(1, 4)},
         metadata={},
         time_format="cycle",

@@ -143,6 +143,7 @@ SENSOR_RULES: Final[dict[str, SensorRule]] = _rules(
     SensorRule("s19", "%", 50.0, 120.0, "PCNfR_dmd demanded corrected fan speed"),
     SensorRule("s20", "lbm/s", 0.0, 60.0, "W31 HPT coolant bleed"),
     SensorRule("s21", "lbm/s", 0.0, 40.0, "W32 LPT coolant bleed"),
+    SensorRule("cycle", "cycles", 0.0, 100_000.0, "operating cycles since the record began"),
 )
 """Sensor name -> rule."""
 

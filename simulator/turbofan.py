@@ -1,7 +1,7 @@
 """The ``turbofan`` machine type: engines that read like NASA C-MAPSS FD001.
 
 A turbofan reports once per operating cycle (``FleetConfig.cycle_s`` simulated seconds,
-600 by default, as the C-MAPSS replay adapter): sensors ``s1``..``s21`` and settings
+600 by default, as the C-MAPSS replay adapter): sensors ``s1``..``s21``, ``cycle`` and settings
 ``setting1``..``setting3``, with C-MAPSS's names, units (:data:`ingest.validation.SENSOR_RULES`)
 and decimals, so the default FD001 model can score a simulated fleet.
 
@@ -31,6 +31,8 @@ statistics, computed the same way, as in FD001. Health (ground truth) is
 FD001's constant sensors (``s1``, ``s5``, ``s10``, ``s16``, ``s18``, ``s19``) keep their
 value with a tiny relative noise (1e-5); ``s6`` is nearly constant (FD001's noise).
 ``setting1``/``setting2`` are noise around 0 with FD001's spread; ``setting3`` is 100.
+The ``cycle`` sensor counts the cycles of the current life (1 at its first, as C-MAPSS's
+time column; it restarts after a repair or maintenance) and has no faults.
 
 Sensor faults follow ``FleetConfig.faults`` as for the other types: dropouts (``None``) and
 stuck spells per sensor and cycle; a drifting sensor walks away by 0.1 of its noise per
@@ -432,6 +434,9 @@ class Turbofan:
             value = round(min(rule.high, max(rule.low, value)), self._decimals[i])
             sensors[name] = value
             self.last[i] = value
+        # The age counter, as C-MAPSS's time column: cycles of this life so far, 1 at its first
+        # cycle. A counter, not a measurement: no sensor faults.
+        sensors["cycle"] = float((slot - self.first_cycle) // self.cycle + 1)
         settings = {
             "setting1": round(faults.noise * SETTING_NOISE["setting1"] * z[n], 4),
             "setting2": round(faults.noise * SETTING_NOISE["setting2"] * z[n + 1], 4),

@@ -168,7 +168,8 @@ def test_cmapss_adapter(cmapss_dir: Path) -> None:
     assert (
         first.sensors["s2"] == 641.82
         and first.sensors["s21"] == 23.4190
-        and len(first.sensors) == 21
+        and first.sensors["cycle"] == 1.0
+        and len(first.sensors) == 22
     )
     assert first.metadata == {"source": "cmapss", "subset": "FD001"}
     # Time order: cycle 1 of all 100 engines, then cycle 2...

@@ -76,7 +76,7 @@ def test_readings_are_valid_cmapss_cycles() -> None:
     config = turbofans(4, seed=3, faults=FaultRates(), fast_fail=1, repair_s=1800.0)
     readings = list(Fleet(config).steps(120))
     assert readings and all(validate(r) == [] for r in readings)
-    assert {k for r in readings for k in r.sensors} == set(CMAPSS_SENSORS)
+    assert {k for r in readings for k in r.sensors} == {*CMAPSS_SENSORS, "cycle"}
     assert all(
         list(r.settings) == ["setting1", "setting2", "setting3"] and r.settings["setting3"] == 100
         for r in readings
@@ -93,6 +93,14 @@ def test_readings_are_valid_cmapss_cycles() -> None:
         gaps = {(b.event_time - a.event_time).total_seconds() for a, b in pairwise(rows)}
         assert gaps <= {CYCLE, CYCLE * 4}  # one per cycle; the fast one misses 3 under repair
         assert all((r.event_time - config.start).total_seconds() % CYCLE == 0 for r in rows)
+        # The age counter: 1, 2, ... per cycle of a life, back to 1 after the repair.
+        ages = [r.sensors["cycle"] for r in rows]
+        assert ages[0] == 1.0
+        for a, b in pairwise(rows):
+            gap = (b.event_time - a.event_time).total_seconds()
+            assert b.sensors["cycle"] == (a.sensors["cycle"] + 1 if gap == CYCLE else 1.0)  # type: ignore[operator]
+    fast = [r for r in readings if r.device_id == "turbofan-0000"]
+    assert 1.0 in [r.sensors["cycle"] for r in fast[1:]]  # it failed and was repaired
 
 
 def test_a_fine_step_still_gives_one_reading_per_cycle() -> None:
