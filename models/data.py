@@ -216,7 +216,8 @@ def load_cmapss(
     frame.insert(0, "device_id", [f"{subset}-{u:03d}" for u in units])
     frame.insert(1, "event_time", base_time + cycles.to_numpy(np.float64) * cycle_seconds)
     frame.insert(2, "seq", cycles)
-    frame = frame.drop(columns=["unit", "cycle"]).sort_values(["device_id", "event_time"])
+    # ``cycle`` stays, as a sensor: the engine's age, as the replay publishes it.
+    frame = frame.drop(columns=["unit"]).sort_values(["device_id", "event_time"])
     last = frame.groupby("device_id")["event_time"].max()
     if split == "train":
         failures = {str(d): float(t) for d, t in last.items()}

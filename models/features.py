@@ -72,8 +72,12 @@ __all__ = [
 #: The statistics a spec may use, in their canonical order.
 STATISTICS: tuple[str, ...] = ("mean", "std", "min", "max", "last", "slope")
 
-#: FD001 sensors that vary over the training file. Dropped: s1, s5, s10, s16, s18 and s19
-#: (constant) and s6 (21.60-21.61, nearly constant); see the C-MAPSS data README.
+#: FD001 sensors that vary over the training file, then the engine's age. Dropped: s1, s5,
+#: s10, s16, s18 and s19 (constant) and s6 (21.60-21.61, nearly constant); see the C-MAPSS
+#: data README. ``cycle`` is the C-MAPSS time column, the engine's operating cycles since
+#: its record began (the replay and the simulated turbofans report it as a sensor); the
+#: published LSTM reads it too, and it raised the nested cross-validated F1 on the training
+#: engines from 0.927 to 0.943 (five fold networks with a RUL head; ``models.study``).
 FD001_SENSORS: tuple[str, ...] = (
     "s2",
     "s3",
@@ -89,6 +93,7 @@ FD001_SENSORS: tuple[str, ...] = (
     "s17",
     "s20",
     "s21",
+    "cycle",
 )
 
 FloatArray = npt.NDArray[np.float64]

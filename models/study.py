@@ -1,10 +1,13 @@
 """Nested cross-validation of training recipes on the C-MAPSS training engines only.
 
 Which recipe should ``make model`` use? This program answers with the training engines
-alone; the test engines are never read. Each recipe is run whole, exactly as ``make model``
-would run it on its training engines (normalisation, split or folds, early stopping, the
-threshold), inside each of 5 outer device-grouped folds of the 100 FD001 training engines;
-the model and threshold it produces are scored on the 20 outer engines it never saw.
+alone; the test engines are never read. Each recipe is run whole, as ``make model`` would
+run it on its training engines (split or folds, early stopping, the threshold), inside each
+of 5 outer device-grouped folds of the 100 FD001 training engines; the model and threshold
+it produces are scored on the 20 outer engines it never saw. One difference: here the
+normalisation is learnt on all 80 engines of the outer fold, while ``prognos train`` learns
+it on the training devices of its split (all of them for ``folds``). Features: those of
+:func:`models.data.cmapss_spec` (the 14 varying sensors and ``cycle``).
 
 Recipes (GRU throughout: the architecture choice is a separate step of the recipe, and the
 GRU is what it chose; hidden 48, seed 7 and the other defaults of :class:`TrainConfig` as
@@ -34,9 +37,11 @@ Selection rule, fixed before the study was run:
   one without the RUL head.
 
 Run: ``nice -n 10 python -m models.study --data ../shared/data/cmapss --out FILE.json``
-(80 networks, 10 to 15 minutes on one CPU thread). The result for FD001 is committed as
-``models/studies/fd001_recipes.json`` (:data:`STUDY_FD001`); ``prognos train`` puts its
-summary in ``training.json``, the report and the model card when the training data match.
+(80 networks, 8 to 15 minutes on one CPU thread). The result for FD001 is committed as
+``models/studies/fd001_recipes.json`` (:data:`STUDY_FD001`), a replication with ``--seed 8
+--outer-seed 2000`` beside it; ``prognos train`` puts the summary in ``training.json``, the
+report and the model card when the training data and sensors match and it runs the recipe
+the study chose (:func:`recipe_of`).
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ from models.training import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RECIPES", "STUDY_FD001", "main", "run_study", "summary_for"]
+__all__ = ["RECIPES", "STUDY_FD001", "main", "recipe_of", "run_study", "summary_for"]
 
 #: Recipe name -> networks it exports (for the tie-break of the selection rule).
 RECIPES: dict[str, int] = {
@@ -90,12 +95,32 @@ DESIGN = (
 )
 
 
-def summary_for(data_sha256: str, path: Path = STUDY_FD001) -> dict[str, Any] | None:
-    """The committed study's summary, if it was run on the data with this hash."""
+def recipe_of(config: TrainConfig) -> str | None:
+    """The study's name for the recipe ``config`` runs (GRU, defaults otherwise), or None."""
+    if config.arch not in ("gru", "auto") or config.folds != 5:
+        return None
+    rul = {0.0: "", 1.0: "-rul"}.get(config.rul_weight)
+    if rul is None:
+        return None
+    if config.ensemble == "none":
+        return "single" + rul
+    if config.ensemble == "folds":
+        return "folds5" + rul
+    if config.ensemble == "seeds" and config.seeds == 5 and not rul:
+        return "seeds5"
+    return None
+
+
+def summary_for(
+    data_sha256: str, sensors: tuple[str, ...], path: Path = STUDY_FD001
+) -> dict[str, Any] | None:
+    """The committed study's summary, if it was run on this data with these sensors."""
     if not path.is_file():
         return None
     study = json.loads(path.read_text(encoding="utf-8"))
     if study.get("data", {}).get("sha256") != data_sha256:
+        return None
+    if tuple(study.get("sensors", ())) != tuple(sensors):
         return None
     return {
         "file": f"models/studies/{path.name}",
@@ -271,6 +296,7 @@ def run_study(
     )
     return {
         "data": {"source": rec.name, "sha256": rec.data_sha256, "devices": len(devices)},
+        "sensors": list(spec.sensors),
         "seed": seed,
         "outer_seed": outer_seed,
         "outer_folds": [sorted(h) for h in outer],

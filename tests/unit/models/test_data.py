@@ -27,7 +27,8 @@ def test_cmapss_spec_is_50_cycles_horizon_30() -> None:
     assert spec.window_seconds == 5 * cycle and spec.sequence_length == 10
     assert spec.sequence_length * spec.window_seconds == 50 * cycle
     assert spec.horizon_seconds == 30 * cycle
-    assert "s1" not in spec.sensors and "s6" not in spec.sensors and len(spec.sensors) == 14
+    assert "s1" not in spec.sensors and "s6" not in spec.sensors and len(spec.sensors) == 15
+    assert spec.sensors[-1] == "cycle"  # the engine's age, as the published LSTM reads it
     with pytest.raises(DataError, match="multiple"):
         cmapss_spec(horizon_cycles=31)
 
