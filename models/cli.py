@@ -19,7 +19,8 @@ def register(subparsers: Any) -> None:
         help="train the failure-risk model and export it to ONNX (needs the train extra)",
         description="Train the failure-risk network on C-MAPSS or a simulator recording: "
         "device-grouped k-fold cross-validation to choose the architecture, early stopping, "
-        "the fold networks' mean risk as the model (or one network on a split: --ensemble "
+        "the mean risk of 5 networks trained from consecutive seeds on one device-grouped "
+        "split as the model (or the fold networks: --ensemble folds; one network: --ensemble "
         "none), a logistic-regression baseline, ONNX export with metadata and a manifest, "
         "then (for C-MAPSS) the evaluation report and the model card. Needs PyTorch: "
         "pip install -c constraints.txt -e '.[train]'.",
@@ -42,16 +43,21 @@ def register(subparsers: Any) -> None:
     )
     train.add_argument(
         "--ensemble",
-        choices=["folds", "none"],
-        default="folds",
-        help="folds: export the mean risk of the cross-validation networks, threshold from "
-        "their out-of-fold predictions (default); none: one network on a train/validation split",
+        choices=["seeds", "folds", "none"],
+        default="seeds",
+        help="seeds: export the mean risk of --seeds networks trained on one train/validation "
+        "split from consecutive seeds, threshold on the validation devices (default); folds: "
+        "the mean risk of the cross-validation networks, threshold from their out-of-fold "
+        "predictions; none: one network on a train/validation split",
+    )
+    train.add_argument(
+        "--seeds", type=int, default=5, help="networks of the seeds ensemble (default 5)"
     )
     train.add_argument(
         "--rul-weight",
         type=float,
-        default=1.0,
-        help="weight of the auxiliary remaining-useful-life loss (default 1.0; 0: off)",
+        default=0.0,
+        help="weight of an auxiliary remaining-useful-life loss (default 0: off; e.g. 1.0)",
     )
     train.add_argument("--epochs", type=int, default=40, help="maximum epochs per fit (default 40)")
     train.add_argument(
@@ -175,17 +181,17 @@ def _train(args: argparse.Namespace) -> int:
         regimes=args.regimes,
         threads=args.threads,
         ensemble=args.ensemble,
+        seeds=args.seeds,
         rul_weight=args.rul_weight,
         model_version=args.model_version,
     )
     out = Path(args.out)
     result = train_model(recording, spec, out, config, progress=_progress, test=test)
     result.training["command"] = "prognos " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    from models.study import summary_for
+    from models.study import recipe_of, summary_for
 
-    study = summary_for(recording.data_sha256)
-    chosen_recipe = config.ensemble == "folds" and config.rul_weight == 1.0 and config.folds == 5
-    if study is not None and chosen_recipe:
+    study = summary_for(recording.data_sha256, spec.sensors)
+    if study is not None and recipe_of(config) == study["chosen"]:
         # The nested-CV study that chose this recipe, kept with the model it describes.
         result.training["recipe_study"] = study
     (out / "training.json").write_text(

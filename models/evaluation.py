@@ -536,7 +536,16 @@ def render_report_md(report: Mapping[str, Any]) -> str:
             "",
         ]
         members = training.get("members", 1)
-        if members > 1:
+        if members > 1 and training.get("config", {}).get("ensemble") == "seeds":
+            seed = training["config"]["seed"]
+            lines += [
+                f"The model is the mean risk of {members} "
+                f"{training['selection']['arch'].upper()} networks trained on one "
+                f"device-grouped train/validation split from seeds {seed}..{seed + members - 1}, "
+                "each early-stopped on the validation devices.",
+                "",
+            ]
+        elif members > 1:
             lines += [
                 f"The model is the mean risk of the {members} "
                 f"{training['selection']['arch'].upper()} "

@@ -31,7 +31,19 @@ def write_model_card(
     history = training["history"]
     histories = [history] if isinstance(history, Mapping) else list(history)
     best_epochs = ", ".join(str(h["best_epoch"]) for h in histories)
-    if members > 1:
+    if members > 1 and cfg.get("ensemble") == "seeds":
+        network = (
+            f"- Network: the mean risk of {members} {sel['arch'].upper()} networks "
+            f"({training['parameters']} parameters in all) trained on the same device-grouped "
+            f"split from seeds {cfg['seed']}..{cfg['seed'] + members - 1}, each early-stopped "
+            f"on the validation devices; the architecture chosen by {cfg['folds']}-fold "
+            f"device-grouped cross-validation on the training devices: {sel['reason']}."
+        )
+        split = (
+            f"{data['devices']} devices ({data['train_devices']} train, "
+            f"{len(data['val_devices'])} validation, split by device)"
+        )
+    elif members > 1:
         network = (
             f"- Network: the mean risk of {members} {sel['arch'].upper()} networks "
             f"({training['parameters']} parameters in all), the {cfg['folds']} networks of a "
@@ -93,7 +105,7 @@ def write_model_card(
     where = (
         "Out of fold (every training device scored by the member that did not see it, all "
         "sequences; one member's figures, the ensemble's own are not measurable on them)"
-        if members > 1
+        if members > 1 and cfg.get("ensemble") != "seeds"
         else "Validation devices (all sequences)"
     )
     lines.append(
@@ -138,6 +150,16 @@ def write_model_card(
         "- The slope statistic is per second of event time: serving must use the same time "
         "base (cycle period) as training.",
         "- Risk is a model score, not a calibrated probability outside the training data.",
+        *(
+            [
+                "- It reads the device's age (`cycle`: cycles since its record began, or since "
+                "its last overhaul) and so has learnt this fleet's lives (128-362 cycles in "
+                "FD001): a device that does not report `cycle` is scored at the training mean "
+                "age, and a fleet whose lives are much longer or shorter needs retraining.",
+            ]
+            if "cycle" in spec["sensors"]
+            else []
+        ),
         "",
         "## Reproduce",
         "",

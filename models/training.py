@@ -11,7 +11,13 @@
    (``rul_weight``);
 4. the model, by ``ensemble``:
 
-   * ``"folds"`` (the default): the k cross-validation networks of the chosen
+   * ``"seeds"`` (the default): a device-grouped train/validation split first
+     (cross-validation on the training devices only), ``seeds`` networks of the chosen
+     architecture trained on the same split from seeds ``seed``, ``seed + 1``, ...,
+     each early-stopped on the validation devices, their risks averaged
+     (:class:`models.network.MeanRisk`); the threshold is the max-F1 threshold of that
+     mean on the validation devices;
+   * ``"folds"``: the k cross-validation networks of the chosen
      architecture, their risks averaged (:class:`models.network.MeanRisk`), over all the
      devices (no separate validation split); the alert threshold is the max-F1 threshold
      of the pooled out-of-fold predictions (each device scored by the member that did not
@@ -99,9 +105,12 @@ class TrainConfig:
         phases: Window alignments per device used for training (1..W readings).
         regimes: Operating regimes to normalise per (1: one global normalisation).
         threads: torch intra-op threads (1 keeps runs reproducible and the machine free).
-        ensemble: ``"folds"``: export the mean risk of the cross-validation networks,
+        ensemble: ``"seeds"``: export the mean risk of ``seeds`` networks trained on one
+            train/validation split from consecutive seeds, threshold on the validation
+            devices; ``"folds"``: the mean risk of the cross-validation networks,
             threshold from their pooled out-of-fold predictions (needs ``folds`` > 1);
             ``"none"``: one network on a train/validation split.
+        seeds: Networks of the ``"seeds"`` ensemble.
         rul_weight: Weight of an auxiliary remaining-useful-life loss (MSE on the RUL in
             windows, capped at ``rul_cap_windows`` and scaled to [0, 1]); 0 turns it off.
             The RUL head helps training only; the export has one output, the risk.
@@ -123,8 +132,9 @@ class TrainConfig:
     phases: int = 5
     regimes: int = 1
     threads: int = 1
-    ensemble: str = "folds"
-    rul_weight: float = 1.0
+    ensemble: str = "seeds"
+    seeds: int = 5
+    rul_weight: float = 0.0
     rul_cap_windows: float = 25.0
     model_version: str = ""
 
@@ -471,8 +481,10 @@ def train_model(
         DataError: No failures (or only failures) in the training data, too few devices.
         MissingDependencyError: torch, onnx or scikit-learn is missing.
     """
-    if config.ensemble not in ("folds", "none"):
-        raise ValueError(f"ensemble {config.ensemble!r}: choose 'folds' or 'none'")
+    if config.ensemble not in ("seeds", "folds", "none"):
+        raise ValueError(f"ensemble {config.ensemble!r}: choose 'seeds', 'folds' or 'none'")
+    if config.ensemble == "seeds" and config.seeds < 1:
+        raise ValueError(f"seeds={config.seeds}: the seeds ensemble needs at least 1 network")
     torch = _require_torch()
     say: Progress = progress or (lambda line: logger.info("%s", line))
     _seed_everything(torch, config.seed, config.threads)
@@ -552,22 +564,35 @@ def train_model(
             f"networks over all {len(devices)} training devices (max F1)"
         )
     else:
-        net, history = _fit(
-            torch,
-            arch,
-            x[~is_val],
-            seqs.y[~is_val],
-            x[is_val],
-            seqs.y[is_val],
-            config,
-            config.seed,
-            say,
-            f"final {arch}",
-            rul_train=rul[~is_val],
-        )
+        count = config.seeds if config.ensemble == "seeds" else 1
+        fits = [
+            _fit(
+                torch,
+                arch,
+                x[~is_val],
+                seqs.y[~is_val],
+                x[is_val],
+                seqs.y[is_val],
+                config,
+                config.seed + s,
+                say,
+                f"final {arch}"
+                + (f" {s + 1}/{count} (seed {config.seed + s})" if count > 1 else ""),
+                rul_train=rul[~is_val],
+            )
+            for s in range(count)
+        ]
+        if count > 1:
+            from models.network import MeanRisk
+
+            net = MeanRisk([f[0] for f in fits]).eval()
+            history = [f[1] for f in fits]
+            chosen_on = f"the mean risk of the {count} networks on the validation devices (max F1)"
+        else:
+            net, history = fits[0]
+            chosen_on = "validation devices (max F1)"
         eval_mask = is_val
         eval_risk = _predict(torch, net, x[is_val])
-        chosen_on = "validation devices (max F1)"
     y_eval = seqs.y[eval_mask]
     threshold = choose_threshold(y_eval, eval_risk)
     val_metrics = binary_metrics(y_eval, eval_risk, threshold)
@@ -597,8 +622,10 @@ def train_model(
         baseline["test"] = _baseline_on_test(clf, b_thr, test, spec, norm)
     say(f"baseline validation: F1 {b_val['f1']:.4f} PR-AUC {b_val['pr_auc']:.4f}")
 
-    n_members = len(net.members) if ensemble else 1
-    tag = f"{arch}-x{n_members}" if ensemble else arch
+    n_members = len(net.members) if hasattr(net, "members") else 1
+    tag = arch
+    if n_members > 1:
+        tag = f"{arch}-x{n_members}" if ensemble else f"{arch}-seeds{n_members}"
     version = config.model_version or f"{spec.name}-{tag}-s{config.seed}"
     metadata = ModelMetadata(
         spec=spec,
@@ -607,7 +634,7 @@ def train_model(
         model_version=version,
         data_sha256=recording.data_sha256,
         arch=arch,
-        extra={"members": n_members} if ensemble else {},
+        extra={"members": n_members} if n_members > 1 else {},
     )
     onnx_path = out / MODEL_NAME
     export_onnx(net, metadata, onnx_path)

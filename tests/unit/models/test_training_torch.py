@@ -1,4 +1,4 @@
-"""train_model end to end on a tiny synthetic fleet: the fold ensemble and the single network.
+"""train_model end to end on a tiny synthetic fleet: the seed and fold ensembles and one network.
 
 Runs only where the train extra (PyTorch, onnx, scikit-learn) is installed, like
 test_parity_torch.py.
@@ -43,7 +43,8 @@ def _fleet(devices: int = 12, step: float = 60.0) -> Recording:
 
 SPEC = FeatureSpec(sensors=("a", "b"), window_seconds=300.0, sequence_length=4,
                    horizon_windows=2, name="synthetic")  # fmt: skip
-QUICK = TrainConfig(arch="gru", folds=3, epochs=3, patience=2, hidden=8, phases=1)
+QUICK = TrainConfig(arch="gru", folds=3, epochs=3, patience=2, hidden=8, phases=1,
+                    ensemble="folds", rul_weight=1.0)  # fmt: skip
 
 
 def test_fold_ensemble_exports_the_mean_of_the_cv_networks(tmp_path: Path) -> None:
@@ -71,6 +72,23 @@ def test_single_network_on_a_split(tmp_path: Path) -> None:
     assert len(training["data"]["val_devices"]) == 2
     assert training["threshold"]["chosen_on"] == "validation devices (max F1)"
     assert "members" not in result.metadata.extra
+
+
+def test_seed_ensemble_on_one_split(tmp_path: Path) -> None:
+    config = TrainConfig(**{**QUICK.__dict__, "ensemble": "seeds", "seeds": 3, "rul_weight": 0.0})
+    result = train_model(_fleet(), SPEC, tmp_path, config, progress=lambda _: None)
+    training = result.training
+    assert training["members"] == 3 and len(training["history"]) == 3
+    assert len(training["data"]["val_devices"]) == 2
+    assert "validation devices" in training["threshold"]["chosen_on"]
+    assert result.metadata.model_version == "synthetic-gru-seeds3-s7"
+    assert result.metadata.extra["members"] == 3
+    # Three seeds: three different networks (a seed that is ignored gives equal histories).
+    losses = {tuple(h["val_loss"]) for h in training["history"]}
+    assert len(losses) == 3
+    scorer = Scorer.load(tmp_path, providers="cpu")
+    fixture = np.load(tmp_path / "parity.npz")
+    assert float(np.max(np.abs(scorer.score(fixture["x"]) - fixture["y"]))) < 1e-5
 
 
 def test_unknown_ensemble_is_refused(tmp_path: Path) -> None:
