@@ -19,6 +19,14 @@ def register(subparsers: Any) -> None:
     common.add_argument("--kafka-port", type=int, help="broker port (PROGNOS_KAFKA_PORT, 9092)")
     common.add_argument("--redis-port", type=int, help="redis port (PROGNOS_REDIS_PORT, 6379)")
     common.add_argument("--state-dir", help="state folder (PROGNOS_STATE_DIR, .prognos/state)")
+    common.add_argument(
+        "--secure",
+        action="store_true",
+        default=None,
+        help="the secure profile: Kafka over SASL_SSL (SCRAM-SHA-512), Redis over TLS with an "
+        "ACL user (PROGNOS_STACK_SECURE=1); `prognos stack env --secure` prints the client "
+        "settings",
+    )
 
     setup = actions.add_parser(
         "setup",
@@ -49,6 +57,15 @@ def register(subparsers: Any) -> None:
         description="Show each service's state; exit 1 unless all are healthy.",
     )
     status.set_defaults(handler=_status)
+    env = actions.add_parser(
+        "env",
+        parents=[common],
+        help="print the PROGNOS_* settings that point clients at this stack",
+        description="Print `export` lines for the shell: the broker and Redis addresses and, "
+        "with --secure, the SASL_SSL settings (the Kafka password as a file) and the rediss:// "
+        'URL. Use: eval "$(prognos stack env --secure)".',
+    )
+    env.set_defaults(handler=_env)
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -60,6 +77,7 @@ def _config(args: argparse.Namespace) -> Any:
         kafka_port=args.kafka_port,
         redis_port=args.redis_port,
         state_dir=Path(args.state_dir).resolve() if args.state_dir else None,
+        secure=args.secure,
     )
 
 
@@ -83,8 +101,33 @@ def _up(args: argparse.Namespace) -> int:
     stack = Stack(_config(args))
     statuses = stack.up()
     _print_status(statuses)
-    print(f"bootstrap servers: {stack.config.kafka_bootstrap}    redis: {stack.config.redis_url}")
+    from deploy.redact import redact_url
+
+    print(
+        f"bootstrap servers: {stack.config.kafka_bootstrap}    "
+        f"redis: {redact_url(stack.config.redis_url)}"
+    )
+    if stack.config.secure:
+        print('secure profile: point clients at it with  eval "$(prognos stack env --secure)"')
     return 0 if all(s.healthy for s in statuses) else 1
+
+
+def _env(args: argparse.Namespace) -> int:
+    import shlex
+
+    config = _config(args)
+    if config.secure:
+        from deploy.errors import DeployError
+        from deploy.secure import SecureFiles
+
+        if not SecureFiles(config.secure_dir).kafka_app_password.is_file():
+            raise DeployError(
+                f"no secure profile in {config.state_dir}: start it first with "
+                "`prognos stack up --secure`"
+            )
+    for name, value in config.client_env().items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
 
 
 def _down(args: argparse.Namespace) -> int:

@@ -21,6 +21,8 @@ variable                        meaning (default)
 ``PROGNOS_MAVEN_REPO``          Maven repository URL (Maven Central)
 ``PROGNOS_KAFKA_BOOTSTRAP``     an existing Kafka cluster: the stack starts no broker
 ``PROGNOS_REDIS_URL``           an existing Redis: the stack starts no redis-server
+``PROGNOS_STACK_SECURE``        ``1``: the secure profile (Kafka SASL_SSL/SCRAM, Redis TLS
+                                and ACL users; :mod:`deploy.secure`) (off)
 ==============================  ==========================================================
 """
 
@@ -63,6 +65,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name}={raw!r}: use 1 (on) or 0 (off)")
+
+
 @dataclass(frozen=True)
 class StackConfig:
     """Where the local stack lives and how it listens. Immutable; build with :meth:`from_env`."""
@@ -81,6 +92,7 @@ class StackConfig:
     maven_repo: str = MAVEN_CENTRAL
     external_kafka: str | None = None
     external_redis: str | None = field(default=None, repr=False)
+    secure: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> StackConfig:
@@ -103,6 +115,7 @@ class StackConfig:
             maven_repo=(env.get("PROGNOS_MAVEN_REPO") or MAVEN_CENTRAL).rstrip("/"),
             external_kafka=env.get("PROGNOS_KAFKA_BOOTSTRAP") or None,
             external_redis=env.get("PROGNOS_REDIS_URL") or None,
+            secure=_flag(env, "PROGNOS_STACK_SECURE"),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         return replace(config, **clean) if clean else config  # type: ignore[arg-type]
@@ -115,7 +128,45 @@ class StackConfig:
     @property
     def redis_url(self) -> str:
         """Redis URL clients should use: the external server or the local one."""
-        return self.external_redis or f"redis://127.0.0.1:{self.redis_port}/0"
+        if self.external_redis:
+            return self.external_redis
+        if self.secure:
+            from deploy.secure import SecureFiles, redis_url
+
+            return redis_url(SecureFiles(self.secure_dir), self.redis_port)
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def client_env(self) -> dict[str, str]:
+        """``PROGNOS_*`` variables that point Prognos's clients (and ``prognos stack``) here.
+
+        Ports and state folder, and for the secure profile the switch (clients then read
+        Redis's password from its file, see :attr:`redis_url`) and Kafka's SASL_SSL settings
+        with the password as a file. No secret is in the values.
+        """
+        env = {
+            "PROGNOS_STATE_DIR": str(self.state_dir),
+            "PROGNOS_KAFKA_PORT": str(self.kafka_port),
+            "PROGNOS_KAFKA_CONTROLLER_PORT": str(self.kafka_controller_port),
+            "PROGNOS_REDIS_PORT": str(self.redis_port),
+        }
+        if self.secure:
+            from deploy.secure import KAFKA_APP_USER, SCRAM_MECHANISM, SecureFiles
+
+            files = SecureFiles(self.secure_dir)
+            env.update(
+                PROGNOS_STACK_SECURE="1",
+                PROGNOS_KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+                PROGNOS_KAFKA_SASL_MECHANISM=SCRAM_MECHANISM,
+                PROGNOS_KAFKA_SASL_USERNAME=KAFKA_APP_USER,
+                PROGNOS_KAFKA_SASL_PASSWORD_FILE=str(files.kafka_app_password),
+                PROGNOS_KAFKA_SSL_CAFILE=str(files.ca),
+            )
+        return env
+
+    @property
+    def secure_dir(self) -> Path:
+        """The secure profile's certificates and passwords."""
+        return self.state_dir / "secure"
 
     @property
     def logs_dir(self) -> Path:

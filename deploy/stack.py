@@ -5,7 +5,8 @@ live in the state folder (``.prognos/state``). ``down`` ends exactly the process
 stack started, found by their PID files, and checks that their ports are closed.
 
 Where ``PROGNOS_KAFKA_BOOTSTRAP`` or ``PROGNOS_REDIS_URL`` name existing services, the
-stack starts nothing for them and ``status`` only checks that they answer.
+stack starts nothing for them and ``status`` only checks that they answer. With
+``StackConfig.secure`` both services run the secure profile (:mod:`deploy.secure`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from deploy.config import StackConfig
 from deploy.errors import (
@@ -46,6 +47,20 @@ _LOG_TAIL_LINES = 30
 
 def _template(name: str) -> str:
     return resources.files("deploy").joinpath("conf", name).read_text()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (configuration that may hold passwords)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    path.chmod(0o600)
+
+
+def _quote_arg(arg: str) -> str:
+    """One argument as a java launcher argument file line (double-quoted, escaped)."""
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -290,7 +305,8 @@ class KafkaBroker(_ManagedProcess):
     def __init__(self, config: StackConfig) -> None:
         super().__init__(config, config.kafka_port)
         self.properties = self.dir / "server.properties"
-        self.data_dir = self.dir / "data"
+        # The secure profile's storage holds its SCRAM users: never the plain one's.
+        self.data_dir = self.dir / ("data-secure" if config.secure else "data")
 
     @property
     def marker(self) -> str:
@@ -324,19 +340,43 @@ class KafkaBroker(_ManagedProcess):
         ]
 
     def prepare(self) -> None:
-        self.properties.write_text(
-            _template("server.properties.template").format(
+        users: list[str] = []
+        if self.config.secure:
+            from deploy.secure import KAFKA_ADMIN_USER, ensure_secrets, scram_format_args
+
+            files = ensure_secrets(self.config.secure_dir)
+            text = _template("server-secure.properties.template").format(
+                port=self.config.kafka_port,
+                controller_port=self.config.kafka_controller_port,
+                data_dir=self.data_dir,
+                admin_user=KAFKA_ADMIN_USER,
+                admin_password=files.read(files.kafka_admin_password),
+                keystore=files.keystore,
+                keystore_password=files.read(files.keystore_password),
+                ca=files.ca,
+            )
+            users = scram_format_args(files)
+        else:
+            text = _template("server.properties.template").format(
                 port=self.config.kafka_port,
                 controller_port=self.config.kafka_controller_port,
                 data_dir=self.data_dir,
             )
-        )
+        _write_private(self.properties, text)
         if (self.data_dir / "meta.properties").is_file():
             return
         # First start: format the storage with a fresh cluster id.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = [*self._java_base(), *storage_format_args(cluster_id, self.properties)]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        args = [*storage_format_args(cluster_id, self.properties), *users]
+        # The tool's arguments (SCRAM passwords among them) go in a private argument file
+        # that the java launcher expands: never on a command line others can read.
+        argfile = self.dir / "format.args"
+        _write_private(argfile, "\n".join(_quote_arg(a) for a in args) + "\n")
+        cmd = [*self._java_base(), f"@{argfile}"]
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        finally:
+            argfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise ServiceStartError(
                 f"formatting Kafka storage in {self.data_dir} failed:\n{(result.stdout + result.stderr)[-2000:]}"
@@ -347,7 +387,19 @@ class KafkaBroker(_ManagedProcess):
         return [*self._java_base(), "kafka.Kafka", str(self.properties)]
 
     def healthy(self) -> bool:
-        return kafka_answers(f"127.0.0.1:{self.port}", timeout_s=2.0)
+        client: dict[str, str] = {}
+        if self.config.secure:
+            from deploy.secure import KAFKA_APP_USER, SCRAM_MECHANISM, SecureFiles
+
+            files = SecureFiles(self.config.secure_dir)
+            client = {
+                "security_protocol": "SASL_SSL",
+                "sasl_mechanism": SCRAM_MECHANISM,
+                "sasl_plain_username": KAFKA_APP_USER,
+                "sasl_plain_password": files.read(files.kafka_app_password),
+                "ssl_cafile": str(files.ca),
+            }
+        return kafka_answers(f"127.0.0.1:{self.port}", timeout_s=2.0, client=client)
 
 
 class RedisServer(_ManagedProcess):
@@ -366,22 +418,41 @@ class RedisServer(_ManagedProcess):
     def prepare(self) -> None:
         data_dir = self.dir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.conf_file.write_text(
-            _template("redis.conf.template").format(
-                port=self.port, data_dir=data_dir, pid_file=self.dir / "redis-server.pid"
+        pid_file = self.dir / "redis-server.pid"
+        if self.config.secure:
+            from deploy.secure import ensure_secrets, redis_acl_lines
+
+            files = ensure_secrets(self.config.secure_dir)
+            text = _template("redis-secure.conf.template").format(
+                port=self.port,
+                cert=files.server_cert,
+                key=files.server_key,
+                ca=files.ca,
+                data_dir=data_dir,
+                pid_file=pid_file,
+                acl=redis_acl_lines(files),
             )
-        )
+        else:
+            text = _template("redis.conf.template").format(
+                port=self.port, data_dir=data_dir, pid_file=pid_file
+            )
+        _write_private(self.conf_file, text)
 
     def command(self) -> list[str]:
         # redis-server rewrites its argv to "redis-server 127.0.0.1:PORT", the marker.
         return [redis_server_binary(), str(self.conf_file)]
 
     def healthy(self) -> bool:
-        return redis_answers(f"redis://127.0.0.1:{self.port}/0")
+        return redis_answers(self.config.redis_url)
 
 
-def kafka_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
-    """True when a Kafka broker at ``bootstrap`` answers a metadata request."""
+def kafka_answers(
+    bootstrap: str, timeout_s: float = 5.0, client: Mapping[str, Any] | None = None
+) -> bool:
+    """True when a Kafka broker at ``bootstrap`` answers a metadata request.
+
+    ``client``: extra kafka-python settings (security protocol, SASL, CA file).
+    """
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
@@ -400,6 +471,7 @@ def kafka_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
             bootstrap_servers=bootstrap,
             request_timeout_ms=int(timeout_s * 1000),
             client_id="prognos-healthcheck",
+            **(client or {}),
         )
     except (KafkaError, OSError, ValueError):
         return False

@@ -104,3 +104,53 @@ def test_a_cluster_id_starting_with_a_dash_is_one_argument(tmp_path: Path) -> No
     args = storage_format_args("-AbC_def123", tmp_path / "server.properties")
     assert "--cluster-id=-AbC_def123" in args
     assert "-AbC_def123" not in args  # never a token of its own, where it would read as an option
+
+
+def test_secure_profile_switch_is_read_strictly(tmp_path: Path) -> None:
+    base = {"PROGNOS_HOME": str(tmp_path)}
+    assert not StackConfig.from_env(base).secure
+    assert StackConfig.from_env({**base, "PROGNOS_STACK_SECURE": "1"}).secure
+    assert not StackConfig.from_env({**base, "PROGNOS_STACK_SECURE": "off"}).secure
+    with pytest.raises(ValueError, match="PROGNOS_STACK_SECURE='maybe'"):
+        StackConfig.from_env({**base, "PROGNOS_STACK_SECURE": "maybe"})
+
+
+def test_secure_profile_files_and_client_settings(tmp_path: Path) -> None:
+    from deploy.secure import ensure_secrets, redis_acl_lines
+
+    config = StackConfig.from_env({"PROGNOS_HOME": str(tmp_path), "PROGNOS_STACK_SECURE": "1"})
+    files = ensure_secrets(config.secure_dir)
+    password = files.read(files.redis_app_password)
+    assert len(password) >= 32 and files.read(files.kafka_app_password) != password
+    assert ensure_secrets(config.secure_dir).read(files.redis_app_password) == password  # kept
+    url = config.redis_url
+    assert url.startswith("rediss://prognos:") and "ssl_ca_certs=" in url
+    assert password not in redact_url(url)
+    acl = redis_acl_lines(files)
+    assert "user default off" in acl and "~prognos:* &prognos:*" in acl and "-@dangerous" in acl
+
+
+def test_java_argument_file_keeps_each_argument_whole() -> None:
+    from deploy.stack import _quote_arg
+
+    assert _quote_arg('--add-scram=SCRAM-SHA-512=[name=a,password=p"q\\r]') == (
+        '"--add-scram=SCRAM-SHA-512=[name=a,password=p\\"q\\\\r]"'
+    )
+
+
+def test_client_settings_name_files_not_secrets(tmp_path: Path) -> None:
+    from deploy.secure import ensure_secrets
+
+    config = StackConfig.from_env({"PROGNOS_HOME": str(tmp_path), "PROGNOS_STACK_SECURE": "1"})
+    files = ensure_secrets(config.secure_dir)
+    env = config.client_env()
+    assert env["PROGNOS_STACK_SECURE"] == "1"
+    assert env["PROGNOS_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["PROGNOS_KAFKA_SASL_PASSWORD_FILE"] == str(files.kafka_app_password)
+    secrets = [files.read(p) for p in (files.kafka_app_password, files.redis_app_password)]
+    assert not any(s in v for v in env.values() for s in secrets)
+    # The same settings read back give the same stack (and Redis's password from its file).
+    again = StackConfig.from_env({"PROGNOS_HOME": str(tmp_path), **env})
+    assert again.redis_url == config.redis_url and secrets[1] in again.redis_url
+    plain = StackConfig.from_env({"PROGNOS_HOME": str(tmp_path)}).client_env()
+    assert "PROGNOS_STACK_SECURE" not in plain and "PROGNOS_KAFKA_SECURITY_PROTOCOL" not in plain
