@@ -12,6 +12,16 @@ from typing import Any
 DEFAULT_CMAPSS = "cmapss:../shared/data/cmapss"
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give at least 1")
+    return value
+
+
 def register(subparsers: Any) -> None:
     """Add ``train``, ``evaluate`` and ``model`` to the ``prognos`` parser."""
     train = subparsers.add_parser(
@@ -51,7 +61,7 @@ def register(subparsers: Any) -> None:
         "predictions; none: one network on a train/validation split",
     )
     train.add_argument(
-        "--seeds", type=int, default=5, help="networks of the seeds ensemble (default 5)"
+        "--seeds", type=_at_least_one, default=5, help="networks of the seeds ensemble (default 5)"
     )
     train.add_argument(
         "--rul-weight",
