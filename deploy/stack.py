@@ -616,7 +616,10 @@ class Stack:
     def status(self) -> list[ServiceStatus]:
         statuses = [service.status() for service in self.services]
         if self.config.external_kafka is not None:
-            ok = kafka_answers(self.config.external_kafka)
+            from ingest.config import KafkaConfig
+
+            security = KafkaConfig.from_env(bootstrap_servers=self.config.external_kafka)
+            ok = kafka_answers(self.config.external_kafka, client=security.security_kwargs())
             statuses.append(
                 ServiceStatus(
                     "kafka", "external" if ok else "unreachable", self.config.external_kafka

@@ -161,6 +161,25 @@ class KafkaConfig:
             kwargs["ssl_cafile"] = self.ssl_cafile
         return kwargs
 
+    def security_kwargs(self) -> dict[str, Any]:
+        """kafka-python's security settings alone (for a client given its own address)."""
+        return {
+            k: v
+            for k, v in self.kafka_kwargs().items()
+            if k not in ("bootstrap_servers", "client_id")
+        }
+
+    def describe_security(self) -> str:
+        """The security settings in words, for error messages (never the password)."""
+        if self.security_protocol == "PLAINTEXT":
+            return "PLAINTEXT"
+        parts = [self.security_protocol]
+        if self.security_protocol.startswith("SASL"):
+            parts.append(f"{self.sasl_mechanism} as user {self.sasl_username!r}")
+        if self.security_protocol.endswith("SSL"):
+            parts.append(f"CA file {self.ssl_cafile or '(system default)'}")
+        return ", ".join(parts)
+
     def spark_options(self) -> dict[str, str]:
         """Options for Spark's Kafka source and sink (``kafka.*``), without the topic.
 

@@ -39,6 +39,14 @@ def _smoke(args: argparse.Namespace) -> int:
     from stream.smoke import run_smoke
 
     config = StackConfig.from_env()
+    from ingest.config import KafkaConfig
+
+    if KafkaConfig.from_env().security_protocol != "PLAINTEXT":
+        raise StreamError(
+            "prognos smoke checks a PLAINTEXT broker (the local stack without --secure); the "
+            "secure profile is checked by `prognos stream` itself, which refuses to start when "
+            "the broker does not answer with the configured security settings"
+        )
     if not kafka_answers(config.kafka_bootstrap):
         raise StreamError(
             f"no Kafka broker answers at {config.kafka_bootstrap}: run `prognos stack up`, "

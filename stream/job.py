@@ -224,15 +224,21 @@ class StreamJob:
         from deploy.redact import redact_url
         from deploy.stack import kafka_answers, redis_answers
 
-        if self.config.kafka.security_protocol == "PLAINTEXT" and not kafka_answers(
-            self.config.kafka.bootstrap_servers, timeout_s=10
-        ):
+        kafka = self.config.kafka
+        if not kafka_answers(kafka.bootstrap_servers, timeout_s=10, client=kafka.security_kwargs()):
+            fix = "run `prognos stack up`, or set PROGNOS_KAFKA_BOOTSTRAP to your cluster"
+            if kafka.security_protocol != "PLAINTEXT":
+                fix = (
+                    "check the address (PROGNOS_KAFKA_BOOTSTRAP), the credentials "
+                    "(PROGNOS_KAFKA_SASL_USERNAME, PROGNOS_KAFKA_SASL_PASSWORD_FILE) and the CA "
+                    "file (PROGNOS_KAFKA_SSL_CAFILE); for the local stack: "
+                    'eval "$(prognos stack env --secure)"'
+                )
             raise ServiceUnreachableError(
-                f"no Kafka broker answers at {self.config.kafka.bootstrap_servers}: run `prognos stack up`, "
-                "or set PROGNOS_KAFKA_BOOTSTRAP to your cluster"
+                f"no Kafka broker answers at {kafka.bootstrap_servers} with "
+                f"{kafka.describe_security()}: {fix}"
             )
-        if self.config.kafka.security_protocol == "PLAINTEXT":
-            self._check_topic()
+        self._check_topic()
         if not redis_answers(self.config.redis_url, timeout_s=5):
             raise ServiceUnreachableError(
                 f"no Redis answers at {redact_url(self.config.redis_url)}: run `prognos stack up`, "
@@ -244,9 +250,7 @@ class StreamJob:
         from kafka.errors import KafkaError
 
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=self.config.kafka.bootstrap_servers, request_timeout_ms=10_000
-            )
+            admin = KafkaAdminClient(**self.config.kafka.kafka_kwargs(), request_timeout_ms=10_000)
             try:
                 topics = set(admin.list_topics())
             finally:

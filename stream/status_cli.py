@@ -166,10 +166,12 @@ def _lag(checkpoint: Path, kafka: Any) -> dict[str, Any]:
     batch, offsets = found
     from deploy.stack import kafka_answers
 
-    if kafka.security_protocol == "PLAINTEXT" and not kafka_answers(
-        kafka.bootstrap_servers, timeout_s=3
-    ):
-        return {"readings": None, "detail": f"no Kafka broker answers at {kafka.bootstrap_servers}"}
+    if not kafka_answers(kafka.bootstrap_servers, timeout_s=3, client=kafka.security_kwargs()):
+        return {
+            "readings": None,
+            "detail": f"no Kafka broker answers at {kafka.bootstrap_servers} "
+            f"({kafka.describe_security()})",
+        }
     try:
         lag = kafka_lag(kafka, offsets)
     except Exception as exc:  # any client failure only means the lag is unknown

@@ -179,3 +179,22 @@ def test_replay_stream_job_and_dead_letters_over_sasl_ssl_and_tls(
     finally:
         consumer.close()
     assert [r.value for r in letters] == [b'{"v": 1, "d": "FD001-001"']
+
+
+def test_stream_job_with_a_wrong_password_says_what_to_check(
+    secure_stack: StackConfig, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROGNOS_")}
+    env.update(secure_stack.client_env(), PROGNOS_SPARK_UI="0", PYTHONPATH=str(ROOT))
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password\n")
+    env["PROGNOS_KAFKA_SASL_PASSWORD_FILE"] = str(wrong)
+    result = _cli(env, "stream", "--topic", "prognos.secure.none", "--checkpoint",
+                  str(tmp_path / "ckpt"), "--available-now", timeout=240)  # fmt: skip
+    err = result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in err, err[-3000:]
+    assert f"no Kafka broker answers at {secure_stack.kafka_bootstrap} with SASL_SSL" in err, err[
+        -3000:
+    ]
+    assert "PROGNOS_KAFKA_SASL_PASSWORD_FILE" in err and "not-the-password" not in err

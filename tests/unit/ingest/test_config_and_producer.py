@@ -52,6 +52,13 @@ def test_sasl_password_from_file_is_masked(tmp_path: Path) -> None:
         'org.apache.kafka.common.security.scram.ScramLoginModule required username="prognos" password="s3cr3t";'
     )
     assert options["kafka.ssl.truststore.location"] == "/etc/ca.pem"
+    security = config.security_kwargs()
+    assert "bootstrap_servers" not in security and "client_id" not in security
+    assert security["security_protocol"] == "SASL_SSL" and security["ssl_cafile"] == "/etc/ca.pem"
+    said = config.describe_security()
+    assert "SCRAM-SHA-512" in said and "'prognos'" in said and "/etc/ca.pem" in said
+    assert "s3cr3t" not in said
+    assert KafkaConfig.from_env({}).describe_security() == "PLAINTEXT"
 
 
 def test_bad_security_settings_are_refused(tmp_path: Path) -> None:
