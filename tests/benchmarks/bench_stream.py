@@ -302,7 +302,7 @@ class Offered:
                     f"LAT-{u:03d}",
                     t,
                     cycle,
-                    {f"s{i}": float(row[4 + i]) for i in range(1, 22)},
+                    {**{f"s{i}": float(row[4 + i]) for i in range(1, 22)}, "cycle": float(row[1])},
                     {f"setting{i}": float(row[1 + i]) for i in range(1, 4)},
                 )
                 self.producer.send(

@@ -155,7 +155,11 @@ def workload(copies: int, base: datetime | None = None) -> Workload:
             device,
             base + timedelta(seconds=c * CYCLE_S),
             c,
-            {f"s{k}": float(values_row[4 + k]) for k in range(1, 22)},
+            # As the replay publishes them: s1..s21 and the engine's age in cycles.
+            {
+                **{f"s{k}": float(values_row[4 + k]) for k in range(1, 22)},
+                "cycle": float(values_row[1]),
+            },
             {f"setting{k}": float(values_row[1 + k]) for k in range(1, 4)},
             meta,
         )

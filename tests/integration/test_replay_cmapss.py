@@ -29,7 +29,10 @@ def test_replaying_train_fd001_delivers_every_reading(
     for line in path.read_text().splitlines():
         values = dict(zip(CMAPSS_COLUMNS, (float(x) for x in line.split()), strict=True))
         reading = by_key[(f"FD001-{int(values['unit']):03d}", int(values["cycle"]))]
-        assert reading.sensors == {f"s{i}": values[f"s{i}"] for i in range(1, 22)}
+        assert reading.sensors == {
+            **{f"s{i}": values[f"s{i}"] for i in range(1, 22)},
+            "cycle": values["cycle"],
+        }
         assert reading.settings == {f"setting{i}": values[f"setting{i}"] for i in range(1, 4)}
     assert len({r.device_id for r in got}) == 100
     assert max(r.seq for r in got if r.device_id == "FD001-069") == 362
