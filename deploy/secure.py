@@ -43,6 +43,7 @@ __all__ = [
     "redis_acl_lines",
     "redis_url",
     "scram_format_args",
+    "write_private",
 ]
 
 SCRAM_MECHANISM = "SCRAM-SHA-512"
@@ -90,6 +91,21 @@ class SecureFiles:
     def redis_app_password(self) -> Path:
         return self.dir / f"redis-{REDIS_APP_USER}.password"
 
+    @property
+    def passwords(self) -> tuple[Path, ...]:
+        """Every password file."""
+        return (
+            self.keystore_password,
+            self.kafka_admin_password,
+            self.kafka_app_password,
+            self.redis_app_password,
+        )
+
+    @property
+    def certificates(self) -> tuple[Path, ...]:
+        """The CA, the server certificate and key, and the broker's keystore."""
+        return (self.ca, self.server_cert, self.server_key, self.keystore)
+
     def read(self, path: Path) -> str:
         """A password file's content."""
         return path.read_text(encoding="utf-8").strip()
@@ -109,36 +125,24 @@ def _openssl(args: list[str], cwd: Path) -> None:
         raise DeployError(f"openssl {args[0]} failed in {cwd}:\n{result.stderr[-1500:]}")
 
 
-def _write_secret(path: Path, value: str) -> None:
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (passwords, configuration that holds them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(value + "\n")
+        f.write(text)
+    path.chmod(0o600)
 
 
 def ensure_secrets(directory: Path) -> SecureFiles:
     """Make the certificates and passwords in ``directory`` unless they are all there."""
     files = SecureFiles(directory)
-    wanted = [
-        files.ca,
-        files.server_cert,
-        files.server_key,
-        files.keystore,
-        files.keystore_password,
-        files.kafka_admin_password,
-        files.kafka_app_password,
-        files.redis_app_password,
-    ]
-    if all(p.is_file() for p in wanted):
+    if all(p.is_file() for p in (*files.certificates, *files.passwords)):
         return files
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
-    for path in (
-        files.keystore_password,
-        files.kafka_admin_password,
-        files.kafka_app_password,
-        files.redis_app_password,
-    ):
-        _write_secret(path, secrets.token_urlsafe(24))
+    for path in files.passwords:
+        write_private(path, secrets.token_urlsafe(24) + "\n")
     old = os.umask(0o077)
     try:
         _openssl(

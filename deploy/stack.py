@@ -38,6 +38,7 @@ from deploy.errors import (
 )
 from deploy.jars import kafka_jars
 from deploy.java import find_java
+from deploy.secure import write_private
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +48,6 @@ _LOG_TAIL_LINES = 30
 
 def _template(name: str) -> str:
     return resources.files("deploy").joinpath("conf", name).read_text()
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (configuration that may hold passwords)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    path.chmod(0o600)
 
 
 def _quote_arg(arg: str) -> str:
@@ -362,7 +354,7 @@ class KafkaBroker(_ManagedProcess):
                 controller_port=self.config.kafka_controller_port,
                 data_dir=self.data_dir,
             )
-        _write_private(self.properties, text)
+        write_private(self.properties, text)
         if (self.data_dir / "meta.properties").is_file():
             return
         # First start: format the storage with a fresh cluster id.
@@ -371,7 +363,7 @@ class KafkaBroker(_ManagedProcess):
         # The tool's arguments (SCRAM passwords among them) go in a private argument file
         # that the java launcher expands: never on a command line others can read.
         argfile = self.dir / "format.args"
-        _write_private(argfile, "\n".join(_quote_arg(a) for a in args) + "\n")
+        write_private(argfile, "\n".join(_quote_arg(a) for a in args) + "\n")
         cmd = [*self._java_base(), f"@{argfile}"]
         try:
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
@@ -387,18 +379,10 @@ class KafkaBroker(_ManagedProcess):
         return [*self._java_base(), "kafka.Kafka", str(self.properties)]
 
     def healthy(self) -> bool:
-        client: dict[str, str] = {}
-        if self.config.secure:
-            from deploy.secure import KAFKA_APP_USER, SCRAM_MECHANISM, SecureFiles
+        from ingest.config import KafkaConfig
 
-            files = SecureFiles(self.config.secure_dir)
-            client = {
-                "security_protocol": "SASL_SSL",
-                "sasl_mechanism": SCRAM_MECHANISM,
-                "sasl_plain_username": KAFKA_APP_USER,
-                "sasl_plain_password": files.read(files.kafka_app_password),
-                "ssl_cafile": str(files.ca),
-            }
+        # As a client of this stack connects (`prognos stack env`): SASL_SSL when secure.
+        client = KafkaConfig.from_env(self.config.client_env()).security_kwargs()
         return kafka_answers(f"127.0.0.1:{self.port}", timeout_s=2.0, client=client)
 
 
@@ -436,7 +420,7 @@ class RedisServer(_ManagedProcess):
             text = _template("redis.conf.template").format(
                 port=self.port, data_dir=data_dir, pid_file=pid_file
             )
-        _write_private(self.conf_file, text)
+        write_private(self.conf_file, text)
 
     def command(self) -> list[str]:
         # redis-server rewrites its argv to "redis-server 127.0.0.1:PORT", the marker.

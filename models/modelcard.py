@@ -31,19 +31,9 @@ def write_model_card(
     history = training["history"]
     histories = [history] if isinstance(history, Mapping) else list(history)
     best_epochs = ", ".join(str(h["best_epoch"]) for h in histories)
-    if members > 1 and cfg.get("ensemble") == "seeds":
-        network = (
-            f"- Network: the mean risk of {members} {sel['arch'].upper()} networks "
-            f"({training['parameters']} parameters in all) trained on the same device-grouped "
-            f"split from seeds {cfg['seed']}..{cfg['seed'] + members - 1}, each early-stopped "
-            f"on the validation devices; the architecture chosen by {cfg['folds']}-fold "
-            f"device-grouped cross-validation on the training devices: {sel['reason']}."
-        )
-        split = (
-            f"{data['devices']} devices ({data['train_devices']} train, "
-            f"{len(data['val_devices'])} validation, split by device)"
-        )
-    elif members > 1:
+    # The fold networks cover every device; the other recipes hold validation devices out.
+    fold_ensemble = members > 1 and cfg.get("ensemble") != "seeds"
+    if fold_ensemble:
         network = (
             f"- Network: the mean risk of {members} {sel['arch'].upper()} networks "
             f"({training['parameters']} parameters in all), the {cfg['folds']} networks of a "
@@ -56,10 +46,20 @@ def write_model_card(
             f"{data['devices'] // cfg['folds']} (split by device)"
         )
     else:
-        network = (
-            f"- Network: {sel['arch'].upper()} ({training['parameters']} parameters), chosen "
-            f"by {cfg['folds']}-fold device-grouped cross-validation: {sel['reason']}."
-        )
+        if members > 1:
+            network = (
+                f"- Network: the mean risk of {members} {sel['arch'].upper()} networks "
+                f"({training['parameters']} parameters in all) trained on the same "
+                f"device-grouped split from seeds {cfg['seed']}..{cfg['seed'] + members - 1}, "
+                "each early-stopped on the validation devices; the architecture chosen by "
+                f"{cfg['folds']}-fold device-grouped cross-validation on the training devices: "
+                f"{sel['reason']}."
+            )
+        else:
+            network = (
+                f"- Network: {sel['arch'].upper()} ({training['parameters']} parameters), chosen "
+                f"by {cfg['folds']}-fold device-grouped cross-validation: {sel['reason']}."
+            )
         split = (
             f"{data['devices']} devices ({data['train_devices']} train, "
             f"{len(data['val_devices'])} validation, split by device)"
@@ -105,7 +105,7 @@ def write_model_card(
     where = (
         "Out of fold (every training device scored by the member that did not see it, all "
         "sequences; one member's figures, the ensemble's own are not measurable on them)"
-        if members > 1 and cfg.get("ensemble") != "seeds"
+        if fold_ensemble
         else "Validation devices (all sequences)"
     )
     lines.append(

@@ -11,17 +11,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from deploy.config import StackConfig
-from deploy.secure import KAFKA_APP_USER, SCRAM_MECHANISM, SecureFiles, redis_url
+from deploy.secure import SecureFiles, redis_url
 from deploy.stack import KafkaBroker, RedisServer, Stack, free_port, kafka_answers
 from ingest.config import KafkaConfig
+from ingest.consumer import read_records
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINES = 3
@@ -54,29 +55,18 @@ def _files(config: StackConfig) -> SecureFiles:
 
 def _secrets(config: StackConfig) -> list[str]:
     files = _files(config)
-    return [
-        files.read(p)
-        for p in (
-            files.kafka_admin_password,
-            files.kafka_app_password,
-            files.redis_app_password,
-            files.keystore_password,
-        )
-    ]
+    return [files.read(p) for p in files.passwords]
 
 
 def test_what_is_not_authenticated_is_refused(secure_stack: StackConfig) -> None:
     files = _files(secure_stack)
     bootstrap = secure_stack.kafka_bootstrap
-    sasl = {
-        "security_protocol": "SASL_SSL",
-        "sasl_mechanism": SCRAM_MECHANISM,
-        "sasl_plain_username": KAFKA_APP_USER,
-        "ssl_cafile": str(files.ca),
-    }
-    assert kafka_answers(bootstrap, timeout_s=3, client={**sasl, "sasl_plain_password": files.read(files.kafka_app_password)})  # fmt: skip
+    kafka = KafkaConfig.from_env(secure_stack.client_env())
+    assert kafka.security_protocol == "SASL_SSL" and kafka.sasl_mechanism == "SCRAM-SHA-512"
+    assert kafka_answers(bootstrap, timeout_s=3, client=kafka.security_kwargs())
     assert not kafka_answers(bootstrap, timeout_s=3), "the broker answered a PLAINTEXT client"
-    assert not kafka_answers(bootstrap, timeout_s=3, client={**sasl, "sasl_plain_password": "wrong"})  # fmt: skip
+    wrong = replace(kafka, sasl_password="wrong")
+    assert not kafka_answers(bootstrap, timeout_s=3, client=wrong.security_kwargs())
 
     port = secure_stack.redis_port
     app = redis.Redis.from_url(secure_stack.redis_url)
@@ -168,16 +158,8 @@ def test_replay_stream_job_and_dead_letters_over_sasl_ssl_and_tls(
     assert {e["device_id"] for e in events if e["kind"] == "opened"}, "no alert opened"
     assert sum(int(n) for n in deadletters.values()) == 1, deadletters
 
-    consumer = KafkaConsumer(
-        f"{topic}.dlq",
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=20_000,
-        **kafka.kafka_kwargs(),
-    )
-    try:
-        letters: list[Any] = list(consumer)
-    finally:
-        consumer.close()
+    # Every record the dead-letter topic holds, read over SASL_SSL.
+    letters = read_records(kafka, f"{topic}.dlq", expected=1, timeout_s=60, decode_values=False)
     assert [r.value for r in letters] == [b'{"v": 1, "d": "FD001-001"']
 
 
