@@ -120,12 +120,6 @@ def _register_stream(subparsers: Any) -> None:
         "--trigger", type=float, dest="trigger_seconds", help="micro-batch interval in seconds (1)"
     )
     job.add_argument(
-        "--dead-letter-trigger",
-        type=float,
-        dest="dead_letter_trigger_seconds",
-        help="micro-batch interval of the dead-letter query in seconds (10)",
-    )
-    job.add_argument(
         "--watermark",
         type=float,
         dest="watermark_seconds",
@@ -171,7 +165,6 @@ def _stream(args: argparse.Namespace) -> int:
         max_offsets_per_trigger=args.max_offsets_per_trigger,
         fail_on_data_loss=False if args.no_fail_on_data_loss else None,
         trigger_seconds=args.trigger_seconds,
-        dead_letter_trigger_seconds=args.dead_letter_trigger_seconds,
         watermark_seconds=args.watermark_seconds,
         threshold=args.threshold,
         hysteresis=args.hysteresis,

@@ -1,22 +1,24 @@
 """The stream job: Kafka -> parse and validate -> windows -> sequences -> ONNX -> Redis.
 
-Two streaming queries share one Spark session and one source topic:
+One streaming query (``prognos-main``) reads the source topic and parses and validates
+each record once:
 
-``main``
-    valid readings -> event-time watermark -> one stateful operator per device
+    readings -> event-time watermark -> one stateful operator per device
     (``applyInPandasWithState``, :mod:`stream.sequence`): open windows' readings,
     duplicates (same device and ``seq``) dropped, each closed window's features by the
     training code, the last K windows -> ONNX Runtime in the Python workers over Arrow
     batches (``mapInArrow``, :mod:`stream.scoring`) -> alert policy and idempotent Redis
     writes in ``foreachBatch`` (:mod:`stream.sink`).
-``dead-letters``
-    readings that break a rule -> the dead-letter topic, original bytes and the reason in
-    headers; counts per reason kept in Redis (``P:deadletters``).
 
-Each query has its own checkpoint folder under the job's checkpoint location; a
-``job.json`` there records what the checkpoint's state depends on (window, sequence
-length, features, partitions) so a restart with an incompatible change is refused with
-the reason instead of failing deep inside Spark.
+Records that break a rule travel through the same operator and scoring stage untouched
+(:func:`stream.sequence.route`) and the same ``foreachBatch`` publishes them to the
+dead-letter topic, original bytes and the reason in headers, and counts them per reason in
+Redis (``P:deadletters``).
+
+The query's checkpoint is ``main`` under the job's checkpoint location; a ``job.json``
+there records what the checkpoint's state depends on (window, sequence length, features,
+partitions, state layout) so a restart with an incompatible change is refused with the
+reason instead of failing deep inside Spark.
 """
 
 from __future__ import annotations
@@ -64,9 +66,6 @@ class StreamConfig:
         max_offsets_per_trigger: bound on records per micro-batch (bounded memory on a backlog).
         fail_on_data_loss: fail when Kafka offsets were deleted before being read.
         trigger_seconds: micro-batch interval; 0 runs batches back to back.
-        dead_letter_trigger_seconds: micro-batch interval of the dead-letter query. Longer
-            than the main query's: each of its batches parses and validates again, and on
-            two cores a 1 s dead-letter trigger kept a core busy and doubled alert latency.
         watermark_seconds: how late (in event time) a reading may arrive; default one window.
         max_future_skew_s: readings further ahead of the job's clock are refused.
         stream_maxlen: approximate bound of the alert stream's length.
@@ -85,7 +84,6 @@ class StreamConfig:
     max_offsets_per_trigger: int = 50_000
     fail_on_data_loss: bool = True
     trigger_seconds: float = 1.0
-    dead_letter_trigger_seconds: float = 10.0
     watermark_seconds: float | None = None
     max_future_skew_s: float = 86_400.0
     stream_maxlen: int = 100_000
@@ -317,23 +315,19 @@ class StreamJob:
         return writer.trigger(processingTime=f"{int(seconds * 1000)} milliseconds")
 
     def sequences(self, parsed: DataFrame) -> DataFrame:
-        """Valid readings to K-window sequences (the main query's plan before scoring)."""
-        from pyspark.sql import functions as F
-
+        """Parsed rows to K-window sequences and dead letters (the plan before scoring)."""
         from stream import sequence
 
         watermark = self.config.watermark_seconds or self.spec.window_seconds
-        valid = (
-            parsed.where(F.col("error").isNull())
-            .select("device_id", "event_time", "seq", "sensors", "settings")
-            .withWatermark("event_time", f"{int(watermark * 1000)} milliseconds")
+        readings = sequence.route(parsed).withWatermark(
+            "event_time", f"{int(watermark * 1000)} milliseconds"
         )
         return sequence.sequences(
-            valid, self.spec, self.scorer.metadata.norm, lateness_ms=int(watermark * 1000)
+            readings, self.spec, self.scorer.metadata.norm, lateness_ms=int(watermark * 1000)
         )
 
     def scored(self, parsed: DataFrame) -> DataFrame:
-        """Valid readings to scored windows (the main query's streaming plan)."""
+        """Parsed rows to scored windows and dead letters (the query's streaming plan)."""
         from stream import scoring
 
         sequences = self.sequences(parsed)
@@ -346,7 +340,7 @@ class StreamJob:
         return sequences.mapInArrow(scoring.score_partitions(spec), scoring.output_schema())
 
     def start(self) -> list[StreamingQuery]:
-        """Check services and checkpoint, then start both queries."""
+        """Check services and checkpoint, then start the query."""
         from stream.parse import parse
 
         self.check_services()
@@ -365,18 +359,7 @@ class StreamJob:
             .queryName("prognos-main")
             .start()
         )
-        from stream.parse import dead_letters
-
-        dlq = (
-            self._trigger(
-                dead_letters(parsed).writeStream.foreachBatch(self._write_dead_letters),
-                self.config.dead_letter_trigger_seconds,
-            )
-            .option("checkpointLocation", str(self.config.checkpoint / "dead-letters"))
-            .queryName("prognos-dead-letters")
-            .start()
-        )
-        self.queries = [main, dlq]
+        self.queries = [main]
         logger.info(
             "stream job started: topic %s -> %s (model %s on %s, window %.0fs, K=%d)",
             self.config.kafka.topic,
@@ -403,19 +386,34 @@ class StreamJob:
         return self._alert_sink
 
     def _write_alerts(self, batch: DataFrame, batch_id: int) -> None:
+        """The query's sink: scored windows to Redis, then dead letters to their topic.
+
+        The batch is cached: its rows (without the dead letters' bytes) come to the driver
+        once, and only a batch that holds dead letters is read again, from the cache, to
+        publish them.
+        """
         from stream.sink import windows_from_rows
 
         started = time.perf_counter()
-        rows = batch.collect()
-        windows = windows_from_rows(rows, self._top_formatter)
-        result = self._sink().write(windows)
-        with self._lock:
-            m = self.metrics
-            m.windows_scored = len(windows)
-            m.windows_scored_total += len(windows)
-            m.alerts_total += result.events
-            m.scoring_ms = float(sum(r["score_ms"] for r in rows))
-            m.sink_ms = result.seconds * 1000.0
+        batch = batch.persist()
+        try:
+            rows = batch.drop("dl_key", "dl_value").collect()
+            scored = [r for r in rows if r["dl_rule"] is None]
+            windows = windows_from_rows(scored, self._top_formatter)
+            result = self._sink().write(windows)
+            with self._lock:
+                m = self.metrics
+                m.windows_scored = len(windows)
+                m.windows_scored_total += len(windows)
+                m.alerts_total += result.events
+                m.scoring_ms = float(sum(r["score_ms"] for r in scored))
+                m.sink_ms = result.seconds * 1000.0
+            if len(scored) < len(rows):
+                self._write_dead_letters(
+                    batch, [r for r in rows if r["dl_rule"] is not None], batch_id
+                )
+        finally:
+            batch.unpersist()
         logger.debug(
             "batch %d: %d windows, %d alert events in %.0f ms",
             batch_id,
@@ -424,45 +422,40 @@ class StreamJob:
             (time.perf_counter() - started) * 1000,
         )
 
-    def _write_dead_letters(self, batch: DataFrame, batch_id: int) -> None:
+    def _write_dead_letters(self, batch: DataFrame, dead: list[Any], batch_id: int) -> None:
+        """Publish the batch's dead letters (``dead``: their rows, without bytes) and count
+        them per reason in Redis."""
+        from collections import Counter
+
         import redis
 
-        batch = batch.persist()
+        from stream.parse import dead_letter_records
+
+        (
+            dead_letter_records(batch)
+            .write.format("kafka")
+            .options(**self.config.kafka.spark_options())
+            .option("topic", self.config.kafka.dead_letter_topic)
+            .save()
+        )
+        counts = Counter(f"{r['dl_field']}/{r['dl_rule']}" for r in dead)
+        client = redis.Redis.from_url(self.config.redis_url)
         try:
-            counts = batch.groupBy("error_field", "error_rule").count().collect()
-            if not counts:
-                return
-            (
-                batch.select("key", "value", "headers")
-                .write.format("kafka")
-                .options(**self.config.kafka.spark_options())
-                .option("topic", self.config.kafka.dead_letter_topic)
-                .save()
-            )
-            client = redis.Redis.from_url(self.config.redis_url)
-            try:
-                pipe = client.pipeline(transaction=False)
-                for row in counts:
-                    pipe.hincrby(
-                        f"{self.config.key_prefix}:deadletters",
-                        f"{row['error_field']}/{row['error_rule']}",
-                        row["count"],
-                    )
-                pipe.execute()
-            finally:
-                client.close()
-            total = sum(r["count"] for r in counts)
-            with self._lock:
-                self.metrics.dead_letters_total += total
-            logger.info(
-                "batch %d: %d readings to %s (%s)",
-                batch_id,
-                total,
-                self.config.kafka.dead_letter_topic,
-                ", ".join(f"{r['error_field']}/{r['error_rule']}: {r['count']}" for r in counts),
-            )
+            pipe = client.pipeline(transaction=False)
+            for reason, n in counts.items():
+                pipe.hincrby(f"{self.config.key_prefix}:deadletters", reason, n)
+            pipe.execute()
         finally:
-            batch.unpersist()
+            client.close()
+        with self._lock:
+            self.metrics.dead_letters_total += len(dead)
+        logger.info(
+            "batch %d: %d readings to %s (%s)",
+            batch_id,
+            len(dead),
+            self.config.kafka.dead_letter_topic,
+            ", ".join(f"{reason}: {n}" for reason, n in counts.most_common()),
+        )
 
     # -- running -------------------------------------------------------------------------
     def record_progress(self) -> None:

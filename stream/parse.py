@@ -427,29 +427,26 @@ def with_json(raw: DataFrame) -> DataFrame:
     )
 
 
-def dead_letters(parsed: DataFrame) -> DataFrame:
-    """Invalid rows as Kafka records for the dead-letter topic: original key and bytes,
-    the reason in headers (the names of :mod:`ingest.deadletter`)."""
+def dead_letter_records(rows: DataFrame) -> DataFrame:
+    """The dead letters among ``rows`` (the job's output: the dead-letter columns of
+    :func:`stream.sequence.route`) as Kafka records for the dead-letter topic: original key
+    and bytes, the reason in headers (the names of :mod:`ingest.deadletter`)."""
     from pyspark.sql import functions as F
 
     from ingest.deadletter import HEADER_FIELD, HEADER_REASON, HEADER_RULE, HEADER_SOURCE
-
-    source = F.format_string("kafka:%s/%d@%d", F.col("topic"), F.col("partition"), F.col("offset"))
 
     def header(name: str, value: Column) -> Column:
         return F.struct(
             F.lit(name).alias("key"), F.coalesce(value, F.lit("")).cast("binary").alias("value")
         )
 
-    return parsed.where(F.col("error").isNotNull()).select(
-        "key",
-        "value",
+    return rows.where(F.col("dl_rule").isNotNull()).select(
+        F.col("dl_key").alias("key"),
+        F.col("dl_value").alias("value"),
         F.array(
-            header(HEADER_FIELD, F.col("error.field")),
-            header(HEADER_RULE, F.col("error.rule")),
-            header(HEADER_REASON, F.concat_ws(": ", F.col("error.field"), F.col("error.reason"))),
-            header(HEADER_SOURCE, source),
+            header(HEADER_FIELD, F.col("dl_field")),
+            header(HEADER_RULE, F.col("dl_rule")),
+            header(HEADER_REASON, F.concat_ws(": ", F.col("dl_field"), F.col("dl_reason"))),
+            header(HEADER_SOURCE, F.col("dl_source")),
         ).alias("headers"),
-        F.col("error.field").alias("error_field"),
-        F.col("error.rule").alias("error_rule"),
     )

@@ -19,6 +19,7 @@ event; building that text for every row cost about 13 µs a row in the workers.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -80,22 +81,27 @@ def output_schema() -> StructType:
         StructType,
     )
 
+    from stream.sequence import dead_letter_fields
+
+    # A scored window's row has the window columns and null dead-letter columns; a dead
+    # letter (passed on from the window operator) has null window columns.
     return StructType(
         [
             StructField("device_id", StringType(), False),
-            StructField("window_start_ms", LongType(), False),
-            StructField("window_end_ms", LongType(), False),
-            StructField("n_readings", LongType(), False),
-            StructField("risk", DoubleType(), False),
-            StructField("model_version", StringType(), False),
-            StructField("provider", StringType(), False),
+            StructField("window_start_ms", LongType(), True),
+            StructField("window_end_ms", LongType(), True),
+            StructField("n_readings", LongType(), True),
+            StructField("risk", DoubleType(), True),
+            StructField("model_version", StringType(), True),
+            StructField("provider", StringType(), True),
             # The last window's features furthest from normal, strongest first: their
             # indices in the model's feature order, raw values (NaN when the statistic
             # had no values) and normalised values.
-            StructField("top_index", ArrayType(IntegerType(), True), False),
-            StructField("top_value", ArrayType(DoubleType(), True), False),
-            StructField("top_z", ArrayType(DoubleType(), True), False),
-            StructField("score_ms", DoubleType(), False),
+            StructField("top_index", ArrayType(IntegerType(), True), True),
+            StructField("top_value", ArrayType(DoubleType(), True), True),
+            StructField("top_z", ArrayType(DoubleType(), True), True),
+            StructField("score_ms", DoubleType(), True),
+            *dead_letter_fields(),
         ]
     )
 
@@ -172,7 +178,8 @@ def _lists(values: np.ndarray, dtype: Any) -> pa.Array:
 
 
 def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Score one Arrow batch of sequences (columns of :func:`stream.sequence.output_schema`)."""
+    """Score one Arrow batch of sequences (columns of :func:`stream.sequence.output_schema`,
+    windows only: see :func:`split_dead_letters`)."""
     import pyarrow as pa
 
     started = time.perf_counter()
@@ -198,9 +205,49 @@ def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
             _lists(values, pa.float64()),
             _lists(zs, pa.float64()),
             pa.array(np.full(n, elapsed_ms / max(1, n)), pa.float64()),
+            *[pa.nulls(n, field.type) for field in _dead_letter_arrow()],
         ],
         schema=arrow_schema(),
     )
+
+
+def split_dead_letters(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.RecordBatch | None]:
+    """The windows of an operator batch, and its dead letters (None when it has none)."""
+    import pyarrow.compute as pc
+
+    is_dead = pc.is_valid(batch.column(batch.schema.get_field_index("dl_rule")))
+    if not pc.any(is_dead).as_py():
+        return batch, None
+    return batch.filter(pc.invert(is_dead)), batch.filter(is_dead)
+
+
+def dead_letter_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Dead letters of an operator batch as rows of :func:`arrow_schema` (window columns null)."""
+    import pyarrow as pa
+
+    n = batch.num_rows
+    schema = arrow_schema()
+    passed = {"device_id", *(field.name for field in _dead_letter_arrow())}
+    return pa.RecordBatch.from_arrays(
+        [
+            batch.column(batch.schema.get_field_index(field.name)).cast(field.type)
+            if field.name in passed
+            else pa.nulls(n, field.type)
+            for field in schema
+        ],
+        schema=schema,
+    )
+
+
+@functools.cache
+def _dead_letter_arrow() -> tuple[pa.Field, ...]:
+    """:data:`stream.sequence.DEAD_LETTER_COLUMNS` as nullable Arrow fields."""
+    import pyarrow as pa
+
+    from stream.sequence import DEAD_LETTER_COLUMNS
+
+    kinds = {"binary": pa.binary(), "string": pa.string()}
+    return tuple(pa.field(name, kinds[kind], True) for name, kind in DEAD_LETTER_COLUMNS)
 
 
 def arrow_schema() -> pa.Schema:
@@ -210,27 +257,31 @@ def arrow_schema() -> pa.Schema:
     return pa.schema(
         [
             pa.field("device_id", pa.string(), False),
-            pa.field("window_start_ms", pa.int64(), False),
-            pa.field("window_end_ms", pa.int64(), False),
-            pa.field("n_readings", pa.int64(), False),
-            pa.field("risk", pa.float64(), False),
-            pa.field("model_version", pa.string(), False),
-            pa.field("provider", pa.string(), False),
-            pa.field("top_index", pa.list_(pa.int32()), False),
-            pa.field("top_value", pa.list_(pa.float64()), False),
-            pa.field("top_z", pa.list_(pa.float64()), False),
-            pa.field("score_ms", pa.float64(), False),
+            pa.field("window_start_ms", pa.int64(), True),
+            pa.field("window_end_ms", pa.int64(), True),
+            pa.field("n_readings", pa.int64(), True),
+            pa.field("risk", pa.float64(), True),
+            pa.field("model_version", pa.string(), True),
+            pa.field("provider", pa.string(), True),
+            pa.field("top_index", pa.list_(pa.int32()), True),
+            pa.field("top_value", pa.list_(pa.float64()), True),
+            pa.field("top_z", pa.list_(pa.float64()), True),
+            pa.field("score_ms", pa.float64(), True),
+            *_dead_letter_arrow(),
         ]
     )
 
 
 def score_partitions(spec: ScoringSpec) -> Any:
-    """The ``mapInArrow`` function for ``spec``."""
+    """The ``mapInArrow`` function for ``spec``: windows scored, dead letters passed on."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         scorer = load_scorer(spec)
         for batch in batches:
-            if batch.num_rows:
-                yield score_batch(scorer, batch)
+            windows, dead = split_dead_letters(batch)
+            if windows.num_rows:
+                yield score_batch(scorer, windows)
+            if dead is not None:
+                yield dead_letter_batch(dead)
 
     return run

@@ -24,6 +24,14 @@ values).
 Windows without readings do not exist (a device that is silent for a while continues its
 sequence).
 
+Readings that broke a rule pass through the same operator, so the job parses and validates
+each record once (an earlier separate dead-letter query read and validated every record a
+second time, a third of the job's work on two cores). :func:`route` gives them the group
+key :data:`DEAD_LETTER_KEY` (no valid device has an empty id) and a null event time (so
+they neither move the watermark nor are dropped as late), with the dead-letter columns
+:data:`DEAD_LETTER_COLUMNS`; the operator emits them unchanged, keeps no state for them,
+and the scoring stage and the sink pass them on to the dead-letter topic.
+
 Readings behind the watermark are dropped by Spark before they reach the operator and
 counted in the query's ``numRowsDroppedByWatermark``. A reading whose ``seq`` is already
 among the device's open readings (or earlier in the same batch) is a duplicate and is
@@ -58,7 +66,31 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 #: Recorded in the checkpoint's ``job.json``; a change of state layout needs a new checkpoint.
-STATE_LAYOUT = "device-windows-v2"
+#: v3: the dead letters travel with the main query (a v2 checkpoint has a dead-letter query
+#: of its own, whose uncommitted records a v3 job would never read).
+STATE_LAYOUT = "device-windows-v3"
+
+#: The group key of the rows that broke a rule (the parse rules refuse an empty device id).
+DEAD_LETTER_KEY = ""
+
+#: The dead-letter columns, null on every row but a dead letter's: the original key and
+#: bytes, the first broken rule's field, rule and reason, and where the record was read.
+DEAD_LETTER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("dl_key", "binary"),
+    ("dl_value", "binary"),
+    ("dl_field", "string"),
+    ("dl_rule", "string"),
+    ("dl_reason", "string"),
+    ("dl_source", "string"),
+)
+
+
+def dead_letter_fields() -> list[Any]:
+    """:data:`DEAD_LETTER_COLUMNS` as nullable Spark fields."""
+    from pyspark.sql.types import BinaryType, StringType, StructField
+
+    kinds = {"binary": BinaryType(), "string": StringType()}
+    return [StructField(name, kinds[kind], True) for name, kind in DEAD_LETTER_COLUMNS]
 
 
 def output_schema() -> StructType:
@@ -72,17 +104,20 @@ def output_schema() -> StructType:
         StructType,
     )
 
+    # A window's row has every window column and null dead-letter columns; a dead letter's
+    # row has device_id DEAD_LETTER_KEY, null window columns and its dead-letter columns.
     return StructType(
         [
             StructField("device_id", StringType(), False),
-            StructField("window_start_ms", LongType(), False),
-            StructField("window_end_ms", LongType(), False),
-            StructField("n_readings", LongType(), False),
+            StructField("window_start_ms", LongType(), True),
+            StructField("window_end_ms", LongType(), True),
+            StructField("n_readings", LongType(), True),
             # K x F normalised values, oldest window first: always finite.
-            StructField("sequence", ArrayType(FloatType(), False), False),
+            StructField("sequence", ArrayType(FloatType(), False), True),
             # The newest window's raw features. Nullable elements: a statistic with no
             # values is NaN, and pandas -> Arrow turns NaN into null (read back as NaN).
-            StructField("last_window", ArrayType(DoubleType(), True), False),
+            StructField("last_window", ArrayType(DoubleType(), True), True),
+            *dead_letter_fields(),
         ]
     )
 
@@ -112,9 +147,11 @@ class DeviceWindows:
     """The ``applyInPandasWithState`` function: readings in, K-window sequences out.
 
     Input frames have ``device_id``, ``event_time``, ``event_ms`` (Unix milliseconds),
-    ``seq``, ``values`` (``array<double>``, one per sensor of the spec, null when missing)
-    and, when ``norm.regimes`` is set, ``settings`` (``array<double>`` in
-    ``norm.regimes.settings`` order). Output rows follow :func:`output_schema`.
+    ``seq``, ``values`` (``array<double>``, one per sensor of the spec, null when missing),
+    when ``norm.regimes`` is set ``settings`` (``array<double>`` in
+    ``norm.regimes.settings`` order), and :data:`DEAD_LETTER_COLUMNS`. Output rows follow
+    :func:`output_schema`. The group :data:`DEAD_LETTER_KEY` holds dead letters: they are
+    emitted as they came, and no state is kept for it.
     """
 
     def __init__(self, spec: FeatureSpec, norm: NormStats, lateness_ms: int | None = None) -> None:
@@ -139,6 +176,11 @@ class DeviceWindows:
     ) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
+        if key[0] == DEAD_LETTER_KEY:
+            for frame in frames:
+                if len(frame):
+                    yield _dead_letter_rows(frame)
+            return
         s, f = self.s, self.f
         if state.exists:
             closed_end, o_ms, o_seq, o_vals, vectors = state.get
@@ -222,6 +264,7 @@ class DeviceWindows:
             )
         )
         if out_end:
+            none = [None] * len(out_end)
             yield pd.DataFrame(
                 {
                     "device_id": key[0],
@@ -230,8 +273,27 @@ class DeviceWindows:
                     "n_readings": out_n,
                     "sequence": out_seq,
                     "last_window": out_last,
+                    **{name: none for name, _ in DEAD_LETTER_COLUMNS},
                 }
             )
+
+
+def _dead_letter_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Output rows (:func:`output_schema`) for the dead letters in ``frame``."""
+    import pandas as pd
+
+    none = [None] * len(frame)
+    return pd.DataFrame(
+        {
+            "device_id": DEAD_LETTER_KEY,
+            "window_start_ms": none,
+            "window_end_ms": none,
+            "n_readings": none,
+            "sequence": none,
+            "last_window": none,
+            **{name: frame[name].to_numpy(dtype=object) for name, _ in DEAD_LETTER_COLUMNS},
+        }
+    )
 
 
 def _stack(column: pd.Series, width: int) -> np.ndarray:
@@ -247,21 +309,49 @@ def _stack(column: pd.Series, width: int) -> np.ndarray:
     ).reshape(len(column), width)
 
 
+def route(parsed: DataFrame) -> DataFrame:
+    """Rows of :func:`stream.parse.parse` as the operator's readings: a valid reading as it
+    is, a row that broke a rule under :data:`DEAD_LETTER_KEY` with a null event time and its
+    dead-letter columns (computed for those rows only).
+
+    Returns:
+        ``device_id``, ``event_time``, ``seq``, ``sensors``, ``settings`` and
+        :data:`DEAD_LETTER_COLUMNS`; set the watermark on ``event_time`` next.
+    """
+    from pyspark.sql import functions as F
+
+    valid = F.col("error").isNull()
+    bad = ~valid
+    source = F.format_string("kafka:%s/%d@%d", F.col("topic"), F.col("partition"), F.col("offset"))
+    return parsed.select(
+        F.when(valid, F.col("device_id")).otherwise(F.lit(DEAD_LETTER_KEY)).alias("device_id"),
+        *[F.when(valid, F.col(c)).alias(c) for c in ("event_time", "seq", "sensors", "settings")],
+        F.when(bad, F.col("key")).alias("dl_key"),
+        F.when(bad, F.col("value")).alias("dl_value"),
+        F.when(bad, F.col("error.field")).alias("dl_field"),
+        F.when(bad, F.col("error.rule")).alias("dl_rule"),
+        F.when(bad, F.col("error.reason")).alias("dl_reason"),
+        F.when(bad, source).alias("dl_source"),
+    )
+
+
 def sequences(
     readings: DataFrame, spec: FeatureSpec, norm: NormStats, lateness_ms: int | None = None
 ) -> DataFrame:
-    """Valid readings (with a watermark on ``event_time``) to K-window sequences.
+    """Readings (with a watermark on ``event_time``) to K-window sequences.
 
     Args:
         readings: ``device_id``, ``event_time``, ``seq``, ``sensors`` and ``settings`` of
-            valid readings, with the watermark already set.
+            valid readings, with the watermark already set; with the dead letters too when
+            it comes from :func:`route` (without :data:`DEAD_LETTER_COLUMNS`, there are none).
         spec: the model's feature spec (sensors, window, K).
         norm: the model's normalisation (and per-regime standardisation, if any).
         lateness_ms: the watermark's delay; given, a device's window closes as soon as
             its own readings are that far past the window's end (see :class:`DeviceWindows`).
 
     Returns:
-        Rows of :func:`output_schema`, one per closed window of a device with K windows.
+        Rows of :func:`output_schema`: one per closed window of a device with K windows,
+        and one per dead letter.
     """
     from pyspark.sql import Column
     from pyspark.sql import functions as F
@@ -278,6 +368,11 @@ def sequences(
         columns.append(
             F.array(*[F.col("settings")[name] for name in regimes.settings]).alias("settings")
         )
+    present = set(readings.columns)
+    columns += [
+        F.col(name) if name in present else F.lit(None).cast(kind).alias(name)
+        for name, kind in DEAD_LETTER_COLUMNS
+    ]
     result: DataFrame = (
         readings.select(*columns)
         .groupBy("device_id")

@@ -4,6 +4,7 @@ with format("kafka"), the committed default model in ONNX Runtime, alerts in Red
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from dataclasses import replace
@@ -151,6 +152,10 @@ def test_cmapss_replay_raises_alerts_near_failure(
         for r in letters
     }
     assert got == {(payload, field, rule) for payload, (field, rule) in MALFORMED.items()}
+    topic = replayed["config"].topic
+    for r in letters:  # the reason names the field; the source names topic, partition, offset
+        assert r.headers["prognos.error.reason"].startswith(f"{r.headers['prognos.error.field']}: ")
+        assert re.fullmatch(rf"kafka:{re.escape(topic)}/\d+@\d+", r.headers["prognos.source"])
 
 
 def test_restart_mid_stream_equals_an_uninterrupted_run(

@@ -44,9 +44,38 @@ def _arrow(z: np.ndarray, raw_last: np.ndarray) -> pa.RecordBatch:
             pa.ListArray.from_arrays(
                 pa.array(np.arange(0, len(last) + 1, raw_last.shape[-1], dtype=np.int32)), last
             ),
+            *[pa.nulls(n, pa.binary() if k == "binary" else pa.string()) for _, k in DEAD],
         ],
         names=[f.name for f in sequence.output_schema().fields],
     )
+
+
+DEAD = sequence.DEAD_LETTER_COLUMNS
+
+
+def _dead_letters(n: int) -> pa.RecordBatch:
+    """``n`` dead letters as the window operator emits them (window columns null)."""
+    schema = sequence.output_schema()
+    values = {
+        "device_id": pa.array([sequence.DEAD_LETTER_KEY] * n),
+        "dl_key": pa.array([None if i % 2 else f"k{i}".encode() for i in range(n)], pa.binary()),
+        "dl_value": pa.array([f'{{"v": {i}'.encode() for i in range(n)], pa.binary()),
+        "dl_field": pa.array(["payload"] * n),
+        "dl_rule": pa.array(["json"] * n),
+        "dl_reason": pa.array(["not a JSON object"] * n),
+        "dl_source": pa.array([f"kafka:t/0@{i}" for i in range(n)]),
+    }
+    arrays = []
+    for f in schema.fields:
+        if f.name in values:
+            arrays.append(values[f.name])
+        elif f.name in ("sequence",):
+            arrays.append(pa.nulls(n, pa.list_(pa.float32())))
+        elif f.name == "last_window":
+            arrays.append(pa.nulls(n, pa.list_(pa.float64())))
+        else:
+            arrays.append(pa.nulls(n, pa.int64()))
+    return pa.RecordBatch.from_arrays(arrays, names=[f.name for f in schema.fields])
 
 
 def _reference_top(scorer: Scorer, raw_last: np.ndarray, z_last: np.ndarray) -> list[str]:
@@ -152,3 +181,35 @@ def test_a_sequence_of_the_wrong_length_is_refused_with_the_shapes(scorer: Score
     z = normalise(raw, scorer.metadata.norm)[:, :, : f - 1]
     with pytest.raises(ValueError, match=rf"expects {k * f} per row"):
         scoring.score_batch(scorer, _arrow(z, raw[:, -1, :]))
+
+
+def test_dead_letters_pass_the_scoring_stage_unchanged_and_windows_are_scored(
+    scorer: Scorer,
+) -> None:
+    raw = _raw(scorer, 6)
+    windows, dead = _batch(raw, scorer), _dead_letters(3)
+    mixed = pa.Table.from_batches([windows, dead]).combine_chunks().to_batches()[0]
+    mixed = mixed.take(pa.array([0, 6, 1, 2, 7, 3, 4, 8, 5]))  # interleaved, as a batch may be
+    spec = scoring.ScoringSpec(str(MODEL), scorer.metadata.sha256, "cpu")
+    out = list(scoring.score_partitions(spec)(iter([mixed])))
+    assert all(b.schema == scoring.arrow_schema() for b in out)
+    table = pa.Table.from_batches(out)
+    rule = table.column("dl_rule").to_pylist()
+    scored = table.filter(pa.array([r is None for r in rule]))
+    passed = table.filter(pa.array([r is not None for r in rule]))
+    assert scored.column("device_id").to_pylist() == [f"D{i}" for i in range(6)]
+    np.testing.assert_array_equal(
+        scored.column("risk").to_numpy(), scorer.score_features(raw).astype(np.float64)
+    )
+    for name, _ in DEAD:
+        assert passed.column(name).to_pylist() == dead.column(name).to_pylist(), name
+        assert scored.column(name).null_count == len(scored), name
+    assert passed.column("risk").null_count == 3
+    assert passed.column("device_id").to_pylist() == [sequence.DEAD_LETTER_KEY] * 3
+
+
+def test_a_batch_of_dead_letters_only_needs_no_model_call(scorer: Scorer) -> None:
+    spec = scoring.ScoringSpec(str(MODEL), scorer.metadata.sha256, "cpu")
+    out = list(scoring.score_partitions(spec)(iter([_dead_letters(2)])))
+    assert len(out) == 1 and out[0].num_rows == 2
+    assert out[0].column("dl_rule").to_pylist() == ["json", "json"]

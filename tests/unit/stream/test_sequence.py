@@ -259,3 +259,44 @@ def test_a_window_closes_once_the_devices_own_readings_pass_it_by_the_delay() ->
     np.testing.assert_array_equal(out["sequence"][0], slow["sequence"][0])
     np.testing.assert_array_equal(out["sequence"][0], _seq([_features(w0), _features(w1)]))
     np.testing.assert_array_equal(out["last_window"][0], slow["last_window"][0])
+
+
+def test_dead_letters_are_emitted_as_they_came_and_keep_no_state() -> None:
+    from stream.sequence import DEAD_LETTER_COLUMNS, DEAD_LETTER_KEY, output_schema
+
+    op, state = DeviceWindows(SPEC, NORM), FakeState()
+    n = 3
+    frame = pd.DataFrame(
+        {
+            "device_id": [DEAD_LETTER_KEY] * n,
+            "event_time": [None] * n,
+            "event_ms": [np.nan] * n,
+            "seq": [None] * n,
+            "values": [None] * n,
+            "dl_key": [b"k0", None, b"k2"],
+            "dl_value": [b"{", b'{"v": 2}', b"\xff"],
+            "dl_field": ["payload", "v", "payload"],
+            "dl_rule": ["json", "version", "json"],
+            "dl_reason": ["not a JSON object", "schema version 2 is not supported", "x"],
+            "dl_source": [f"kafka:t/0@{i}" for i in range(n)],
+        }
+    )
+    state.watermark = 10 * MIN
+    out = pd.concat(list(op((DEAD_LETTER_KEY,), iter([frame, frame.iloc[:0]]), state)))
+    assert list(out.columns) == output_schema().fieldNames()
+    for name, _ in DEAD_LETTER_COLUMNS:
+        assert list(out[name]) == list(frame[name]), name
+    assert out["window_end_ms"].isna().all() and out["sequence"].isna().all()
+    assert not state.exists and state.timeout is None
+
+
+def test_a_window_row_has_null_dead_letter_columns() -> None:
+    from stream.sequence import DEAD_LETTER_COLUMNS, output_schema
+
+    op, state = DeviceWindows(SPEC, NORM), FakeState()
+    state.watermark = 3 * MIN
+    rows = [(i * 30_000, i, [float(i), 1.0]) for i in range(6)]
+    out = _call(op, state, rows)
+    assert len(out) == 2 and list(out.columns) == output_schema().fieldNames()
+    for name, _ in DEAD_LETTER_COLUMNS:
+        assert out[name].isna().all(), name
