@@ -26,7 +26,7 @@ sequence).
 
 Readings that broke a rule pass through the same operator, so the job parses and validates
 each record once (an earlier separate dead-letter query read and validated every record a
-second time, a third of the job's work on two cores). :func:`route` gives them the group
+second time). :func:`route` gives them the group
 key :data:`DEAD_LETTER_KEY` (no valid device has an empty id) and a null event time (so
 they neither move the watermark nor are dropped as late), with the dead-letter columns
 :data:`DEAD_LETTER_COLUMNS`; the operator emits them unchanged, keeps no state for them,
