@@ -307,9 +307,19 @@ def _no_nulls(values: Column) -> Column:
     return F.length(F.array_join(as_text, "")) == F.length(F.array_join(as_text, "", "#"))
 
 
-def _entries_pass(values: Column, table: dict[str, dict[str, Any]], bound: float) -> Column:
+def _entries_pass(
+    values: Column,
+    table: dict[str, dict[str, Any]],
+    bound: float,
+    known: Column | None = None,
+) -> Column:
     """True only when every entry of a sensor or setting map has a valid name and a finite
-    value within its bound (the table's for a known name, ``±bound`` for any value)."""
+    value within its bound (the table's for a known name, ``±bound`` for any value).
+
+    ``known``, when given, is the array of the map's values for the table's names in sorted
+    order (see :func:`known_sensor_names`), read by position instead of looking each name up
+    in the map again.
+    """
     from pyspark.sql import functions as F
 
     cond = _names_pass(values)
@@ -317,10 +327,18 @@ def _entries_pass(values: Column, table: dict[str, dict[str, Any]], bound: float
     # array_min/array_max skip nulls and order NaN above +inf, so these also refuse NaN and
     # infinities; a map of only nulls gives null, which is not a pass.
     cond = cond & (F.array_min(vals) >= -bound) & (F.array_max(vals) <= bound)
-    for name, limits in sorted(table.items()):
-        value = values[name]
+    for i, (name, limits) in enumerate(sorted(table.items())):
+        value = values[name] if known is None else known[i]
         cond = cond & (value.isNull() | value.between(float(limits["low"]), float(limits["high"])))
     return cond
+
+
+def known_sensor_names() -> tuple[str, ...]:
+    """The sensor names with a range rule, sorted: the order of the ``known_sensors`` column
+    of :func:`parse` (and ``_known`` of :func:`with_json`)."""
+    from ingest.validation import rules_as_dict
+
+    return tuple(sorted(rules_as_dict()["sensors"]))
 
 
 def passes_every_rule(max_future_skew_s: float) -> Column:
@@ -360,7 +378,7 @@ def passes_every_rule(max_future_skew_s: float) -> Column:
         & (p["s"] >= 0)
         & (F.size(x) >= 1)
         & (F.size(x) <= limits["max_sensors"])
-        & _entries_pass(x, rules["sensors"], bound)
+        & _entries_pass(x, rules["sensors"], bound, F.col("_known"))
         & (F.size(o) <= limits["max_settings"])
         & _no_nulls(F.map_values(o))
         & ((F.size(o) == 0) | _entries_pass(o, rules["settings"], bound))
@@ -384,7 +402,8 @@ def parse(raw: DataFrame, max_future_skew_s: float = 86_400.0) -> DataFrame:
 
     Returns:
         The Kafka columns plus ``device_id``, ``event_time``, ``seq``, ``sensors``,
-        ``settings`` and ``error``.
+        ``settings``, ``known_sensors`` (the values of :func:`known_sensor_names`, null
+        where absent) and ``error``.
     """
     from pyspark.sql import functions as F
 
@@ -399,13 +418,15 @@ def parse(raw: DataFrame, max_future_skew_s: float = 86_400.0) -> DataFrame:
         F.col("p.s").alias("seq"),
         F.col("p.x").alias("sensors"),
         F.col("p.o").alias("settings"),
+        F.col("_known").alias("known_sensors"),
         error_column(max_future_skew_s).alias("error"),
     )
 
 
 def with_json(raw: DataFrame) -> DataFrame:
-    """``raw`` plus ``_clock_ms`` (the job's clock), ``_keys`` (the top-level keys) and ``p``
-    (the reading's struct), the columns :func:`error_column` reads."""
+    """``raw`` plus ``_clock_ms`` (the job's clock), ``_keys`` (the top-level keys), ``p``
+    (the reading's struct) and ``_known`` (the sensors of :func:`known_sensor_names`), the
+    columns :func:`error_column` reads."""
     from pyspark.sql import functions as F
 
     from ingest.schema import spark_schema
@@ -415,15 +436,26 @@ def with_json(raw: DataFrame) -> DataFrame:
     # fold into a constant. Non-deterministic, so it stays in this projection of its own
     # and the validation's generated code is the same in every batch.
     clock = F.call_function("reflect", F.lit("java.lang.System"), F.lit("currentTimeMillis"))
-    return raw.select("*", clock.cast("long").alias("_clock_ms")).select(
-        "*",
-        # Top-level keys. json_object_keys skips values instead of parsing them, but refuses
-        # NaN/Infinity tokens: for those (and for what is not an object) the map parse
-        # decides, so such a value is refused by the finite rule with its field named.
-        F.coalesce(
-            F.json_object_keys(text), F.map_keys(F.from_json(text, "map<string,string>"))
-        ).alias("_keys"),
-        F.from_json(text, spark_schema()).alias("p"),
+    return (
+        raw.select("*", clock.cast("long").alias("_clock_ms"))
+        .select(
+            "*",
+            # Top-level keys. json_object_keys skips values instead of parsing them, but refuses
+            # NaN/Infinity tokens: for those (and for what is not an object) the map parse
+            # decides, so such a value is refused by the finite rule with its field named.
+            F.coalesce(
+                F.json_object_keys(text), F.map_keys(F.from_json(text, "map<string,string>"))
+            ).alias("_keys"),
+            F.from_json(text, spark_schema()).alias("p"),
+        )
+        .select(
+            "*",
+            # Each lookup of a name in a map scans its keys, building a string for each: the
+            # range rules and the window operator's input looked up about a hundred names per
+            # reading, the JVM's hottest code. Looked up once here, in a projection of its own,
+            # they are read by position after it.
+            F.array(*[F.col("p.x")[name] for name in known_sensor_names()]).alias("_known"),
+        )
     )
 
 

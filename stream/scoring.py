@@ -2,9 +2,10 @@
 
 :func:`score_partitions` runs under ``mapInArrow``: each Arrow batch of emitted sequences
 is scored with one ``Scorer.score`` call. The ``K x F`` values of each row arrive already
-normalised as float32 (the window operator normalises them) and are read from the list
-column's flat buffer (one copy, no Python object per row; an earlier ``mapInPandas``
-version spent most of its time converting them to pandas). The ONNX session is loaded
+normalised, packed as little-endian float32 bytes (the window operator normalises and
+packs them), and are read from the binary column's data buffer (one copy, no Python object
+per row; an earlier ``mapInPandas`` version spent most of its time converting them to
+pandas, and an ``array<float>`` column cost an Arrow write per value in the JVM). The ONNX session is loaded
 once per worker process (cached by model path, checksum and providers) and verified
 against its checksum when loaded; intra-op threads default to 1 because Spark already runs
 one worker per core.
@@ -147,25 +148,53 @@ class TopFeatureFormatter:
         )
 
 
-def _list_values(batch: pa.RecordBatch, name: str, width: int, dtype: Any) -> np.ndarray:
-    """A list column of an Arrow batch as a ``[N, width]`` array (null -> NaN).
+def _packed_values(batch: pa.RecordBatch, name: str, width: int, dtype: Any) -> np.ndarray:
+    """A binary column of packed values (see :func:`stream.sequence.output_schema`) as a
+    ``[N, width]`` array of ``dtype``.
 
-    One copy of the list column's flat values; no Python object per row.
+    One copy of the column's data buffer; no Python object per row.
+
+    Raises:
+        ValueError: a row is null or does not hold ``width`` values.
     """
+    import pyarrow as pa
+
     column = batch.column(batch.schema.get_field_index(name))
     n = len(column)
-    flat = column.flatten().to_numpy(zero_copy_only=False)
-    if flat.size != n * width:
+    dtype = np.dtype(dtype)
+    if column.null_count:
+        raise ValueError(f"{name} column has {column.null_count} null rows among {n} windows")
+    offset_type: np.dtype[Any]
+    if pa.types.is_large_binary(column.type):
+        offset_type = np.dtype("<i8")
+    elif pa.types.is_binary(column.type):
+        offset_type = np.dtype("<i4")
+    else:
+        raise ValueError(f"{name} column is {column.type}; packed values are binary")
+    if n == 0:
+        return np.empty((0, width), dtype)
+    _, offsets_buffer, data = column.buffers()
+    offsets = np.frombuffer(
+        offsets_buffer, offset_type, n + 1, column.offset * offset_type.itemsize
+    )
+    row_bytes = width * dtype.itemsize
+    if not (np.diff(offsets) == row_bytes).all():
+        sizes = sorted({int(x) for x in np.diff(offsets)})
         raise ValueError(
-            f"{name} column holds {flat.size} values for {n} rows; the model expects "
-            f"{width} per row"
+            f"{name} column holds rows of {sizes} bytes; the model expects {width} values "
+            f"of {dtype.itemsize} bytes ({row_bytes}) per row"
         )
-    return np.asarray(flat, dtype=dtype).reshape(n, width)
+    raw = np.frombuffer(data, np.uint8, n * row_bytes, int(offsets[0]))
+    values: np.ndarray = raw.copy().view(dtype).reshape(n, width)
+    return values
 
 
 def sequences_from_arrow(batch: pa.RecordBatch, k: int, f: int) -> np.ndarray:
     """The ``sequence`` column (normalised, see :mod:`stream.sequence`) as float32 ``[N, K, F]``."""
-    return _list_values(batch, "sequence", k * f, np.float32).reshape(-1, k, f)
+    from stream.sequence import SEQUENCE_DTYPE
+
+    z = _packed_values(batch, "sequence", k * f, SEQUENCE_DTYPE)
+    return z.astype(np.float32, copy=False).reshape(-1, k, f)
 
 
 def _lists(values: np.ndarray, dtype: Any) -> pa.Array:
@@ -182,10 +211,12 @@ def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
     windows only: see :func:`split_dead_letters`)."""
     import pyarrow as pa
 
+    from stream.sequence import LAST_WINDOW_DTYPE
+
     started = time.perf_counter()
     k, f = scorer.input_shape
     z = sequences_from_arrow(batch, k, f)
-    raw_last = _list_values(batch, "last_window", f, np.float64)
+    raw_last = _packed_values(batch, "last_window", f, LAST_WINDOW_DTYPE)
     risk = scorer.score(z)
     index, values, zs = top_features(raw_last, z[:, -1, :])
     n = len(risk)

@@ -17,10 +17,11 @@ into the window, and its alert comes one batch (one trigger) sooner. Its feature
 computed by :func:`models.features.compute_window_features`, the function the model was
 trained with, so training and serving share one definition. Once the device has K windows,
 each newly closed window emits the K-window sequence the model reads (oldest first),
-normalised for the model (:func:`models.features.normalise`, float32: half the bytes
-through Spark's Arrow conversion, and no normalisation left in the scoring stage), with the
-raw feature vector of the newest window beside it (the alert's "top features" show raw
-values).
+normalised for the model (:func:`models.features.normalise`; no normalisation is left in
+the scoring stage), with the raw feature vector of the newest window beside it (the alert's
+"top features" show raw values). Both travel as packed little-endian bytes (float32 for the
+sequence, float64 for the raw vector), so they cross from pandas to the JVM and on to the
+scoring stage's Arrow batches as one copy per row, not value by value.
 Windows without readings do not exist (a device that is silent for a while continues its
 sequence).
 
@@ -94,15 +95,7 @@ def dead_letter_fields() -> list[Any]:
 
 
 def output_schema() -> StructType:
-    from pyspark.sql.types import (
-        ArrayType,
-        DoubleType,
-        FloatType,
-        LongType,
-        StringType,
-        StructField,
-        StructType,
-    )
+    from pyspark.sql.types import BinaryType, LongType, StringType, StructField, StructType
 
     # A window's row has every window column and null dead-letter columns; a dead letter's
     # row has device_id DEAD_LETTER_KEY, null window columns and its dead-letter columns.
@@ -112,11 +105,14 @@ def output_schema() -> StructType:
             StructField("window_start_ms", LongType(), True),
             StructField("window_end_ms", LongType(), True),
             StructField("n_readings", LongType(), True),
-            # K x F normalised values, oldest window first: always finite.
-            StructField("sequence", ArrayType(FloatType(), False), True),
-            # The newest window's raw features. Nullable elements: a statistic with no
-            # values is NaN, and pandas -> Arrow turns NaN into null (read back as NaN).
-            StructField("last_window", ArrayType(DoubleType(), True), True),
+            # K x F normalised values, oldest window first, always finite, as packed
+            # little-endian float32 (SEQUENCE_DTYPE): bytes cross pandas -> Arrow -> JVM ->
+            # Arrow with one copy each, where an array<float> went through a Python list of
+            # K x F numpy scalars in pyspark's converter and an element-wise Arrow writer.
+            StructField("sequence", BinaryType(), True),
+            # The newest window's raw features as packed little-endian float64
+            # (LAST_WINDOW_DTYPE); NaN where a statistic had no values.
+            StructField("last_window", BinaryType(), True),
             *dead_letter_fields(),
         ]
     )
@@ -141,6 +137,11 @@ def state_schema() -> StructType:
 
 _I8 = np.dtype("<i8")
 _F8 = np.dtype("<f8")
+
+#: How the ``sequence`` column packs its K x F values (see :func:`output_schema`).
+SEQUENCE_DTYPE = np.dtype("<f4")
+#: How the ``last_window`` column packs its F values.
+LAST_WINDOW_DTYPE = _F8
 
 
 class DeviceWindows:
@@ -219,8 +220,8 @@ class DeviceWindows:
         out_start: list[int] = []
         out_end: list[int] = []
         out_n: list[int] = []
-        out_seq: list[np.ndarray] = []
-        out_last: list[np.ndarray] = []
+        out_seq: list[bytes] = []
+        out_last: list[bytes] = []
         watermark = state.getCurrentWatermarkMs()
         if self.lateness_ms is not None and len(open_ms):
             # The device's own readings are past these windows by the watermark delay.
@@ -243,8 +244,8 @@ class DeviceWindows:
                     out_end.append(int(end))
                     out_n.append(int(rows.sum()))
                     window = np.stack(history)
-                    out_seq.append(normalise(window, self.norm).reshape(self.k * f))
-                    out_last.append(window[-1])
+                    out_seq.append(normalise(window, self.norm).astype(SEQUENCE_DTYPE).tobytes())
+                    out_last.append(window[-1].astype(LAST_WINDOW_DTYPE).tobytes())
             vecs = np.asarray(history, dtype=np.float64).reshape(-1, f)
             closed_end = int(window_end[closing].max())
             stay = ~closing
@@ -315,8 +316,9 @@ def route(parsed: DataFrame) -> DataFrame:
     dead-letter columns (computed for those rows only).
 
     Returns:
-        ``device_id``, ``event_time``, ``seq``, ``sensors``, ``settings`` and
-        :data:`DEAD_LETTER_COLUMNS`; set the watermark on ``event_time`` next.
+        ``device_id``, ``event_time``, ``seq``, ``sensors``, ``settings``,
+        ``known_sensors`` and :data:`DEAD_LETTER_COLUMNS`; set the watermark on
+        ``event_time`` next.
     """
     from pyspark.sql import functions as F
 
@@ -325,7 +327,10 @@ def route(parsed: DataFrame) -> DataFrame:
     source = F.format_string("kafka:%s/%d@%d", F.col("topic"), F.col("partition"), F.col("offset"))
     return parsed.select(
         F.when(valid, F.col("device_id")).otherwise(F.lit(DEAD_LETTER_KEY)).alias("device_id"),
-        *[F.when(valid, F.col(c)).alias(c) for c in ("event_time", "seq", "sensors", "settings")],
+        *[
+            F.when(valid, F.col(c)).alias(c)
+            for c in ("event_time", "seq", "sensors", "settings", "known_sensors")
+        ],
         F.when(bad, F.col("key")).alias("dl_key"),
         F.when(bad, F.col("value")).alias("dl_value"),
         F.when(bad, F.col("error.field")).alias("dl_field"),
@@ -342,8 +347,10 @@ def sequences(
 
     Args:
         readings: ``device_id``, ``event_time``, ``seq``, ``sensors`` and ``settings`` of
-            valid readings, with the watermark already set; with the dead letters too when
-            it comes from :func:`route` (without :data:`DEAD_LETTER_COLUMNS`, there are none).
+            valid readings (and ``known_sensors``, read instead of ``sensors`` for those
+            names, when present), with the watermark already set; with the dead letters too
+            when it comes from :func:`route` (without :data:`DEAD_LETTER_COLUMNS`, there
+            are none).
         spec: the model's feature spec (sensors, window, K).
         norm: the model's normalisation (and per-regime standardisation, if any).
         lateness_ms: the watermark's delay; given, a device's window closes as soon as
@@ -356,19 +363,31 @@ def sequences(
     from pyspark.sql import Column
     from pyspark.sql import functions as F
 
+    from stream.parse import known_sensor_names
+
+    present = set(readings.columns)
+    position = {name: i for i, name in enumerate(known_sensor_names())}
+
+    def sensor(name: str) -> Column:
+        # By position in the known sensors' array where the parse has it (a map lookup
+        # scans the keys), else from the map.
+        if "known_sensors" in present and name in position:
+            value: Column = F.col("known_sensors")[position[name]]
+            return value
+        return F.col("sensors")[name]
+
     columns: list[Column | str] = [
         "device_id",
         "event_time",
         F.unix_millis("event_time").alias("event_ms"),
         "seq",
-        F.array(*[F.col("sensors")[name] for name in spec.sensors]).alias("values"),
+        F.array(*[sensor(name) for name in spec.sensors]).alias("values"),
     ]
     regimes = norm.regimes
     if regimes is not None:
         columns.append(
             F.array(*[F.col("settings")[name] for name in regimes.settings]).alias("settings")
         )
-    present = set(readings.columns)
     columns += [
         F.col(name) if name in present else F.lit(None).cast(kind).alias(name)
         for name, kind in DEAD_LETTER_COLUMNS

@@ -561,8 +561,14 @@ def part_scoring(spark: Any, rows: int, repeats: int = 3) -> dict[str, Any]:
             "window_start_ms": np.arange(rows, dtype=np.int64),
             "window_end_ms": np.arange(rows, dtype=np.int64) + 1,
             "n_readings": np.full(rows, 5, dtype=np.int64),
-            "sequence": list(normalise(raw, norm).astype(np.float32).reshape(rows, k * f)),
-            "last_window": list(raw[:, -1, :]),
+            # packed as the window operator emits them (see stream.sequence.output_schema)
+            "sequence": [
+                row.tobytes()
+                for row in normalise(raw, norm).astype(sequence.SEQUENCE_DTYPE).reshape(rows, -1)
+            ],
+            "last_window": [
+                row.tobytes() for row in raw[:, -1, :].astype(sequence.LAST_WINDOW_DTYPE)
+            ],
         }
     )
     batch = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") or 10_000)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from pyspark.sql import functions as F
 
 from ingest.codec import decode
@@ -22,6 +23,7 @@ from ingest.errors import IngestError
 from ingest.validation import validate
 from models.features import FeatureSpec, NormStats, compute_window_features, normalise
 from stream.parse import clock_limit, error_column, parse, passes_every_rule, with_json
+from stream.sequence import LAST_WINDOW_DTYPE, SEQUENCE_DTYPE
 
 T = "2026-01-01T00:00:00.000Z"
 PAYLOADS = [
@@ -272,11 +274,19 @@ def _cmapss_rows(
 
 
 def _stream_sequences(
-    spark: Any, rows: list[Any], spec: FeatureSpec, norm: NormStats, folder: Path
+    spark: Any,
+    rows: list[Any],
+    spec: FeatureSpec,
+    norm: NormStats,
+    folder: Path,
+    known: bool = False,
 ) -> list[Any]:
-    """Rows through :func:`stream.sequence.sequences` as a streaming query, a file a batch."""
+    """Rows through :func:`stream.sequence.sequences` as a streaming query, a file a batch;
+    with ``known``, with the ``known_sensors`` column the parse adds (sensors read by
+    position), else from the map only."""
     import json
 
+    from stream.parse import known_sensor_names
     from stream.sequence import sequences
 
     source = folder / "in"
@@ -296,6 +306,10 @@ def _stream_sequences(
         .withColumn("settings", F.create_map().cast("map<string,double>"))
         .withWatermark("event_time", f"{int(spec.window_seconds * 1000)} milliseconds")
     )
+    if known:
+        readings = readings.withColumn(
+            "known_sensors", F.array(*[F.col("sensors")[n] for n in known_sensor_names()])
+        )
     got: list[Any] = []
     query = (
         sequences(readings, spec, norm)
@@ -309,11 +323,13 @@ def _stream_sequences(
     return got
 
 
+@pytest.mark.parametrize("known", [False, True], ids=["map", "known-sensors"])
 def test_stream_sequences_match_the_numpy_definition(
-    spark: Any, cmapss_dir: Path, tmp_path: Path
+    spark: Any, cmapss_dir: Path, tmp_path: Path, known: bool
 ) -> None:
     """Windows, dropouts, duplicates and micro-batch boundaries, checked against the
-    function the model was trained with (:func:`models.features.compute_window_features`)."""
+    function the model was trained with (:func:`models.features.compute_window_features`),
+    with the sensors looked up in the map and read by position from ``known_sensors``."""
     spec = FeatureSpec(
         sensors=("s2", "s3", "s4", "s7", "s11", "s21"),
         window_seconds=3000.0,
@@ -325,10 +341,10 @@ def test_stream_sequences_match_the_numpy_definition(
     norm = NormStats(mean=tuple(range(spec.n_features)), scale=(3.0,) * spec.n_features, clip=1e6)
     got = {
         (r.device_id, r.window_end_ms): (
-            np.asarray(r.sequence, dtype=np.float32),
-            np.asarray([np.nan if v is None else v for v in r.last_window], dtype=np.float64),
+            np.frombuffer(r.sequence, SEQUENCE_DTYPE),
+            np.frombuffer(r.last_window, LAST_WINDOW_DTYPE),
         )
-        for r in _stream_sequences(spark, noisy, spec, norm, tmp_path)
+        for r in _stream_sequences(spark, noisy, spec, norm, tmp_path, known)
     }
     assert len(got) > 100
 

@@ -24,25 +24,25 @@ def scorer() -> Scorer:
 
 def _batch(raw: np.ndarray, scorer: Scorer) -> pa.RecordBatch:
     """Raw ``[N, K, F]`` features as the window operator emits them: normalised float32
-    sequences, and the newest window's raw values (NaN -> null, as Spark sends them)."""
+    sequences, and the newest window's raw values (NaN kept), each packed as bytes."""
     return _arrow(normalise(raw, scorer.metadata.norm), raw[:, -1, :])
 
 
 def _arrow(z: np.ndarray, raw_last: np.ndarray) -> pa.RecordBatch:
     n, k, f = z.shape
-    last = pa.array(raw_last.reshape(-1), pa.float64(), from_pandas=True)
     return pa.RecordBatch.from_arrays(
         [
             pa.array([f"D{i}" for i in range(n)]),
             pa.array(np.arange(n, dtype=np.int64)),
             pa.array(np.arange(n, dtype=np.int64) + 1),
             pa.array(np.full(n, 5, dtype=np.int64)),
-            pa.ListArray.from_arrays(
-                pa.array(np.arange(0, n * k * f + 1, k * f, dtype=np.int32)),
-                pa.array(z.reshape(n * k * f), pa.float32()),
+            pa.array(
+                [row.astype(sequence.SEQUENCE_DTYPE).tobytes() for row in z.reshape(n, k * f)],
+                pa.binary(),
             ),
-            pa.ListArray.from_arrays(
-                pa.array(np.arange(0, len(last) + 1, raw_last.shape[-1], dtype=np.int32)), last
+            pa.array(
+                [row.astype(sequence.LAST_WINDOW_DTYPE).tobytes() for row in raw_last],
+                pa.binary(),
             ),
             *[pa.nulls(n, pa.binary() if k == "binary" else pa.string()) for _, k in DEAD],
         ],
@@ -69,10 +69,8 @@ def _dead_letters(n: int) -> pa.RecordBatch:
     for f in schema.fields:
         if f.name in values:
             arrays.append(values[f.name])
-        elif f.name in ("sequence",):
-            arrays.append(pa.nulls(n, pa.list_(pa.float32())))
-        elif f.name == "last_window":
-            arrays.append(pa.nulls(n, pa.list_(pa.float64())))
+        elif f.name in ("sequence", "last_window"):
+            arrays.append(pa.nulls(n, pa.binary()))
         else:
             arrays.append(pa.nulls(n, pa.int64()))
     return pa.RecordBatch.from_arrays(arrays, names=[f.name for f in schema.fields])
@@ -179,8 +177,26 @@ def test_a_sequence_of_the_wrong_length_is_refused_with_the_shapes(scorer: Score
     k, f = scorer.input_shape
     raw = _raw(scorer, 3)
     z = normalise(raw, scorer.metadata.norm)[:, :, : f - 1]
-    with pytest.raises(ValueError, match=rf"expects {k * f} per row"):
+    with pytest.raises(ValueError, match=rf"expects {k * f} values of 4 bytes"):
         scoring.score_batch(scorer, _arrow(z, raw[:, -1, :]))
+
+
+def test_packed_columns_are_read_at_a_batchs_offset_and_nulls_are_refused(
+    scorer: Scorer,
+) -> None:
+    raw = _raw(scorer, 10)
+    whole = scoring.score_batch(scorer, _batch(raw, scorer))
+    part = scoring.score_batch(scorer, _batch(raw, scorer).slice(3, 4))  # offset 3 in buffers
+    assert part.column("risk").to_pylist() == whole.column("risk").to_pylist()[3:7]
+    assert part.column("top_value").to_pylist() == whole.column("top_value").to_pylist()[3:7]
+    batch = _batch(raw[:2], scorer)
+    holed = batch.set_column(
+        batch.schema.get_field_index("sequence"),
+        "sequence",
+        pa.array([batch.column("sequence")[0].as_py(), None], pa.binary()),
+    )
+    with pytest.raises(ValueError, match="sequence column has 1 null rows"):
+        scoring.score_batch(scorer, holed)
 
 
 def test_dead_letters_pass_the_scoring_stage_unchanged_and_windows_are_scored(

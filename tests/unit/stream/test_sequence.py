@@ -23,7 +23,7 @@ from models.features import (
     normalise,
     normalise_readings,
 )
-from stream.sequence import DeviceWindows
+from stream.sequence import LAST_WINDOW_DTYPE, SEQUENCE_DTYPE, DeviceWindows
 
 SPEC = FeatureSpec(sensors=("a", "b"), window_seconds=60.0, sequence_length=2, horizon_windows=1)
 MIN = 60_000
@@ -85,9 +85,25 @@ def _frame(rows: list[tuple[int, int, list[float | None] | None]]) -> pd.DataFra
 
 
 def _call(op: DeviceWindows, state: FakeState, rows: list[Any]) -> pd.DataFrame:
+    """The operator's output for one call, its packed columns unpacked (see _unpacked)."""
     frames = [_frame(rows)] if rows else []
     out = list(op(("d",), iter(frames), state))
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+    return _unpacked(pd.concat(out, ignore_index=True), op) if out else pd.DataFrame()
+
+
+def _unpacked(out: pd.DataFrame, op: DeviceWindows) -> pd.DataFrame:
+    """``sequence`` and ``last_window`` as numpy arrays, after checking that each window's
+    are bytes of K x F and F values of their packed dtypes."""
+    k, f = op.k, op.f
+    for name, dtype, width in (
+        ("sequence", SEQUENCE_DTYPE, k * f),
+        ("last_window", LAST_WINDOW_DTYPE, f),
+    ):
+        packed = list(out[name])
+        for b in packed:
+            assert b is None or (isinstance(b, bytes) and len(b) == width * dtype.itemsize), name
+        out[name] = [None if b is None else np.frombuffer(b, dtype) for b in packed]
+    return out
 
 
 def _features(rows: list[tuple[int, int, list[float | None]]]) -> np.ndarray:
@@ -196,7 +212,7 @@ def test_regimes_standardise_each_reading_before_windowing() -> None:
     frame = _frame(rows)
     frame["settings"] = [np.array([0.1]), np.array([9.0]), np.array([0.0]), np.array([0.0])]
     state.watermark = 2 * MIN
-    out = next(iter(op(("d",), iter([frame]), state)))
+    out = _unpacked(next(iter(op(("d",), iter([frame]), state))), op)
     z = normalise_readings([r[2] for r in rows], [[0.1], [9.0], [0.0], [0.0]], regimes)
     expected = _seq(
         [
