@@ -131,7 +131,7 @@ def summary_rows(out: Path) -> list[dict[str, Any]]:
                     ">= 1.0x",
                     r >= 1.0,
                 )
-        p = warm or cold  # the sustained rate's run for the sink's share and memory
+        p = warm or cold  # the sustained rate's run for the sink's share
         share = p["redis_share"]
         row(
             "5. Redis share of the job's batch time",
@@ -141,10 +141,19 @@ def summary_rows(out: Path) -> list[dict[str, Any]]:
             "<= 5%",
             share <= 0.05,
         )
-        mem = p["memory"]["peak_total_gib"]
-        roles = ", ".join(f"{k} {v:.2f}" for k, v in p["memory"]["peak_by_role_gib"].items())
+        # Memory of the job as deployed: the cold run, the session's only query. The warm
+        # run's session also holds the first query's state stores (RocksDB instances are
+        # unloaded by the next maintenance, a minute later): shown beside it, not judged.
+        mem = cold["memory"]["peak_total_gib"]
+        roles = ", ".join(f"{k} {v:.2f}" for k, v in cold["memory"]["peak_by_role_gib"].items())
+        second = (
+            f"; the warm run, with the first query's leftovers: "
+            f"{warm['memory']['peak_total_gib']:.2f} GiB"
+            if warm
+            else ""
+        )
         row(
-            f"6. peak RSS driver + Python workers, GiB ({roles})",
+            f"6. peak RSS driver + Python workers, GiB, one query ({roles}{second})",
             f"{mem:.2f} GiB",
             "-",
             None,
