@@ -217,9 +217,7 @@ class DeviceWindows:
             open_seq = np.concatenate([open_seq, seq[keep]])
             open_values = np.concatenate([open_values, values[keep]])
 
-        out_start: list[int] = []
-        out_end: list[int] = []
-        out_n: list[int] = []
+        out_start = out_end = out_n = np.empty(0, np.int64)
         out_seq: list[bytes] = []
         out_last: list[bytes] = []
         watermark = state.getCurrentWatermarkMs()
@@ -233,21 +231,37 @@ class DeviceWindows:
         window_end = self.window_end_ms(open_ms)
         closing = window_end <= watermark
         if closing.any():
-            history = list(vecs)
-            for end in np.unique(window_end[closing]):  # ascending: oldest window first
-                rows = window_end == end
-                times = open_ms[rows] / 1000.0
-                history.append(compute_window_features(self.spec, times, open_values[rows]))
-                del history[: -self.k]
-                if len(history) == self.k:
-                    out_start.append(int(end) - self.window_ms)
-                    out_end.append(int(end))
-                    out_n.append(int(rows.sum()))
-                    window = np.stack(history)
-                    out_seq.append(normalise(window, self.norm).astype(SEQUENCE_DTYPE).tobytes())
-                    out_last.append(window[-1].astype(LAST_WINDOW_DTYPE).tobytes())
-            vecs = np.asarray(history, dtype=np.float64).reshape(-1, f)
-            closed_end = int(window_end[closing].max())
+            ends = np.unique(window_end[closing])  # ascending: oldest window first
+            members = [window_end == end for end in ends]
+            history = np.concatenate(
+                [
+                    vecs,
+                    np.asarray(
+                        [
+                            compute_window_features(
+                                self.spec, open_ms[rows] / 1000.0, open_values[rows]
+                            )
+                            for rows in members
+                        ],
+                        dtype=np.float64,
+                    ).reshape(-1, f),
+                ]
+            )
+            # Window p of the history (the stored ones first) emits the K windows ending at
+            # it once there are K: normalised together (normalise works value by value),
+            # each sequence is then a view of K consecutive rows.
+            emit_from = max(self.k - 1, len(vecs))
+            if emit_from < len(history):
+                z = normalise(history[emit_from - self.k + 1 :], self.norm).astype(SEQUENCE_DTYPE)
+                windows = np.lib.stride_tricks.sliding_window_view(z, (self.k, f))[:, 0]
+                emitted = np.arange(emit_from, len(history)) - len(vecs)  # indices into ends
+                out_end = ends[emitted].astype(np.int64)
+                out_start = out_end - self.window_ms
+                out_n = np.asarray([int(members[j].sum()) for j in emitted], dtype=np.int64)
+                out_seq = [w.tobytes() for w in windows]
+                out_last = [v.tobytes() for v in history[emit_from:].astype(LAST_WINDOW_DTYPE)]
+            vecs = history[-self.k :]
+            closed_end = int(ends[-1])
             stay = ~closing
             open_ms, open_seq, open_values = open_ms[stay], open_seq[stay], open_values[stay]
             window_end = window_end[stay]
@@ -264,7 +278,7 @@ class DeviceWindows:
                 vecs.astype(_F8).tobytes(),
             )
         )
-        if out_end:
+        if len(out_end):
             none = [None] * len(out_end)
             yield pd.DataFrame(
                 {
