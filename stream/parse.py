@@ -341,6 +341,15 @@ def known_sensor_names() -> tuple[str, ...]:
     return tuple(sorted(rules_as_dict()["sensors"]))
 
 
+def known_sensor_values(sensors: Column) -> Column:
+    """The values of :func:`known_sensor_names` in a sensor map, as an array (null where
+    absent): each name looked up once, to be read by position after."""
+    from pyspark.sql import functions as F
+
+    values: Column = F.array(*[sensors[name] for name in known_sensor_names()])
+    return values
+
+
 def passes_every_rule(max_future_skew_s: float) -> Column:
     """True only for a reading that every rule of :func:`error_column` accepts, tested with
     compiled, lambda-free expressions (for rows with the columns of :func:`with_json`).
@@ -454,7 +463,7 @@ def with_json(raw: DataFrame) -> DataFrame:
             # range rules and the window operator's input looked up about a hundred names per
             # reading, the JVM's hottest code. Looked up once here, in a projection of its own,
             # they are read by position after it.
-            F.array(*[F.col("p.x")[name] for name in known_sensor_names()]).alias("_known"),
+            known_sensor_values(F.col("p.x")).alias("_known"),
         )
     )
 

@@ -5,10 +5,9 @@ is scored with one ``Scorer.score`` call. The ``K x F`` values of each row arriv
 normalised, packed as little-endian float32 bytes (the window operator normalises and
 packs them), and are read from the binary column's data buffer (one copy, no Python object
 per row; an earlier ``mapInPandas`` version spent most of its time converting them to
-pandas, and an ``array<float>`` column cost an Arrow write per value in the JVM). The ONNX session is loaded
-once per worker process (cached by model path, checksum and providers) and verified
-against its checksum when loaded; intra-op threads default to 1 because Spark already runs
-one worker per core.
+pandas). The ONNX session is loaded once per worker process (cached by model path,
+checksum and providers) and verified against its checksum when loaded; intra-op threads
+default to 1 because Spark already runs one worker per core.
 
 Each scored row also carries the features that contributed most: the three features of
 the last window furthest from their training mean (by normalised value), as their indices,

@@ -62,7 +62,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.benchmarks import baselines
 from tests.benchmarks.common import (
+    BATCHED,
+    BATCHED_SECOND,
     CYCLE_S,
+    JOB_COLD,
+    JOB_WARM,
+    NAIVE,
     ROOT,
     MemorySampler,
     cmapss_table,
@@ -129,13 +134,6 @@ def measured_job(spark: Any, config: Any) -> Any:
 
 
 # -- throughput -----------------------------------------------------------------------------------
-COLD = "prognos stream job"
-WARM = "prognos stream job, warm"
-BATCHED = "hand-batched process"
-BATCHED_WARM = "hand-batched process, second run"
-NAIVE = "naive per-record consumer"
-
-
 def run_prognos(
     spark: Any,
     bootstrap: str,
@@ -143,7 +141,7 @@ def run_prognos(
     topic: str,
     expected: int,
     total: int,
-    name: str = "prognos stream job",
+    name: str = JOB_COLD,
 ) -> dict[str, Any]:
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory(prefix="prognos-bench-ckpt-") as ckpt:
@@ -266,12 +264,12 @@ def part_throughput(
     # Twice: cold (the session's first query: code generation, JIT compilation, Python
     # workers' start-up and model load are in it) and warm (a fresh checkpoint and key
     # prefix, the same topic, in the session that ran it once: a long-running job's state).
-    for name in (COLD, WARM):
+    for name in (JOB_COLD, JOB_WARM):
         print(f"running the {name} ...", file=sys.stderr)
         rows.append(run_prognos(spark, bootstrap, redis_url, topic, expected, len(work), name))
     # The hand-batched process twice as well (its second run has its imports and the
     # model file warm), so warm is set against warm.
-    runs = [(BATCHED, baselines.batched), (BATCHED_WARM, baselines.batched)]
+    runs = [(BATCHED, baselines.batched), (BATCHED_SECOND, baselines.batched)]
     if not skip_naive:
         runs.append((NAIVE, baselines.naive))
     for name, fn in runs:
@@ -680,7 +678,7 @@ def print_tables(result: dict[str, Any]) -> None:
                 f"| {r['name']} | {r['rate']:,.0f} | {r['seconds']:.1f} | {r['windows_scored']:,} | "
                 f"{r['alerts']:,} |"
             )
-        p = next((r for r in t["rows"] if r["name"] == WARM), t["rows"][0])
+        p = next((r for r in t["rows"] if r["name"] == JOB_WARM), t["rows"][0])
         print(
             f"\n{p['name']}: Redis share of batch time {p['redis_share']:.1%} (median batch "
             f"{p['redis_share_median_batch']}); peak memory {p['memory']['peak_total_gib']} GiB "

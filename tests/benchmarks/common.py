@@ -36,6 +36,13 @@ CMAPSS = ROOT.parent / "shared" / "data" / "cmapss" / "train_FD001.txt"
 CYCLE_S = 600.0
 RESULTS = ROOT / "bench-results"
 
+# The throughput part's runs (rows of bench_stream's results, read by run_all's summary).
+JOB_COLD = "prognos stream job"
+JOB_WARM = "prognos stream job, warm"
+BATCHED = "hand-batched process"
+BATCHED_SECOND = "hand-batched process, second run"
+NAIVE = "naive per-record consumer"
+
 
 # -- the stack -------------------------------------------------------------------------------
 @contextlib.contextmanager

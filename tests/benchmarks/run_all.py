@@ -25,7 +25,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks.common import ROOT, machine, stack
+from tests.benchmarks.common import (
+    BATCHED,
+    BATCHED_SECOND,
+    JOB_COLD,
+    JOB_WARM,
+    NAIVE,
+    ROOT,
+    machine,
+    stack,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -93,21 +102,13 @@ def summary_rows(out: Path) -> list[dict[str, Any]]:
     t = s.get("throughput")
     if t:
         by = {r["name"]: r for r in t["rows"]}
-        cold = by["prognos stream job"]
-        warm = by.get("prognos stream job, warm")
-        nv = by.get("naive per-record consumer")
-        runs = [
-            ("cold: the session's first query, start-up included", cold, "hand-batched process")
-        ]
+        cold = by[JOB_COLD]
+        warm = by.get(JOB_WARM)
+        nv = by.get(NAIVE)
+        runs = []
         if warm:
-            runs.insert(
-                0,
-                (
-                    "warm: drained again in the same session",
-                    warm,
-                    "hand-batched process, second run",
-                ),
-            )
+            runs.append(("warm: drained again in the same session", warm, BATCHED_SECOND))
+        runs.append(("cold: the session's first query, start-up included", cold, BATCHED))
         for label, run, batched in runs:
             value = run["rate"]
             hb = by.get(batched)

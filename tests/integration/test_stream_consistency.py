@@ -286,7 +286,7 @@ def _stream_sequences(
     position), else from the map only."""
     import json
 
-    from stream.parse import known_sensor_names
+    from stream.parse import known_sensor_values
     from stream.sequence import sequences
 
     source = folder / "in"
@@ -307,9 +307,7 @@ def _stream_sequences(
         .withWatermark("event_time", f"{int(spec.window_seconds * 1000)} milliseconds")
     )
     if known:
-        readings = readings.withColumn(
-            "known_sensors", F.array(*[F.col("sensors")[n] for n in known_sensor_names()])
-        )
+        readings = readings.withColumn("known_sensors", known_sensor_values(F.col("sensors")))
     got: list[Any] = []
     query = (
         sequences(readings, spec, norm)
