@@ -30,8 +30,17 @@ each record once (an earlier separate dead-letter query read and validated every
 second time). :func:`route` gives them the group
 key :data:`DEAD_LETTER_KEY` (no valid device has an empty id) and a null event time (so
 they neither move the watermark nor are dropped as late), with the dead-letter columns
-:data:`DEAD_LETTER_COLUMNS`; the operator emits them unchanged, keeps no state for them,
-and the scoring stage and the sink pass them on to the dead-letter topic.
+:data:`DEAD_LETTER_COLUMNS` packed into one JSON column (:data:`PACKED_DEAD_LETTER`); the
+operator emits them unchanged and keeps no state for them, :func:`sequences` unpacks them
+after it, and the scoring stage and the sink pass them on to the dead-letter topic.
+
+The operator's input is five columns and its output seven, because pyspark converts each
+group's slice to pandas column by column, at about 0.15 ms a column and group whatever
+the column holds: ``device_id``, ``event_time`` (the watermark's column, which Spark wants
+in the operator's input), ``seq``, one ``values`` array (event time in ms, the model's
+sensors and, with regimes, the settings) and the packed dead letter. For a device's 100
+readings that conversion took 2.1-2.2 ms with eleven columns (the event time in ms, the
+values and the six dead-letter columns apart) and takes 1.3-1.6 ms with five.
 
 Readings behind the watermark are dropped by Spark before they reach the operator and
 counted in the query's ``numRowsDroppedByWatermark``. A reading whose ``seq`` is already
@@ -63,7 +72,7 @@ from models.features import (
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
     from pyspark.sql.types import StructType
 
 #: Recorded in the checkpoint's ``job.json``; a change of state layout needs a new checkpoint.
@@ -86,6 +95,15 @@ DEAD_LETTER_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: The operator's one column for :data:`DEAD_LETTER_COLUMNS`: a JSON object of them (the
+#: bytes base64-encoded, a null left out), null on a valid reading's row.
+PACKED_DEAD_LETTER = "dead_letter"
+
+#: The JSON fields of :data:`PACKED_DEAD_LETTER`, each a :data:`DEAD_LETTER_COLUMNS` name
+#: without its ``dl_`` prefix.
+_PACKED_SCHEMA = ", ".join(f"{name[3:]} string" for name, _ in DEAD_LETTER_COLUMNS)
+
+
 def dead_letter_fields() -> list[Any]:
     """:data:`DEAD_LETTER_COLUMNS` as nullable Spark fields."""
     from pyspark.sql.types import BinaryType, StringType, StructField
@@ -95,10 +113,11 @@ def dead_letter_fields() -> list[Any]:
 
 
 def output_schema() -> StructType:
+    """The operator's rows (:func:`sequences` unpacks :data:`PACKED_DEAD_LETTER` after it)."""
     from pyspark.sql.types import BinaryType, LongType, StringType, StructField, StructType
 
-    # A window's row has every window column and null dead-letter columns; a dead letter's
-    # row has device_id DEAD_LETTER_KEY, null window columns and its dead-letter columns.
+    # A window's row has every window column and a null dead letter; a dead letter's row
+    # has device_id DEAD_LETTER_KEY, null window columns and its packed dead letter.
     return StructType(
         [
             StructField("device_id", StringType(), False),
@@ -113,9 +132,18 @@ def output_schema() -> StructType:
             # The newest window's raw features as packed little-endian float64
             # (LAST_WINDOW_DTYPE); NaN where a statistic had no values.
             StructField("last_window", BinaryType(), True),
-            *dead_letter_fields(),
+            StructField(PACKED_DEAD_LETTER, StringType(), True),
         ]
     )
+
+
+def sequences_schema() -> StructType:
+    """The rows of :func:`sequences`: :func:`output_schema` with :data:`DEAD_LETTER_COLUMNS`
+    in place of :data:`PACKED_DEAD_LETTER`."""
+    from pyspark.sql.types import StructType
+
+    kept = [f for f in output_schema().fields if f.name != PACKED_DEAD_LETTER]
+    return StructType([*kept, *dead_letter_fields()])
 
 
 def state_schema() -> StructType:
@@ -147,12 +175,12 @@ LAST_WINDOW_DTYPE = _F8
 class DeviceWindows:
     """The ``applyInPandasWithState`` function: readings in, K-window sequences out.
 
-    Input frames have ``device_id``, ``event_time``, ``event_ms`` (Unix milliseconds),
-    ``seq``, ``values`` (``array<double>``, one per sensor of the spec, null when missing),
-    when ``norm.regimes`` is set ``settings`` (``array<double>`` in
-    ``norm.regimes.settings`` order), and :data:`DEAD_LETTER_COLUMNS`. Output rows follow
-    :func:`output_schema`. The group :data:`DEAD_LETTER_KEY` holds dead letters: they are
-    emitted as they came, and no state is kept for it.
+    Input frames have ``device_id``, ``event_time``, ``seq``, ``values`` (``array<double>``:
+    the event time in Unix milliseconds, then one value per sensor of the spec, null when
+    missing, then, when ``norm.regimes`` is set, the settings in ``norm.regimes.settings``
+    order) and :data:`PACKED_DEAD_LETTER`. Output rows follow :func:`output_schema`. The
+    group :data:`DEAD_LETTER_KEY` holds dead letters: they are emitted as they came, and
+    no state is kept for it.
     """
 
     def __init__(self, spec: FeatureSpec, norm: NormStats, lateness_ms: int | None = None) -> None:
@@ -199,12 +227,13 @@ class DeviceWindows:
         chunks = [frame for frame in frames if len(frame)]
         if chunks:
             data = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
-            ms = data["event_ms"].to_numpy(dtype=np.int64)
             seq = data["seq"].to_numpy(dtype=np.int64)
-            values = _stack(data["values"], s)
+            width = 1 + s + (len(self.regimes.settings) if self.regimes is not None else 0)
+            block = _stack(data["values"], width)
+            ms = block[:, 0].astype(np.int64)  # exact: |ms| < 2**53
+            values = block[:, 1 : 1 + s]
             if self.regimes is not None:
-                settings = _stack(data["settings"], len(self.regimes.settings))
-                values = normalise_readings(values, settings, self.regimes)
+                values = normalise_readings(values, block[:, 1 + s :], self.regimes)
             keep = np.ones(len(ms), dtype=bool)
             if closed_end is not None:  # behind a window already closed: late
                 keep &= self.window_end_ms(ms) > closed_end
@@ -279,7 +308,6 @@ class DeviceWindows:
             )
         )
         if len(out_end):
-            none = [None] * len(out_end)
             yield pd.DataFrame(
                 {
                     "device_id": key[0],
@@ -288,7 +316,7 @@ class DeviceWindows:
                     "n_readings": out_n,
                     "sequence": out_seq,
                     "last_window": out_last,
-                    **{name: none for name, _ in DEAD_LETTER_COLUMNS},
+                    PACKED_DEAD_LETTER: [None] * len(out_end),
                 }
             )
 
@@ -306,9 +334,32 @@ def _dead_letter_rows(frame: pd.DataFrame) -> pd.DataFrame:
             "n_readings": none,
             "sequence": none,
             "last_window": none,
-            **{name: frame[name].to_numpy(dtype=object) for name, _ in DEAD_LETTER_COLUMNS},
+            PACKED_DEAD_LETTER: frame[PACKED_DEAD_LETTER].to_numpy(dtype=object),
         }
     )
+
+
+def pack_dead_letter(
+    key: Column, value: Column, field: Column, rule: Column, reason: Column, source: Column
+) -> Column:
+    """:data:`DEAD_LETTER_COLUMNS` (in that order) as the JSON of :data:`PACKED_DEAD_LETTER`."""
+    from pyspark.sql import functions as F
+
+    parts = [F.base64(key), F.base64(value), field, rule, reason, source]
+    names = [name[3:] for name, _ in DEAD_LETTER_COLUMNS]
+    return F.to_json(F.struct(*[part.alias(name) for part, name in zip(parts, names, strict=True)]))
+
+
+def unpack_dead_letter(packed: Column) -> list[Column]:
+    """:data:`DEAD_LETTER_COLUMNS` back from :data:`PACKED_DEAD_LETTER` (null -> nulls)."""
+    from pyspark.sql import functions as F
+
+    fields = F.from_json(packed, _PACKED_SCHEMA)
+    columns = []
+    for name, kind in DEAD_LETTER_COLUMNS:
+        part = fields[name[3:]]
+        columns.append((F.unbase64(part) if kind == "binary" else part).alias(name))
+    return columns
 
 
 def _stack(column: pd.Series, width: int) -> np.ndarray:
@@ -331,26 +382,28 @@ def route(parsed: DataFrame) -> DataFrame:
 
     Returns:
         ``device_id``, ``event_time``, ``seq``, ``sensors``, ``settings``,
-        ``known_sensors`` and :data:`DEAD_LETTER_COLUMNS`; set the watermark on
+        ``known_sensors`` and :data:`PACKED_DEAD_LETTER`; set the watermark on
         ``event_time`` next.
     """
     from pyspark.sql import functions as F
 
     valid = F.col("error").isNull()
-    bad = ~valid
     source = F.format_string("kafka:%s/%d@%d", F.col("topic"), F.col("partition"), F.col("offset"))
+    packed = pack_dead_letter(
+        F.col("key"),
+        F.col("value"),
+        F.col("error.field"),
+        F.col("error.rule"),
+        F.col("error.reason"),
+        source,
+    )
     return parsed.select(
         F.when(valid, F.col("device_id")).otherwise(F.lit(DEAD_LETTER_KEY)).alias("device_id"),
         *[
             F.when(valid, F.col(c)).alias(c)
             for c in ("event_time", "seq", "sensors", "settings", "known_sensors")
         ],
-        F.when(bad, F.col("key")).alias("dl_key"),
-        F.when(bad, F.col("value")).alias("dl_value"),
-        F.when(bad, F.col("error.field")).alias("dl_field"),
-        F.when(bad, F.col("error.rule")).alias("dl_rule"),
-        F.when(bad, F.col("error.reason")).alias("dl_reason"),
-        F.when(bad, source).alias("dl_source"),
+        F.when(~valid, packed).alias(PACKED_DEAD_LETTER),
     )
 
 
@@ -363,7 +416,7 @@ def sequences(
         readings: ``device_id``, ``event_time``, ``seq``, ``sensors`` and ``settings`` of
             valid readings (and ``known_sensors``, read instead of ``sensors`` for those
             names, when present), with the watermark already set; with the dead letters too
-            when it comes from :func:`route` (without :data:`DEAD_LETTER_COLUMNS`, there
+            when it comes from :func:`route` (without :data:`PACKED_DEAD_LETTER`, there
             are none).
         spec: the model's feature spec (sensors, window, K).
         norm: the model's normalisation (and per-regime standardisation, if any).
@@ -371,8 +424,8 @@ def sequences(
             its own readings are that far past the window's end (see :class:`DeviceWindows`).
 
     Returns:
-        Rows of :func:`output_schema`: one per closed window of a device with K windows,
-        and one per dead letter.
+        Rows of :func:`sequences_schema`: one per closed window of a device with K
+        windows, and one per dead letter.
     """
     from pyspark.sql import Column
     from pyspark.sql import functions as F
@@ -390,24 +443,19 @@ def sequences(
             return value
         return F.col("sensors")[name]
 
-    columns: list[Column | str] = [
-        "device_id",
-        "event_time",
-        F.unix_millis("event_time").alias("event_ms"),
-        "seq",
-        F.array(*[sensor(name) for name in spec.sensors]).alias("values"),
-    ]
-    regimes = norm.regimes
-    if regimes is not None:
-        columns.append(
-            F.array(*[F.col("settings")[name] for name in regimes.settings]).alias("settings")
+    values = [F.unix_millis("event_time").cast("double")]
+    values += [sensor(name) for name in spec.sensors]
+    if norm.regimes is not None:
+        values += [F.col("settings")[name] for name in norm.regimes.settings]
+    dead_letter = (
+        F.col(PACKED_DEAD_LETTER)
+        if PACKED_DEAD_LETTER in present
+        else F.lit(None).cast("string").alias(PACKED_DEAD_LETTER)
+    )
+    windows: DataFrame = (
+        readings.select(
+            "device_id", "event_time", "seq", F.array(*values).alias("values"), dead_letter
         )
-    columns += [
-        F.col(name) if name in present else F.lit(None).cast(kind).alias(name)
-        for name, kind in DEAD_LETTER_COLUMNS
-    ]
-    result: DataFrame = (
-        readings.select(*columns)
         .groupBy("device_id")
         .applyInPandasWithState(
             DeviceWindows(spec, norm, lateness_ms),
@@ -417,4 +465,6 @@ def sequences(
             timeoutConf="EventTimeTimeout",
         )
     )
+    kept = [name for name in windows.columns if name != PACKED_DEAD_LETTER]
+    result: DataFrame = windows.select(*kept, *unpack_dead_letter(F.col(PACKED_DEAD_LETTER)))
     return result

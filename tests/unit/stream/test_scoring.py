@@ -46,7 +46,7 @@ def _arrow(z: np.ndarray, raw_last: np.ndarray) -> pa.RecordBatch:
             ),
             *[pa.nulls(n, pa.binary() if k == "binary" else pa.string()) for _, k in DEAD],
         ],
-        names=[f.name for f in sequence.output_schema().fields],
+        names=[f.name for f in sequence.sequences_schema().fields],
     )
 
 
@@ -55,7 +55,7 @@ DEAD = sequence.DEAD_LETTER_COLUMNS
 
 def _dead_letters(n: int) -> pa.RecordBatch:
     """``n`` dead letters as the window operator emits them (window columns null)."""
-    schema = sequence.output_schema()
+    schema = sequence.sequences_schema()
     values = {
         "device_id": pa.array([sequence.DEAD_LETTER_KEY] * n),
         "dl_key": pa.array([None if i % 2 else f"k{i}".encode() for i in range(n)], pa.binary()),

@@ -71,15 +71,28 @@ class FakeState:
         self.timeout = ms
 
 
-def _frame(rows: list[tuple[int, int, list[float | None] | None]]) -> pd.DataFrame:
-    """Rows of (event ms, seq, values) as Spark sends them (values an array or null)."""
+def _frame(
+    rows: list[tuple[int, int, list[float | None] | None]],
+    settings: list[list[float]] | None = None,
+) -> pd.DataFrame:
+    """Rows of (event ms, seq, sensor values) as Spark sends them: ``values`` one array of
+    the event ms, the sensors' values (None -> NaN, as pyarrow converts a null element) and
+    the settings, if any."""
+
+    def values(ms: int, sensors: list[float | None], extra: list[float]) -> np.ndarray:
+        row = [float(ms), *(np.nan if v is None else v for v in sensors), *extra]
+        return np.array(row, dtype=np.float64)
+
     return pd.DataFrame(
         {
             "device_id": ["d"] * len(rows),
             "event_time": pd.to_datetime([ms for ms, _, _ in rows], unit="ms"),
-            "event_ms": [ms for ms, _, _ in rows],
             "seq": [seq for _, seq, _ in rows],
-            "values": [None if v is None else np.array(v, dtype=object) for _, _, v in rows],
+            "values": [
+                values(ms, v if v is not None else [None] * len(SPEC.sensors), extra)
+                for (ms, _, v), extra in zip(rows, settings or [[]] * len(rows), strict=True)
+            ],
+            "dead_letter": [None] * len(rows),
         }
     )
 
@@ -184,7 +197,7 @@ def test_a_reading_for_a_closed_window_is_dropped() -> None:
     )
 
 
-def test_a_null_values_array_counts_as_missing_values() -> None:
+def test_a_reading_without_the_models_sensors_counts_as_missing_values() -> None:
     op, state = DeviceWindows(SPEC, NORM), FakeState()
     rows = [(0, 1, None), (MIN, 2, [1.0, 2.0]), (2 * MIN, 3, [1.0, 2.0])]
     state.watermark = 2 * MIN
@@ -209,8 +222,7 @@ def test_regimes_standardise_each_reading_before_windowing() -> None:
         (MIN, 3, [1.0, 2.0]),
         (2 * MIN, 4, [1.0, 1.0]),
     ]
-    frame = _frame(rows)
-    frame["settings"] = [np.array([0.1]), np.array([9.0]), np.array([0.0]), np.array([0.0])]
+    frame = _frame(rows, settings=[[0.1], [9.0], [0.0], [0.0]])
     state.watermark = 2 * MIN
     out = _unpacked(next(iter(op(("d",), iter([frame]), state))), op)
     z = normalise_readings([r[2] for r in rows], [[0.1], [9.0], [0.0], [0.0]], regimes)
@@ -278,7 +290,7 @@ def test_a_window_closes_once_the_devices_own_readings_pass_it_by_the_delay() ->
 
 
 def test_dead_letters_are_emitted_as_they_came_and_keep_no_state() -> None:
-    from stream.sequence import DEAD_LETTER_COLUMNS, DEAD_LETTER_KEY, output_schema
+    from stream.sequence import DEAD_LETTER_KEY, PACKED_DEAD_LETTER, output_schema
 
     op, state = DeviceWindows(SPEC, NORM), FakeState()
     n = 3
@@ -286,33 +298,25 @@ def test_dead_letters_are_emitted_as_they_came_and_keep_no_state() -> None:
         {
             "device_id": [DEAD_LETTER_KEY] * n,
             "event_time": [None] * n,
-            "event_ms": [np.nan] * n,
             "seq": [None] * n,
             "values": [None] * n,
-            "dl_key": [b"k0", None, b"k2"],
-            "dl_value": [b"{", b'{"v": 2}', b"\xff"],
-            "dl_field": ["payload", "v", "payload"],
-            "dl_rule": ["json", "version", "json"],
-            "dl_reason": ["not a JSON object", "schema version 2 is not supported", "x"],
-            "dl_source": [f"kafka:t/0@{i}" for i in range(n)],
+            PACKED_DEAD_LETTER: [f'{{"rule": "json", "source": "kafka:t/0@{i}"}}' for i in range(n)],
         }
     )
     state.watermark = 10 * MIN
     out = pd.concat(list(op((DEAD_LETTER_KEY,), iter([frame, frame.iloc[:0]]), state)))
     assert list(out.columns) == output_schema().fieldNames()
-    for name, _ in DEAD_LETTER_COLUMNS:
-        assert list(out[name]) == list(frame[name]), name
+    assert list(out[PACKED_DEAD_LETTER]) == list(frame[PACKED_DEAD_LETTER])
     assert out["window_end_ms"].isna().all() and out["sequence"].isna().all()
     assert not state.exists and state.timeout is None
 
 
-def test_a_window_row_has_null_dead_letter_columns() -> None:
-    from stream.sequence import DEAD_LETTER_COLUMNS, output_schema
+def test_a_window_row_has_a_null_dead_letter() -> None:
+    from stream.sequence import PACKED_DEAD_LETTER, output_schema
 
     op, state = DeviceWindows(SPEC, NORM), FakeState()
     state.watermark = 3 * MIN
     rows = [(i * 30_000, i, [float(i), 1.0]) for i in range(6)]
     out = _call(op, state, rows)
     assert len(out) == 2 and list(out.columns) == output_schema().fieldNames()
-    for name, _ in DEAD_LETTER_COLUMNS:
-        assert out[name].isna().all(), name
+    assert out[PACKED_DEAD_LETTER].isna().all()
