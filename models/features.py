@@ -63,6 +63,7 @@ __all__ = [
     "NormStats",
     "RegimeNorm",
     "compute_window_features",
+    "compute_windows_features",
     "fit_norm_stats",
     "fit_regimes",
     "normalise",
@@ -210,6 +211,49 @@ def compute_window_features(
         InputShapeError: ``values`` does not have one column per sensor, or ``times`` and
             ``values`` differ in length, or an event time is not finite.
     """
+    t, v = _window_inputs(spec, times, values)
+    if t.shape[0] == 0:
+        return np.full(spec.n_features, np.nan)
+    return _segment_features(spec, t, v, np.zeros(1, dtype=np.intp))[0]
+
+
+def compute_windows_features(
+    spec: FeatureSpec, times: npt.ArrayLike, values: npt.ArrayLike, starts: npt.ArrayLike
+) -> FloatArray:
+    """The feature vectors of consecutive windows at once: the same numbers as
+    :func:`compute_window_features` on each window, with one pass of numpy calls for all.
+
+    Args:
+        spec: The feature spec.
+        times: Event times of the readings in seconds, shape ``[n]``, grouped by window
+            (within a window, any order).
+        values: Sensor values, shape ``[n, len(spec.sensors)]``, in the same order.
+        starts: Index of each window's first reading, shape ``[W]``, increasing from 0; every
+            window has at least one reading.
+
+    Returns:
+        float64 array of shape ``[W, spec.n_features]``.
+
+    Raises:
+        InputShapeError: as :func:`compute_window_features`, or ``starts`` does not cut
+            the readings into non-empty windows.
+    """
+    t, v = _window_inputs(spec, times, values)
+    at = np.asarray(starts, dtype=np.intp).reshape(-1)
+    if at.shape[0] == 0:
+        return np.empty((0, spec.n_features), dtype=np.float64)
+    if at[0] != 0 or (np.diff(at) <= 0).any() or at[-1] >= t.shape[0]:
+        raise InputShapeError(
+            f"window starts {at.tolist()[:8]}... do not cut {t.shape[0]} readings into "
+            "non-empty windows (increasing from 0, each below the number of readings)"
+        )
+    return _segment_features(spec, t, v, at)
+
+
+def _window_inputs(
+    spec: FeatureSpec, times: npt.ArrayLike, values: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """Times ``[n]`` and values ``[n, sensors]`` as float64, shapes and times checked."""
     t = np.asarray(times, dtype=np.float64).reshape(-1)
     v = np.asarray(values, dtype=np.float64)
     if v.ndim == 1 and len(spec.sensors) == 1:
@@ -221,33 +265,48 @@ def compute_window_features(
         )
     if not np.isfinite(t).all():
         raise InputShapeError("window event times hold NaN or Inf: every reading needs a time")
+    return t, v
+
+
+def _segment_features(spec: FeatureSpec, t: FloatArray, v: FloatArray, starts: Any) -> FloatArray:
+    """The features of each window ``t[starts[i]:starts[i + 1]]``: ``[W, n_features]``.
+
+    Vectorised over sensors and windows; each sensor uses only its own valid (finite)
+    values. Sums run reading by reading within a window (``reduceat``), in the readings'
+    order.
+    """
     n_sensors = len(spec.sensors)
-    if t.shape[0] == 0:
-        return np.full(spec.n_features, np.nan)
-    # Vectorised over sensors; each sensor uses only its own valid (finite) values.
+    window = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, t.shape[0])))
+
+    def total(x: FloatArray) -> FloatArray:
+        summed: FloatArray = np.add.reduceat(x, starts, axis=0)
+        return summed
+
     ok = np.isfinite(v)
-    count = ok.sum(axis=0)
+    count = np.add.reduceat(ok.astype(np.int64), starts, axis=0)
     some = count > 0
     safe = np.maximum(count, 1)
-    vz = np.where(ok, v, 0.0)
-    mean = vz.sum(axis=0) / safe
-    dev = np.where(ok, v - mean, 0.0)
-    std = np.sqrt((dev * dev).sum(axis=0) / safe)
-    vmin = np.where(ok, v, np.inf).min(axis=0)
-    vmax = np.where(ok, v, -np.inf).max(axis=0)
-    tt = np.broadcast_to((t - t.min())[:, None], v.shape)  # shifted: Unix seconds are ~1e9
-    t_max = np.where(ok, tt, -np.inf).max(axis=0)
+    mean = total(np.where(ok, v, 0.0)) / safe
+    dev = np.where(ok, v - mean[window], 0.0)
+    std = np.sqrt(total(dev * dev) / safe)
+    vmin = np.minimum.reduceat(np.where(ok, v, np.inf), starts, axis=0)
+    vmax = np.maximum.reduceat(np.where(ok, v, -np.inf), starts, axis=0)
+    # shifted to the window's first time: Unix seconds are ~1e9
+    shifted = t - np.minimum.reduceat(t, starts)[window]
+    tt = np.broadcast_to(shifted[:, None], v.shape)
+    t_max = np.maximum.reduceat(np.where(ok, tt, -np.inf), starts, axis=0)
     # Greatest time; ties broken by the greatest value (Spark: max_by(v, struct(t, v))).
-    last = np.where(ok & (tt == t_max), v, -np.inf).max(axis=0)
-    t_mean = np.where(ok, tt, 0.0).sum(axis=0) / safe
-    xc = np.where(ok, tt - t_mean, 0.0)
-    sxx = (xc * xc).sum(axis=0)
-    sxy = (xc * dev).sum(axis=0)
+    last = np.maximum.reduceat(np.where(ok & (tt == t_max[window]), v, -np.inf), starts, axis=0)
+    t_mean = total(np.where(ok, tt, 0.0)) / safe
+    xc = np.where(ok, tt - t_mean[window], 0.0)
+    sxx = total(xc * xc)
+    sxy = total(xc * dev)
     slope = np.where((count >= 2) & (sxx > 0.0), sxy / np.where(sxx > 0.0, sxx, 1.0), 0.0)
     columns = {"mean": mean, "std": std, "min": vmin, "max": vmax, "last": last, "slope": slope}
-    out = np.stack([columns[name] for name in spec.statistics], axis=1)  # [sensors, stats]
+    out = np.stack([columns[name] for name in spec.statistics], axis=2)  # [W, sensors, stats]
     out[~some] = np.nan
-    return out.reshape(n_sensors * len(spec.statistics))
+    result: FloatArray = out.reshape(len(starts), n_sensors * len(spec.statistics))
+    return result
 
 
 @dataclass(frozen=True)

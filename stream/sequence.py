@@ -14,8 +14,9 @@ Spark's window aggregation in append mode, or earlier, in the batch where the de
 newest reading passes ``end`` by the watermark's delay: the watermark after that batch is
 at least as far (it is taken over every device), so no reading Spark still accepts can fall
 into the window, and its alert comes one batch (one trigger) sooner. Its feature vector is
-computed by :func:`models.features.compute_window_features`, the function the model was
-trained with, so training and serving share one definition. Once the device has K windows,
+computed by :func:`models.features.compute_windows_features`, all of a device's closing
+windows in one call, with the code of :func:`models.features.compute_window_features`, the
+function the model was trained with, so training and serving share one definition. Once the device has K windows,
 each newly closed window emits the K-window sequence the model reads (oldest first),
 normalised for the model (:func:`models.features.normalise`; no normalisation is left in
 the scoring stage), with the raw feature vector of the newest window beside it (the alert's
@@ -65,7 +66,7 @@ import numpy as np
 from models.features import (
     FeatureSpec,
     NormStats,
-    compute_window_features,
+    compute_windows_features,
     normalise,
     normalise_readings,
 )
@@ -260,22 +261,17 @@ class DeviceWindows:
         window_end = self.window_end_ms(open_ms)
         closing = window_end <= watermark
         if closing.any():
-            ends = np.unique(window_end[closing])  # ascending: oldest window first
-            members = [window_end == end for end in ends]
-            history = np.concatenate(
-                [
-                    vecs,
-                    np.asarray(
-                        [
-                            compute_window_features(
-                                self.spec, open_ms[rows] / 1000.0, open_values[rows]
-                            )
-                            for rows in members
-                        ],
-                        dtype=np.float64,
-                    ).reshape(-1, f),
-                ]
+            # The closing readings grouped by window, oldest first (a stable sort keeps each
+            # window's readings in their order), all windows' features in one call.
+            rows = np.flatnonzero(closing)
+            rows = rows[np.argsort(window_end[rows], kind="stable")]
+            ends, starts, counts = np.unique(
+                window_end[rows], return_index=True, return_counts=True
             )
+            features = compute_windows_features(
+                self.spec, open_ms[rows] / 1000.0, open_values[rows], starts
+            )
+            history = np.concatenate([vecs, features])
             # Window p of the history (the stored ones first) emits the K windows ending at
             # it once there are K: normalised together (normalise works value by value),
             # each sequence is then a view of K consecutive rows.
@@ -286,7 +282,7 @@ class DeviceWindows:
                 emitted = np.arange(emit_from, len(history)) - len(vecs)  # indices into ends
                 out_end = ends[emitted].astype(np.int64)
                 out_start = out_end - self.window_ms
-                out_n = np.asarray([int(members[j].sum()) for j in emitted], dtype=np.int64)
+                out_n = counts[emitted].astype(np.int64)
                 out_seq = [w.tobytes() for w in windows]
                 out_last = [v.tobytes() for v in history[emit_from:].astype(LAST_WINDOW_DTYPE)]
             vecs = history[-self.k :]

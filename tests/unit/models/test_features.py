@@ -15,6 +15,7 @@ from models.features import (
     FeatureSpec,
     NormStats,
     compute_window_features,
+    compute_windows_features,
     fit_norm_stats,
     fit_regimes,
     normalise,
@@ -81,6 +82,41 @@ def test_statistics_subset_in_spec_order() -> None:
                        statistics=("last", "mean"))  # fmt: skip
     out = compute_window_features(spec, [0.0, 1.0], [[1.0], [3.0]])
     assert out.tolist() == [3.0, 2.0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 12), min_size=1, max_size=20),
+    seed=st.integers(0, 2**32 - 1),
+    whole_seconds=st.booleans(),
+)
+def test_windows_at_once_equal_each_window_alone(
+    sizes: list[int], seed: int, whole_seconds: bool
+) -> None:
+    # The window operator computes a device's closing windows in one call: the numbers must
+    # be those of the training function, window by window, to the bit.
+    rng = np.random.default_rng(seed)
+    n = sum(sizes)
+    times = 1.7e9 + np.concatenate([60.0 * i + rng.random(k) * 60 for i, k in enumerate(sizes)])
+    if whole_seconds:
+        times = np.floor(times)  # ties in time: "last" breaks them by value
+    values = rng.normal(100.0, 10.0, (n, 2))
+    values[rng.random((n, 2)) < 0.25] = np.nan
+    values[rng.random((n, 2)) < 0.05] = np.inf
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    together = compute_windows_features(SPEC2, times, values, starts)
+    assert together.shape == (len(sizes), SPEC2.n_features)
+    for i, (a, k) in enumerate(zip(starts, sizes, strict=True)):
+        alone = compute_window_features(SPEC2, times[a : a + k], values[a : a + k])
+        np.testing.assert_array_equal(together[i], alone)
+
+
+def test_windows_at_once_refuse_starts_that_do_not_cut_non_empty_windows() -> None:
+    times, values = [0.0, 1.0, 2.0], np.ones((3, 2))
+    for starts in ([1], [0, 0, 2], [0, 2, 1], [0, 3]):
+        with pytest.raises(InputShapeError, match="non-empty windows"):
+            compute_windows_features(SPEC2, times, values, starts)
+    assert compute_windows_features(SPEC2, times, values, []).shape == (0, SPEC2.n_features)
 
 
 def test_wrong_shape_refused() -> None:
