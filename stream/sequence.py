@@ -423,7 +423,6 @@ def sequences(
         Rows of :func:`sequences_schema`: one per closed window of a device with K
         windows, and one per dead letter.
     """
-    from pyspark.sql import Column
     from pyspark.sql import functions as F
 
     from stream.parse import known_sensor_names

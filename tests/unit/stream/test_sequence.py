@@ -300,7 +300,9 @@ def test_dead_letters_are_emitted_as_they_came_and_keep_no_state() -> None:
             "event_time": [None] * n,
             "seq": [None] * n,
             "values": [None] * n,
-            PACKED_DEAD_LETTER: [f'{{"rule": "json", "source": "kafka:t/0@{i}"}}' for i in range(n)],
+            PACKED_DEAD_LETTER: [
+                f'{{"rule": "json", "source": "kafka:t/0@{i}"}}' for i in range(n)
+            ],
         }
     )
     state.watermark = 10 * MIN
