@@ -214,7 +214,8 @@ def compute_window_features(
     t, v = _window_inputs(spec, times, values)
     if t.shape[0] == 0:
         return np.full(spec.n_features, np.nan)
-    return _segment_features(spec, t, v, np.zeros(1, dtype=np.intp))[0]
+    features: FloatArray = _segment_features(spec, t, v, np.zeros(1, dtype=np.intp))[0]
+    return features
 
 
 def compute_windows_features(
