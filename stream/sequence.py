@@ -16,8 +16,8 @@ at least as far (it is taken over every device), so no reading Spark still accep
 into the window, and its alert comes one batch (one trigger) sooner. Its feature vector is
 computed by :func:`models.features.compute_windows_features`, all of a device's closing
 windows in one call, with the code of :func:`models.features.compute_window_features`, the
-function the model was trained with, so training and serving share one definition. Once the device has K windows,
-each newly closed window emits the K-window sequence the model reads (oldest first),
+function the model was trained with, so training and serving share one definition. Once
+the device has K windows, each newly closed window emits the K-window sequence the model reads (oldest first),
 normalised for the model (:func:`models.features.normalise`; no normalisation is left in
 the scoring stage), with the raw feature vector of the newest window beside it (the alert's
 "top features" show raw values). Both travel as packed little-endian bytes (float32 for the
@@ -100,9 +100,9 @@ DEAD_LETTER_COLUMNS: tuple[tuple[str, str], ...] = (
 #: bytes base64-encoded, a null left out), null on a valid reading's row.
 PACKED_DEAD_LETTER = "dead_letter"
 
-#: The JSON fields of :data:`PACKED_DEAD_LETTER`, each a :data:`DEAD_LETTER_COLUMNS` name
-#: without its ``dl_`` prefix.
-_PACKED_SCHEMA = ", ".join(f"{name[3:]} string" for name, _ in DEAD_LETTER_COLUMNS)
+#: The JSON fields of :data:`PACKED_DEAD_LETTER`, in :data:`DEAD_LETTER_COLUMNS` order: each
+#: column's name without its ``dl_`` prefix, and its kind.
+_PACKED_FIELDS = tuple((name.removeprefix("dl_"), kind) for name, kind in DEAD_LETTER_COLUMNS)
 
 
 def dead_letter_fields() -> list[Any]:
@@ -335,27 +335,27 @@ def _dead_letter_rows(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def pack_dead_letter(
-    key: Column, value: Column, field: Column, rule: Column, reason: Column, source: Column
-) -> Column:
-    """:data:`DEAD_LETTER_COLUMNS` (in that order) as the JSON of :data:`PACKED_DEAD_LETTER`."""
+def pack_dead_letter(*columns: Column) -> Column:
+    """The values of :data:`DEAD_LETTER_COLUMNS` (in that order) as the JSON of
+    :data:`PACKED_DEAD_LETTER`, the binary ones base64-encoded."""
     from pyspark.sql import functions as F
 
-    parts = [F.base64(key), F.base64(value), field, rule, reason, source]
-    names = [name[3:] for name, _ in DEAD_LETTER_COLUMNS]
-    return F.to_json(F.struct(*[part.alias(name) for part, name in zip(parts, names, strict=True)]))
+    parts = [
+        (F.base64(column) if kind == "binary" else column).alias(name)
+        for column, (name, kind) in zip(columns, _PACKED_FIELDS, strict=True)
+    ]
+    return F.to_json(F.struct(*parts))
 
 
 def unpack_dead_letter(packed: Column) -> list[Column]:
     """:data:`DEAD_LETTER_COLUMNS` back from :data:`PACKED_DEAD_LETTER` (null -> nulls)."""
     from pyspark.sql import functions as F
 
-    fields = F.from_json(packed, _PACKED_SCHEMA)
-    columns = []
-    for name, kind in DEAD_LETTER_COLUMNS:
-        part = fields[name[3:]]
-        columns.append((F.unbase64(part) if kind == "binary" else part).alias(name))
-    return columns
+    fields = F.from_json(packed, ", ".join(f"{name} string" for name, _ in _PACKED_FIELDS))
+    return [
+        (F.unbase64(fields[name]) if kind == "binary" else fields[name]).alias(column)
+        for (name, kind), (column, _) in zip(_PACKED_FIELDS, DEAD_LETTER_COLUMNS, strict=True)
+    ]
 
 
 def _stack(column: pd.Series, width: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from models.features import (
     normalise,
     normalise_readings,
 )
-from stream.sequence import LAST_WINDOW_DTYPE, SEQUENCE_DTYPE, DeviceWindows
+from stream.sequence import LAST_WINDOW_DTYPE, PACKED_DEAD_LETTER, SEQUENCE_DTYPE, DeviceWindows
 
 SPEC = FeatureSpec(sensors=("a", "b"), window_seconds=60.0, sequence_length=2, horizon_windows=1)
 MIN = 60_000
@@ -92,7 +92,7 @@ def _frame(
                 values(ms, v if v is not None else [None] * len(SPEC.sensors), extra)
                 for (ms, _, v), extra in zip(rows, settings or [[]] * len(rows), strict=True)
             ],
-            "dead_letter": [None] * len(rows),
+            PACKED_DEAD_LETTER: [None] * len(rows),
         }
     )
 
