@@ -37,11 +37,18 @@ CYCLE_S = 600.0
 RESULTS = ROOT / "bench-results"
 
 # The throughput part's runs (rows of bench_stream's results, read by run_all's summary).
+# JOB_WARM and BATCHED_WARM are copies of the median run among the later ones (see
+# bench_stream.part_throughput); each run is a row of its own as well.
 JOB_COLD = "prognos stream job"
 JOB_WARM = "prognos stream job, warm"
 BATCHED = "hand-batched process"
-BATCHED_SECOND = "hand-batched process, second run"
+BATCHED_WARM = "hand-batched process, warm"
 NAIVE = "naive per-record consumer"
+
+
+def run_name(base: str, n: int) -> str:
+    """The row of the ``n``-th run (from 1) of ``base`` in the throughput part."""
+    return f"{base}, run {n}"
 
 
 # -- the stack -------------------------------------------------------------------------------
