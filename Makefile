@@ -16,7 +16,7 @@ help:
 	@echo "make test   set up everything and run the unit and integration tests"
 	@echo "make lint   ruff and mypy"
 	@echo "make model  retrain the default model (installs the train extra)"
-	@echo "make bench  benchmarks against a private local stack (about 4.5 minutes on 2 cores)"
+	@echo "make bench  benchmarks against a private local stack (about 5 minutes on 2 cores)"
 	@echo "make up | down | status   the local stack"
 
 $(STAMP): pyproject.toml constraints.txt

@@ -118,7 +118,9 @@ def summary_rows(out: Path) -> list[dict[str, Any]]:
         if warm:
             label = f"warm: median of runs {_run_numbers(warm)} of the drain in one session"
             runs.append((label, warm, BATCHED_WARM))
-        runs.append(("cold: the session's first query, start-up included", cold, BATCHED))
+        runs.append(
+            ("cold: the session's first query, its first batch's start-up included", cold, BATCHED)
+        )
         for label, run, batched in runs:
             value = run["rate"]
             hb = by.get(batched)
@@ -159,7 +161,7 @@ def summary_rows(out: Path) -> list[dict[str, Any]]:
         mem = cold["memory"]["peak_total_gib"]
         roles = ", ".join(f"{k} {v:.2f}" for k, v in cold["memory"]["peak_by_role_gib"].items())
         second = (
-            f"; the warm run, with the first query's leftovers: "
+            f"; the warm run, with the earlier queries' leftovers: "
             f"{warm['memory']['peak_total_gib']:.2f} GiB"
             if warm
             else ""
