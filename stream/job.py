@@ -183,6 +183,7 @@ class JobMetrics:
     alerts_total: int = 0
     scoring_ms: float = 0.0
     sink_ms: float = 0.0
+    redis_ms: float = 0.0
     provider: str = ""
     updated_ms: int = 0
 
@@ -415,6 +416,7 @@ class StreamJob:
                 m.alerts_total += result.events
                 m.scoring_ms = float(sum(r["score_ms"] for r in scored))
                 m.sink_ms = result.seconds * 1000.0
+                m.redis_ms = result.redis_seconds * 1000.0
             if len(scored) < len(rows):
                 self._write_dead_letters(
                     batch, [r for r in rows if r["dl_rule"] is not None], batch_id

@@ -147,8 +147,13 @@ def summary_rows(out: Path) -> list[dict[str, Any]]:
                 )
         p = warm or cold  # the sustained rate's run for the sink's share
         share = p["redis_share"]
+        whole = (
+            f" (the whole sink, with the alert policy: {p['sink_share']:.2%})"
+            if "sink_share" in p
+            else ""
+        )
         row(
-            "5. Redis share of the job's batch time",
+            f"5. Redis share of the job's batch time, round trips{whole}",
             f"{share:.2%}",
             "-",
             None,
