@@ -26,10 +26,9 @@ Parts (each prints its table):
     compiling) is shown and left out; warm, what a long-running job sustains, is the run
     of median rate among the rest. The hand-batched process runs 1 + ``--warm-runs``
     times, alternating with the job's (cold: run 1, warm: the median of the rest), the
-    naive consumer once after them. During
-    each job run the resident
-    memory of the driver JVM, the Python driver and Spark's Python workers is sampled, and
-    each micro-batch's time in Redis round trips (``redis_ms``; and the whole sink's,
+    naive consumer once after them. During each job run the resident memory of the
+    driver JVM, the Python driver and Spark's Python workers is sampled, and each
+    micro-batch's time in Redis round trips (``redis_ms``; and the whole sink's,
     with the alert policy, ``sink_ms``) is set against its ``triggerExecution`` time.
 ``latency``
     a producer thread offers ``--latency-rate`` readings/s for ``--latency-devices``
@@ -590,7 +589,6 @@ def batch_profile(query: Any, since: float, until: float) -> dict[str, Any]:
     ``addBatch`` (running it: the plan and the sink), ``walCommit``/``commitOffsets``
     (the checkpoint's logs) and ``triggerExecution`` (the whole trigger).
     """
-
     picked = []
     for p in query.recentProgress:
         started = _epoch(p)
