@@ -9,6 +9,9 @@ Keys (``P`` is the key prefix, ``prognos`` by default):
 ``P:alerts:severity:SEV``   pub/sub channel per severity (``warning``, ``critical``)
 ``P:alerts:device:ID``      pub/sub channel per device
 ``P:risk``                  hash: device id -> latest risk
+``P:risk:rank``             sorted set: device ids scored by latest risk (the fleet
+                            summary's highest risk and count at risk, without reading
+                            the whole hash each batch)
 ``P:device:ID``             hash: ``risk``, ``window_end``, ``model_version``, ``provider``,
                             ``state`` (the alert policy's state), ``last_window_end``
 ``P:open``                  set of devices with an open alert
@@ -40,7 +43,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# KEYS: device hash, alert stream, risk hash, open set
+# KEYS: device hash, alert stream, risk hash, open set, risk rank (sorted set)
 # ARGV: device, expected last window, new last window, state json, risk, window end,
 #       model version, provider, open flag, max stream length, channel prefix, n events,
 #       then per event: json, event id, alert id, kind, severity
@@ -50,6 +53,7 @@ if (cur or '') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'last_window_end', ARGV[3], 'state', ARGV[4], 'risk', ARGV[5],
            'window_end', ARGV[6], 'model_version', ARGV[7], 'provider', ARGV[8])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
 if ARGV[9] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
 local n = tonumber(ARGV[12])
 for i = 0, n - 1 do
@@ -206,6 +210,7 @@ class RedisAlertSink:
                 self.key("alerts"),
                 self.key("risk"),
                 self.key("open"),
+                self.key("risk", "rank"),
             ]
             self._script(keys=keys, args=args, client=write)
         t0 = time.perf_counter()
@@ -225,25 +230,49 @@ class RedisAlertSink:
         )
 
     def _update_fleet(self, client: Any) -> float:
-        """Rewrite the fleet summary; returns the seconds spent in Redis round trips."""
-        pipe = client.pipeline(transaction=False)
-        pipe.hlen(self.key("risk"))
-        pipe.scard(self.key("open"))
-        pipe.hgetall(self.key("risk"))
+        """Rewrite the fleet summary; returns the seconds spent in Redis round trips.
+
+        The highest risk and the count at risk come from ``P:risk:rank`` in O(log n). A
+        rank that does not hold every device of ``P:risk`` (written by an older version,
+        or lost) is rebuilt from the hash once.
+        """
+        risk, rank = self.key("risk"), self.key("risk", "rank")
         t0 = time.perf_counter()
-        count, open_alerts, risks = pipe.execute()
+        for attempt in (1, 2):
+            pipe = client.pipeline(transaction=False)
+            pipe.hlen(risk)
+            pipe.scard(self.key("open"))
+            pipe.zcard(rank)
+            pipe.zrevrange(rank, 0, 0, withscores=True)
+            pipe.zcount(rank, self.policy.threshold, "+inf")
+            count, open_alerts, ranked, top, high = pipe.execute()
+            if ranked == count or attempt == 2:
+                break
+            logger.info("rebuilding %s from %s (%d of %d devices)", rank, risk, ranked, count)
+            self._rebuild_rank(client, risk, rank)
         redis_s = time.perf_counter() - t0
         summary: dict[str, Any] = {"devices": count, "open_alerts": open_alerts}
-        if risks:
-            device, risk = max(
-                ((k.decode(), float(v)) for k, v in risks.items()), key=lambda kv: kv[1]
-            )
-            high = sum(1 for v in risks.values() if float(v) >= self.policy.threshold)
-            summary.update(max_risk=risk, max_risk_device=device, at_risk=high)
+        if top:
+            device, score = top[0]
+            summary.update(max_risk=float(score), max_risk_device=device.decode(), at_risk=high)
         summary["updated_ms"] = int(time.time() * 1000)
         t0 = time.perf_counter()
         client.hset(self.key("fleet"), mapping=summary)
         return redis_s + time.perf_counter() - t0
+
+    @staticmethod
+    def _rebuild_rank(client: Any, risk: str, rank: str) -> None:
+        """``rank`` anew from the ``risk`` hash (read once, in slices)."""
+        pipe = client.pipeline(transaction=True)
+        pipe.delete(rank)
+        cursor = 0
+        while True:
+            cursor, part = client.hscan(risk, cursor, count=10_000)
+            if part:
+                pipe.zadd(rank, {k: float(v) for k, v in part.items()})
+            if cursor == 0:
+                break
+        pipe.execute()
 
 
 def windows_from_rows(rows: Sequence[Any], formatter: TopFeatureFormatter) -> list[ScoredWindow]:

@@ -148,3 +148,50 @@ def test_a_crash_part_way_through_a_batch_duplicates_nothing(
         client.close()
         golden.close()
         crashed.close()
+
+
+def _fleet(client: Any, prefix: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in client.hgetall(f"{prefix}:fleet").items()}
+
+
+def _hgetall_calls(client: Any) -> int:
+    return int(client.info("commandstats").get("cmdstat_hgetall", {}).get("calls", 0))
+
+
+def test_the_fleet_summary_does_not_read_the_whole_risk_hash_each_batch(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Highest risk and count at risk come from the rank (a sorted set), not an HGETALL of
+    every device's risk per batch."""
+    sink = RedisAlertSink(redis_url, POLICY, W, prefix=key_prefix)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        sink.write(_windows("a", [0.2]) + _windows("b", [0.7]) + _windows("c", [0.4]))
+        before = _hgetall_calls(client)
+        sink.write(_windows("a", [0.8], first=1) + _windows("c", [0.1], first=1))
+        assert _hgetall_calls(client) == before
+        fleet = _fleet(client, key_prefix)
+        assert fleet["devices"] == "3" and fleet["at_risk"] == "2"
+        assert fleet["max_risk_device"] == "a" and float(fleet["max_risk"]) == 0.8
+        ranked = client.zrange(f"{key_prefix}:risk:rank", 0, -1, withscores=True)
+        assert ranked == [(b"c", 0.1), (b"b", 0.7), (b"a", 0.8)]
+    finally:
+        client.close()
+        sink.close()
+
+
+def test_a_missing_rank_is_rebuilt_from_the_risk_hash(redis_url: str, key_prefix: str) -> None:
+    """Data written before the rank existed (or a rank lost): the summary is still right."""
+    sink = RedisAlertSink(redis_url, POLICY, W, prefix=key_prefix)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        sink.write(_windows("a", [0.9]) + _windows("b", [0.3]))
+        client.delete(f"{key_prefix}:risk:rank")
+        sink.write(_windows("c", [0.6]))
+        fleet = _fleet(client, key_prefix)
+        assert fleet["devices"] == "3" and fleet["at_risk"] == "2"
+        assert fleet["max_risk_device"] == "a" and float(fleet["max_risk"]) == 0.9
+        assert client.zcard(f"{key_prefix}:risk:rank") == 3
+    finally:
+        client.close()
+        sink.close()
