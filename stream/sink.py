@@ -237,19 +237,22 @@ class RedisAlertSink:
         or lost) is rebuilt from the hash once.
         """
         risk, rank = self.key("risk"), self.key("risk", "rank")
-        t0 = time.perf_counter()
-        for attempt in (1, 2):
+
+        def read() -> list[Any]:
             pipe = client.pipeline(transaction=False)
             pipe.hlen(risk)
             pipe.scard(self.key("open"))
             pipe.zcard(rank)
             pipe.zrevrange(rank, 0, 0, withscores=True)
             pipe.zcount(rank, self.policy.threshold, "+inf")
-            count, open_alerts, ranked, top, high = pipe.execute()
-            if ranked == count or attempt == 2:
-                break
+            return list(pipe.execute())
+
+        t0 = time.perf_counter()
+        count, open_alerts, ranked, top, high = read()
+        if ranked != count:
             logger.info("rebuilding %s from %s (%d of %d devices)", rank, risk, ranked, count)
             self._rebuild_rank(client, risk, rank)
+            count, open_alerts, ranked, top, high = read()
         redis_s = time.perf_counter() - t0
         summary: dict[str, Any] = {"devices": count, "open_alerts": open_alerts}
         if top:

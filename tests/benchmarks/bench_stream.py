@@ -268,10 +268,33 @@ def run_prognos(
 
 
 def _median_run(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    """A copy of the run of median rate among ``rows`` (an odd count), renamed ``name``."""
+    """A copy of the run of median rate among ``rows`` (an odd count), renamed ``name``,
+    with the numbers of the runs it is the median of (``median_of``)."""
     ranked = sorted(rows, key=lambda r: r["rate"])
     median = ranked[len(ranked) // 2]
-    return {**median, "name": name, "median_of": [r["name"] for r in rows]}
+    return {**median, "name": name, "median_of": [r["run"] for r in rows]}
+
+
+def _baseline_run(
+    fn: Any,
+    name: str,
+    n: int,
+    bootstrap: str,
+    topic: str,
+    redis_url: str,
+    total: int,
+    watermark: float,
+) -> dict[str, Any]:
+    """One run of a baseline process (:mod:`tests.benchmarks.baselines`) as a row."""
+    print(f"running the {name} ...", file=sys.stderr)
+    r = fn(bootstrap, topic, redis_url, f"bench-{uuid.uuid4().hex[:6]}", total, watermark)
+    return {
+        "name": name,
+        "run": n,
+        **asdict(r),
+        "seconds": round(r.last_write_s, 3),
+        "rate": round(r.readings / r.last_write_s, 1),
+    }
 
 
 def part_throughput(
@@ -312,21 +335,15 @@ def part_throughput(
     for n in range(1, warm_runs + 3):
         name = run_name(JOB_COLD, n) if n > 1 else JOB_COLD
         print(f"running the {name} ...", file=sys.stderr)
-        job_runs.append(run_prognos(spark, bootstrap, redis_url, topic, expected, len(work), name))
+        run = run_prognos(spark, bootstrap, redis_url, topic, expected, len(work), name)
+        job_runs.append({**run, "run": n})
         if n > warm_runs + 1:
             break
         name = run_name(BATCHED, n) if n > 1 else BATCHED
-        print(f"running the {name} ...", file=sys.stderr)
-        r = baselines.batched(
-            bootstrap, topic, redis_url, f"bench-{uuid.uuid4().hex[:6]}", len(work), watermark
-        )
         batched_runs.append(
-            {
-                "name": name,
-                **asdict(r),
-                "seconds": round(r.last_write_s, 3),
-                "rate": round(r.readings / r.last_write_s, 1),
-            }
+            _baseline_run(
+                baselines.batched, name, n, bootstrap, topic, redis_url, len(work), watermark
+            )
         )
     rows = [
         *job_runs,
@@ -335,17 +352,10 @@ def part_throughput(
         _median_run(batched_runs[1:], BATCHED_WARM),
     ]
     if not skip_naive:
-        print(f"running {NAIVE} ...", file=sys.stderr)
-        r = baselines.naive(
-            bootstrap, topic, redis_url, f"bench-{uuid.uuid4().hex[:6]}", len(work), watermark
-        )
         rows.append(
-            {
-                "name": NAIVE,
-                **asdict(r),
-                "seconds": round(r.last_write_s, 3),
-                "rate": round(r.readings / r.last_write_s, 1),
-            }
+            _baseline_run(
+                baselines.naive, NAIVE, 1, bootstrap, topic, redis_url, len(work), watermark
+            )
         )
     return {"topic": topic, "readings": len(work), "expected_windows": expected, "rows": rows}
 

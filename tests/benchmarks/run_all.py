@@ -81,8 +81,8 @@ def _fmt(x: float | None, unit: str = "") -> str:
 
 
 def _run_numbers(row: dict[str, Any]) -> str:
-    """Which runs a warm row is the median of (``median_of``: their names), as ``3-5``."""
-    numbers = [int(name.rsplit(" ", 1)[-1]) for name in row.get("median_of", [])]
+    """Which runs a warm row is the median of (``median_of``: their numbers), as ``3-5``."""
+    numbers = row.get("median_of", [])
     if not numbers:
         return "?"
     low, high = min(numbers), max(numbers)
