@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
         choices=["csv", "parquet", "jsonl", "cmapss"],
         help="file format (default: from the name; *_FD00N.txt is C-MAPSS)",
     )
-    replay.add_argument("--mapping", help="a JSON or TOML column-mapping file (see ingest.replay)")
+    replay.add_argument("--mapping", help="a JSON or TOML column-mapping file (see ingest.columns)")
     replay.add_argument("--device-column", help="column of the device id (default device_id)")
     replay.add_argument("--time-column", help="column of the event time (default event_time)")
     replay.add_argument(
@@ -92,7 +92,7 @@ def _mapping(args: argparse.Namespace, base_time: Any) -> Any:
     from dataclasses import replace
     from pathlib import Path
 
-    from ingest.replay import ColumnMapping
+    from ingest.columns import ColumnMapping
 
     overrides: dict[str, Any] = {
         "device": args.device_column,
@@ -117,21 +117,16 @@ def _replay(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from ingest.columns import CMAPSS_BASE_TIME, parse_iso
     from ingest.config import KafkaConfig
     from ingest.errors import ConfigError
     from ingest.producer import ReadingProducer
-    from ingest.replay import (
-        CMAPSS_BASE_TIME,
-        ReplayOptions,
-        _parse_iso,
-        prepare_replay,
-        replay_file,
-    )
+    from ingest.replay import ReplayOptions, prepare_replay, replay_file
 
     base_time = CMAPSS_BASE_TIME
     if args.base_time:
         try:
-            base_time = _parse_iso(args.base_time)
+            base_time = parse_iso(args.base_time)
         except ValueError:
             raise ConfigError(f"--base-time {args.base_time!r} is not an ISO-8601 time") from None
     if args.speed is not None and args.speed <= 0:

@@ -10,7 +10,8 @@ from ingest.config import KafkaConfig
 from ingest.consumer import read_readings, read_records
 from ingest.deadletter import HEADER_FIELD, HEADER_REASON, HEADER_RULE, HEADER_SOURCE
 from ingest.producer import ReadingProducer
-from ingest.replay import CMAPSS_COLUMNS, ReplayOptions, replay_file
+from ingest.replay import ReplayOptions, replay_file
+from ingest.sources import CMAPSS_COLUMNS
 
 
 def test_replaying_train_fd001_delivers_every_reading(

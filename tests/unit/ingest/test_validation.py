@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from ingest.codec import encode
-from ingest.replay import cmapss_mapping, read_rows, rows_to_readings
+from ingest.columns import cmapss_mapping, rows_to_readings
 from ingest.schema import Reading
+from ingest.sources import CmapssSource
 from ingest.validation import (
     SENSOR_RULES,
     SETTING_RULES,
@@ -124,8 +125,10 @@ def test_catalogue_covers_cmapss() -> None:
 @pytest.mark.parametrize("name", ["train_FD001.txt", "test_FD001.txt"])
 def test_every_cmapss_row_passes(cmapss_dir: Path, name: str) -> None:
     path = cmapss_dir / name
-    columns, rows = read_rows(path, "cmapss")
-    items = list(rows_to_readings(rows, cmapss_mapping("FD001").resolve(columns, str(path))))
+    source = CmapssSource(path)
+    items = list(
+        rows_to_readings(source, cmapss_mapping("FD001").resolve(source.columns, str(path)))
+    )
     assert items, "no rows read"
     failures = [item for item in items if isinstance(item, Exception) or validate(item[1])]
     assert failures == []
