@@ -13,12 +13,13 @@ too; one of turbofans only records just those (no ``load``, ``regime`` or
 
 from __future__ import annotations
 
+import itertools
 import logging
-import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from ingest.publish import publish
 from ingest.schema import Reading
 from simulator.config import CMAPSS_SENSORS, CMAPSS_SETTINGS
 from simulator.errors import ConfigError, RecordError
@@ -198,6 +199,8 @@ def run_fleet(
 ) -> RunReport:
     """Run ``fleet`` for ``steps`` steps or ``duration_s`` simulated seconds (else until Ctrl-C).
 
+    Pacing, Ctrl-C and the counts are :func:`ingest.publish.publish`'s, as for a replay.
+
     Args:
         fleet: the fleet.
         steps: how many steps.
@@ -214,31 +217,31 @@ def run_fleet(
     if steps is None and duration_s is not None:
         steps = max(1, round(duration_s / fleet.config.step_s))
     recorder = _Recorder(record, fleet.config.types) if record is not None else None
-    started = time.monotonic()
-    done = readings = 0
-    interrupted = False
     send = producer.send if producer is not None else None
-    try:
-        while steps is None or done < steps:
-            if pace.speed is not None:
-                due = started + done * fleet.config.step_s / pace.speed
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)  # pacing, not synchronisation
-            for reading in fleet.step():
-                if send is not None:
-                    send(reading)
-                if recorder is not None:
-                    recorder.add(reading)
-                readings += 1
-            done += 1
-            if on_step is not None:
-                on_step(done)
-    except KeyboardInterrupt:
-        interrupted = True
-        logger.warning("interrupted after %d steps; closing cleanly", done)
-    finally:
-        if recorder is not None:
-            recorder.close(fleet.ground_truth())
-    dead = producer.stats().dead_lettered if producer is not None else 0
-    return RunReport(done, readings - dead, dead, time.monotonic() - started, interrupted)
+    step_s = fleet.config.step_s
+    readings = 0
+
+    def step(number: int) -> None:
+        nonlocal readings
+        for reading in fleet.step():
+            if send is not None:
+                send(reading)
+            if recorder is not None:
+                recorder.add(reading)
+            readings += 1
+        if on_step is not None:
+            on_step(number + 1)
+
+    run = publish(
+        itertools.count() if steps is None else range(steps),
+        step,
+        speed=pace.speed,
+        clock=lambda number: number * step_s,
+        producer=producer,
+        close=(lambda: recorder.close(fleet.ground_truth())) if recorder is not None else None,
+        label="simulation",
+        unit="steps",
+    )
+    return RunReport(
+        run.items, readings - run.dead_lettered, run.dead_lettered, run.seconds, run.interrupted
+    )
