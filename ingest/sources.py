@@ -10,19 +10,21 @@ that cannot be parsed), and :mod:`ingest.columns` turns them into readings.
 * ``jsonl`` (:class:`JsonLinesSource`, ``*.jsonl``, ``*.ndjson``): one JSON object a line;
 * ``cmapss`` (:class:`CmapssSource`, ``*_FD00N.txt``): 26 numbers a line, no header.
 
-Text formats may be gzipped (``*.csv.gz``...). **C-MAPSS**: 26 whitespace-separated
+CSV and JSON lines may be gzipped (``*.csv.gz``...). **C-MAPSS**: 26 whitespace-separated
 columns, ``unit cycle setting1..3 s1..s21`` (:data:`CMAPSS_COLUMNS`); rows are yielded in
 time order (cycle by cycle across engines), each engine's cycles in order, and the subset
 (``FD001``) comes from the file name.
 
 >>> import tempfile
->>> folder = Path(tempfile.mkdtemp())
+>>> tmp = tempfile.TemporaryDirectory()
+>>> folder = Path(tmp.name)
 >>> _ = (folder / "plant.csv").write_text("device_id,event_time,vibration\\nm1,2026-01-01T00:00:00Z,1.5\\n")
 >>> source = open_source(folder / "plant.csv")
 >>> source.columns, source.count()
 (['device_id', 'event_time', 'vibration'], 1)
 >>> [row.values["vibration"] for row in source if isinstance(row, RawRow)]
 ['1.5']
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ class Source(abc.ABC):
       file of this format and reads what it needs to know its columns (a header, a
       schema, the first object), so every file error comes before anything is sent. It
       raises :class:`~ingest.errors.InputFileError`, naming the path and the fix, for a
-      missing path, a folder, an empty file, or one it cannot read or parse as a whole.
+      missing path, a folder, or a file it cannot read or whose start is not in this
+      format (a CSV file without a header, a file pyarrow cannot open as Parquet).
     * :attr:`columns` is the list of the file's column names, in the file's order.
     * **Iterating yields every row**, in the file's order (:class:`CmapssSource`: in
       time order), as a :class:`~ingest.columns.RawRow` whose ``source`` is ``file:line``
@@ -291,6 +294,9 @@ class ParquetSource(Source):
 
 class CmapssSource(Source):
     """A NASA C-MAPSS text file (``train_FD001.txt``...), rows in time order.
+
+    The rows are sorted by (cycle, unit) once the whole file is read; a row that does
+    not parse is yielded as it is read, so before every good row.
 
     Attributes:
         subset: the subset named in the file name, upper case (``FD001``), else ``CMAPSS``.
