@@ -7,6 +7,9 @@ variable                            meaning (default)
                                     (``127.0.0.1:9092``)
 ``PROGNOS_TOPIC``                   readings topic (``prognos.readings``)
 ``PROGNOS_DLQ_TOPIC``               dead-letter topic (``<topic>.dlq``)
+``PROGNOS_TOPIC_PARTITIONS``        partitions of each topic a producer creates (``2``)
+``PROGNOS_TOPIC_REPLICATION``       replication factor of each topic a producer creates
+                                    (``1``; at most the number of brokers)
 ``PROGNOS_KAFKA_SECURITY_PROTOCOL`` ``PLAINTEXT``, ``SSL``, ``SASL_PLAINTEXT`` or ``SASL_SSL``
 ``PROGNOS_KAFKA_SASL_MECHANISM``    ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``
 ``PROGNOS_KAFKA_SASL_USERNAME``     SASL user name
@@ -15,7 +18,10 @@ variable                            meaning (default)
 ``PROGNOS_KAFKA_SSL_CAFILE``        PEM file of the CA that signed the broker's certificate
 ==================================  ========================================================
 
-The password never appears in a repr, a log line or an argument list.
+The password never appears in a repr, a log line or an argument list. A producer creates
+the readings and dead-letter topics when they are missing
+(:func:`ingest.admin.ensure_topics`), with ``PROGNOS_TOPIC_PARTITIONS`` and
+``PROGNOS_TOPIC_REPLICATION``; it never changes a topic that exists.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ DEFAULT_BOOTSTRAP: Final = "127.0.0.1:9092"
 DEFAULT_TOPIC: Final = "prognos.readings"
 _PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Topic shape: the variable that sets each and its default (the local broker's num.partitions).
+_PARTITIONS: Final = ("PROGNOS_TOPIC_PARTITIONS", 2)
+_REPLICATION: Final = ("PROGNOS_TOPIC_REPLICATION", 1)
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,8 @@ class KafkaConfig:
         sasl_password: SASL password (masked in the repr).
         ssl_cafile: CA certificate (PEM) for the SSL protocols.
         client_id: the Kafka client id.
+        partitions: partitions of a topic :func:`ingest.admin.ensure_topics` creates.
+        replication_factor: replicas of each partition of such a topic.
     """
 
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
@@ -64,8 +75,16 @@ class KafkaConfig:
     sasl_password: str | None = field(default=None, repr=False)
     ssl_cafile: str | None = None
     client_id: str = "prognos"
+    partitions: int = _PARTITIONS[1]
+    replication_factor: int = _REPLICATION[1]
 
     def __post_init__(self) -> None:
+        for (variable, default), value in (
+            (_PARTITIONS, self.partitions),
+            (_REPLICATION, self.replication_factor),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise _count_error(variable, default, value)
         if not self.bootstrap_servers.strip():
             raise ConfigError(
                 "PROGNOS_KAFKA_BOOTSTRAP is empty; set it to host:port, e.g. 127.0.0.1:9092"
@@ -93,7 +112,8 @@ class KafkaConfig:
             f"KafkaConfig(bootstrap_servers={self.bootstrap_servers!r}, topic={self.topic!r}, "
             f"dlq_topic={self.dead_letter_topic!r}, security_protocol={self.security_protocol!r}, "
             f"sasl_mechanism={self.sasl_mechanism!r}, sasl_username={self.sasl_username!r}, "
-            f"sasl_password={password}, ssl_cafile={self.ssl_cafile!r}, client_id={self.client_id!r})"
+            f"sasl_password={password}, ssl_cafile={self.ssl_cafile!r}, client_id={self.client_id!r}, "
+            f"partitions={self.partitions!r}, replication_factor={self.replication_factor!r})"
         )
 
     __str__ = __repr__
@@ -134,6 +154,8 @@ class KafkaConfig:
             "sasl_username": env.get("PROGNOS_KAFKA_SASL_USERNAME") or None,
             "sasl_password": password,
             "ssl_cafile": env.get("PROGNOS_KAFKA_SSL_CAFILE") or None,
+            "partitions": _count(env, *_PARTITIONS),
+            "replication_factor": _count(env, *_REPLICATION),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -205,3 +227,21 @@ class KafkaConfig:
             options["kafka.ssl.truststore.type"] = "PEM"
             options["kafka.ssl.truststore.location"] = self.ssl_cafile
         return options
+
+
+def _count(env: Mapping[str, str], variable: str, default: int) -> int:
+    """The whole number in ``env[variable]``, ``default`` when unset or empty."""
+    text = (env.get(variable) or "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise _count_error(variable, default, text) from None
+
+
+def _count_error(variable: str, default: int, value: object) -> ConfigError:
+    return ConfigError(
+        f"{variable}={value!r}: must be a whole number of at least 1; set it to one "
+        f"(e.g. {default}) or unset it for the default ({default})"
+    )

@@ -72,6 +72,41 @@ def test_bad_security_settings_are_refused(tmp_path: Path) -> None:
         KafkaConfig.from_env({"PROGNOS_KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "missing")})
 
 
+def test_topic_shape_from_the_environment() -> None:
+    config = KafkaConfig.from_env({})
+    assert (config.partitions, config.replication_factor) == (2, 1)
+    config = KafkaConfig.from_env(
+        {"PROGNOS_TOPIC_PARTITIONS": "6", "PROGNOS_TOPIC_REPLICATION": " 3 "}
+    )
+    assert (config.partitions, config.replication_factor) == (6, 3)
+    assert "partitions=6, replication_factor=3" in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PROGNOS_TOPIC_PARTITIONS", "two"),
+        ("PROGNOS_TOPIC_PARTITIONS", "0"),
+        ("PROGNOS_TOPIC_PARTITIONS", "1.5"),
+        ("PROGNOS_TOPIC_REPLICATION", "-1"),
+        ("PROGNOS_TOPIC_REPLICATION", "x"),
+    ],
+)
+def test_a_bad_topic_shape_names_the_variable_and_the_fix(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        KafkaConfig.from_env({variable: value})
+    message = str(info.value)
+    assert message.startswith(f"{variable}=") and value.strip() in message
+    assert "whole number of at least 1" in message and "unset it" in message
+
+
+def test_a_bad_topic_shape_is_refused_when_built_in_code() -> None:
+    with pytest.raises(ConfigError, match="PROGNOS_TOPIC_PARTITIONS"):
+        KafkaConfig(partitions=0)
+    with pytest.raises(ConfigError, match="PROGNOS_TOPIC_REPLICATION"):
+        KafkaConfig(replication_factor=True)
+
+
 @pytest.mark.parametrize(
     "extra",
     [
