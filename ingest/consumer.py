@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ingest.admin import broker_unavailable
 from ingest.codec import decode
 from ingest.config import KafkaConfig
 from ingest.errors import DecodeError, IngestError
-from ingest.producer import broker_unavailable
 from ingest.schema import Reading
 
 logger = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ Hierarchy::
     │   └── IdempotenceDisabledError   a producer setting would turn idempotence or acks=all off
     ├── BrokerUnavailableError      the Kafka bootstrap servers do not answer (retriable)
     ├── DeliveryError               records were not acknowledged by the broker (retriable)
+    ├── TopicError                  the cluster refused to create the readings or dead-letter topic
     ├── InvalidReadingError         a Reading was built with a value of the wrong kind
     ├── EncodeError                 a Reading cannot be written in the wire format (e.g. NaN)
     ├── DecodeError                 bytes are not a valid reading; ``field`` and ``rule`` say why
@@ -56,6 +57,13 @@ class DeliveryError(IngestError):
         super().__init__(message)
         self.failed = failed
         self.first_error = first_error
+
+
+class TopicError(IngestError):
+    """The cluster refused to create a topic (not allowed, too many replicas, a policy).
+
+    The message names the topic, the cluster's reason and the setting or step that fixes it.
+    """
 
 
 class InvalidReadingError(IngestError, ValueError):

@@ -3,7 +3,8 @@
 :class:`ReadingProducer` validates each reading (:mod:`ingest.validation`) and sends the
 valid ones to the readings topic keyed by device id, so a device's readings stay in one
 partition, in order. A reading that breaks a rule goes to the dead-letter topic with the
-reason in headers (:mod:`ingest.deadletter`); a valid reading is never dropped.
+reason in headers (:mod:`ingest.deadletter`); a valid reading is never dropped. Both
+topics are created when missing before anything is sent (:func:`ingest.admin.ensure_topics`).
 
 Delivery guarantees are not negotiable: the producer is idempotent (``enable_idempotence``)
 with ``acks=all``, unlimited retries within ``delivery_timeout_ms`` and at most 5 requests
@@ -30,11 +31,11 @@ from typing import Any, Final
 
 from kafka.partitioner.default import DefaultPartitioner
 
+from ingest.admin import broker_unavailable, ensure_topics
 from ingest.codec import encode
 from ingest.config import KafkaConfig
 from ingest.deadletter import DeadLetterCounts, dead_letter_headers
 from ingest.errors import (
-    BrokerUnavailableError,
     ConfigError,
     DeliveryError,
     EncodeError,
@@ -45,7 +46,7 @@ from ingest.validation import DEFAULT_LIMITS, Limits, Violation, check_size, val
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ProducerSettings", "ProducerStats", "ReadingProducer", "broker_unavailable"]
+__all__ = ["ProducerSettings", "ProducerStats", "ReadingProducer"]
 
 _COMPRESSION: Final = (None, "gzip", "snappy", "lz4", "zstd")
 # Settings this module owns; a caller may not pass them through ``extra``.
@@ -149,15 +150,6 @@ class ProducerStats:
         return sum(self.dead_letters.values())
 
 
-def broker_unavailable(bootstrap: str, detail: object = None) -> BrokerUnavailableError:
-    """The error for a broker that does not answer at ``bootstrap``, with the fix."""
-    extra = f" ({detail})" if detail else ""
-    return BrokerUnavailableError(
-        f"no Kafka broker answered at {bootstrap}{extra}. Start the local stack with "
-        "`prognos stack up`, or point PROGNOS_KAFKA_BOOTSTRAP at a running broker."
-    )
-
-
 class _CachingPartitioner(DefaultPartitioner):  # type: ignore[misc]
     """kafka-python's murmur2 partitioner (Java-compatible) with a per-key cache.
 
@@ -209,6 +201,8 @@ class ReadingProducer:
     Raises:
         BrokerUnavailableError: no broker answered within ``bootstrap_timeout_ms``.
         IdempotenceDisabledError: the settings would disable idempotence or acks=all.
+        TopicError: a missing topic could not be created (see
+            :func:`ingest.admin.ensure_topics`).
     """
 
     def __init__(
@@ -245,6 +239,13 @@ class ReadingProducer:
             # kafka-python 3 reports an unreachable cluster as KafkaTimeoutError
             # ("Unable to bootstrap"), older versions as NoBrokersAvailable.
             raise broker_unavailable(config.bootstrap_servers, exc) from None
+        try:
+            # Before the first send: a topic left to the broker's auto-creation gets its
+            # default shape, and kafka-python logs an ERROR until it exists.
+            ensure_topics(config, timeout_s=self.settings.bootstrap_timeout_ms / 1000)
+        except BaseException:
+            self._producer.close(timeout=0)
+            raise
         logger.info(
             "producer connected to %s: topic %s, dead letters %s, idempotent, acks=all, %s compression",
             config.bootstrap_servers,
