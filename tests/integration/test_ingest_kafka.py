@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from dataclasses import replace
@@ -21,14 +22,16 @@ from simulator.run import Pace, run_fleet
 
 
 def test_a_simulated_run_is_consumed_back_reading_for_reading(
-    kafka_bootstrap: str, unique_topic: str, dlq_topic: str
+    kafka_bootstrap: str, unique_topic: str, dlq_topic: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="kafka")  # the broker start quiets it
     config = FleetConfig(machines=25, seed=17, fast_fail=3, fast_fail_s=120, step_s=2.0)
     expected = list(Fleet(config).steps(200))
     kafka = KafkaConfig(bootstrap_servers=kafka_bootstrap, topic=unique_topic)
     with ReadingProducer(kafka) as producer:
         report = run_fleet(Fleet(config), steps=200, pace=Pace(None), producer=producer)
     assert report.readings == len(expected) and report.dead_letters == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
     got = read_readings(kafka_bootstrap, unique_topic, expected=len(expected), timeout_s=60)
     assert len(got) == len(expected), f"{len(expected) - len(got)} readings lost"
@@ -76,7 +79,7 @@ def test_invalid_readings_go_to_the_dead_letter_topic_and_valid_ones_are_kept(
 
 
 def test_producer_flushes_what_it_was_given_on_ctrl_c(
-    kafka_bootstrap: str, unique_topic: str
+    kafka_bootstrap: str, unique_topic: str, dlq_topic: str
 ) -> None:
     t = datetime(2026, 1, 1, tzinfo=UTC)
     kafka = KafkaConfig(bootstrap_servers=kafka_bootstrap, topic=unique_topic)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,62 @@ from ingest.deadletter import HEADER_FIELD, HEADER_REASON, HEADER_RULE, HEADER_S
 from ingest.producer import ReadingProducer
 from ingest.replay import ReplayOptions, replay_file
 from ingest.sources import CMAPSS_COLUMNS
+
+
+@pytest.fixture
+def fresh_topic(kafka_bootstrap: str) -> Iterator[str]:
+    """A topic name nobody has created; it and its dead-letter topic are deleted afterwards."""
+    from kafka import KafkaAdminClient
+
+    name = f"test-fresh-{uuid.uuid4().hex[:12]}"
+    yield name
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="prognos-tests")
+    try:
+        present = [t for t in (name, f"{name}.dlq") if t in admin.list_topics()]
+        if present:
+            admin.delete_topics(present)
+    finally:
+        admin.close()
+
+
+def test_a_first_replay_creates_its_topics_and_logs_no_error(
+    kafka_bootstrap: str,
+    fresh_topic: str,
+    cmapss_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The session's broker start quiets the "kafka" logger; hear everything from INFO up.
+    caplog.set_level(logging.INFO, logger="kafka")
+    caplog.set_level(logging.INFO, logger="ingest")
+    lines = (cmapss_dir / "train_FD001.txt").read_text().splitlines()[:50]
+    path = tmp_path / "train_FD001.txt"
+    path.write_text("\n".join([*lines[:10], "1 99 0.1", *lines[10:]]) + "\n")  # one dead letter
+    kafka = KafkaConfig(bootstrap_servers=kafka_bootstrap, topic=fresh_topic, partitions=3)
+    with ReadingProducer(kafka, source=str(path)) as producer:
+        report = replay_file(path, producer, ReplayOptions(progress=False))
+    assert (report.sent, report.dead_lettered) == (50, 1)
+
+    errors = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    assert any(r.name.startswith("kafka.") for r in caplog.records), "kafka's logs not captured"
+    assert f"created topic {fresh_topic}: 3 partitions" in caplog.text
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="prognos-tests")
+    try:
+        described = {
+            t["name"]: t for t in admin.describe_topics([fresh_topic, f"{fresh_topic}.dlq"])
+        }
+    finally:
+        admin.close()
+    assert {name: len(t["partitions"]) for name, t in described.items()} == {
+        fresh_topic: 3,
+        f"{fresh_topic}.dlq": 3,
+    }
+    assert len(read_readings(kafka_bootstrap, fresh_topic, expected=50)) == 50
+    [letter] = read_records(kafka_bootstrap, f"{fresh_topic}.dlq", expected=1, decode_values=False)
+    assert letter.headers[HEADER_SOURCE] == f"{path}:11"
 
 
 def test_replaying_train_fd001_delivers_every_reading(
