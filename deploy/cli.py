@@ -4,7 +4,14 @@ A package contributes subcommands through a ``cli`` module with a
 ``register(subparsers)`` function that adds its parsers and sets ``handler`` on each;
 a handler takes the parsed arguments and returns an exit code. ``cli`` modules import
 only ``argparse`` at module level, so ``prognos --help`` stays fast and a subcommand
-never pays for another's imports (pyspark, onnxruntime, torch).
+never pays for another's imports (pyspark, onnxruntime, torch). ``deploy`` registers the
+whole-system commands (``stack``, ``stream``, ``smoke``, ``demo``, ``status``).
+
+Before a handler runs, the local stack's client settings
+(:meth:`deploy.config.StackConfig.client_env`: its ports, state folder and, with the
+secure profile, the clients' security settings) become defaults of the environment, so
+every package's configuration (``KafkaConfig``, ``RedisConfig``, ``StreamConfig``) finds
+the stack from its own ``PROGNOS_*`` variables; a variable the user set wins.
 """
 
 from __future__ import annotations
@@ -20,6 +27,10 @@ PACKAGES = ("deploy", "ingest", "simulator", "models", "stream")
 _COMMAND_MODULES = tuple(
     f"{package}.cli_commands" if package == "deploy" else f"{package}.cli" for package in PACKAGES
 )
+# Third-party loggers that report our normal operation as warnings (kafka-python's
+# producer and admin client while topics are created, py4j's gateway at shutdown): shown
+# from ERROR only, unless --log-level DEBUG asks for everything.
+_QUIET_LOGGERS = ("kafka", "py4j")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stack_defaults() -> None:
+    """The local stack's client settings as defaults of ``os.environ`` (see above)."""
+    import os
+
+    from deploy.config import StackConfig
+
+    for name, value in StackConfig.from_env().client_env().items():
+        os.environ.setdefault(name, value)
+
+
 def _is_user_facing(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in PACKAGES
 
@@ -59,9 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("kafka", "py4j"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    if args.log_level != "DEBUG":
+        for noisy in _QUIET_LOGGERS:
+            logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
+        _stack_defaults()
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("prognos: interrupted", file=sys.stderr)

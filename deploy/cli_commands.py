@@ -1,4 +1,8 @@
-"""``prognos stack``: set up, start, stop and inspect the local stack."""
+"""The whole-system commands: ``stack``, ``stream``, ``smoke``, ``demo`` and ``status``.
+
+Only ``argparse`` (and the standard library) is imported at module level, as the
+dispatcher (:mod:`deploy.cli`) expects.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,17 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
+    """Add ``stack``, ``stream``, ``demo``, ``smoke`` and ``status``."""
+    from deploy import status
+
+    _register_stack(subparsers)
+    _register_stream(subparsers)
+    _register_demo(subparsers)
+    _register_smoke(subparsers)
+    status.register(subparsers)
+
+
+def _register_stack(subparsers: Any) -> None:
     stack = subparsers.add_parser(
         "stack",
         help="the local Kafka broker and Redis server",
@@ -101,7 +116,7 @@ def _up(args: argparse.Namespace) -> int:
     stack = Stack(_config(args))
     statuses = stack.up()
     _print_status(statuses)
-    from deploy.redact import redact_url
+    from stream.redis_config import redact_url
 
     print(
         f"bootstrap servers: {stack.config.kafka_bootstrap}    "
@@ -144,3 +159,171 @@ def _status(args: argparse.Namespace) -> int:
     statuses = Stack(_config(args)).status()
     _print_status(statuses)
     return 0 if all(s.healthy for s in statuses) else 1
+
+
+# -- prognos stream ------------------------------------------------------------------------
+
+
+def _register_stream(subparsers: Any) -> None:
+    from stream.cli import add_job_arguments
+
+    job = subparsers.add_parser(
+        "stream",
+        help="run the stream job: Kafka -> Spark -> ONNX Runtime -> Redis alerts",
+        description="Read readings from Kafka, build each device's window features, score "
+        "failure risk with the ONNX model, and write alerts to Redis. Runs until Ctrl-C or "
+        "SIGTERM (the batch in flight finishes first), or with --available-now until the "
+        "topic is read. Kafka and Redis come from the local stack or PROGNOS_KAFKA_BOOTSTRAP "
+        "/ PROGNOS_REDIS_URL; see README 'The stream job' for every setting.",
+    )
+    add_job_arguments(job)
+    job.set_defaults(handler=_stream)
+
+
+def _stream(args: argparse.Namespace) -> int:
+    from deploy.spark import spark_session
+    from stream.cli import job_config
+    from stream.job import StreamJob
+    from stream.session import SparkConfig
+
+    config = job_config(args)
+    spark = spark_session(SparkConfig.from_env(app_name="prognos-stream"))
+    try:
+        job = StreamJob(spark, config)
+        job.start()
+        job.run()
+    finally:
+        spark.stop()
+    m = job.metrics
+    print(
+        f"stream job stopped after batch {m.batch_id}: {m.windows_scored_total} windows scored, "
+        f"{m.alerts_total} alert events, {m.dead_letters_total} dead letters, "
+        f"{m.dropped_by_watermark_total} late readings dropped"
+    )
+    return 0
+
+
+# -- prognos smoke -------------------------------------------------------------------------
+
+
+def _register_smoke(subparsers: Any) -> None:
+    smoke = subparsers.add_parser(
+        "smoke",
+        help="send readings through Kafka -> Spark -> Redis and count what arrives",
+        description="The smoke pipeline: send readings with kafka-python, read them with a "
+        "Spark Structured Streaming query through format('kafka'), write them to Redis "
+        "through foreachBatch, and check every one arrived exactly once. Uses the local "
+        "stack (prognos stack up) or PROGNOS_KAFKA_BOOTSTRAP / PROGNOS_REDIS_URL.",
+    )
+    smoke.add_argument("--count", type=int, default=1000, help="readings to send (default 1000)")
+    smoke.add_argument("--topic", help="topic to use (default: a new prognos.smoke.<id> topic)")
+    smoke.set_defaults(handler=_smoke)
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    import tempfile
+    import uuid
+    from pathlib import Path
+
+    from deploy.errors import DeployError
+    from deploy.smoke import run_smoke
+    from deploy.spark import spark_session
+    from ingest.admin import kafka_answers
+    from ingest.config import KafkaConfig
+    from stream.redis_config import RedisConfig, redact_url, redis_answers
+    from stream.session import SparkConfig
+
+    kafka = KafkaConfig.from_env()
+    redis = RedisConfig.from_env()
+    if kafka.security_protocol != "PLAINTEXT":
+        raise DeployError(
+            "prognos smoke checks a PLAINTEXT broker (the local stack without --secure); the "
+            "secure profile is checked by `prognos stream` itself, which refuses to start when "
+            "the broker does not answer with the configured security settings"
+        )
+    if not kafka_answers(kafka.bootstrap_servers):
+        raise DeployError(
+            f"no Kafka broker answers at {kafka.bootstrap_servers}: run `prognos stack up`, "
+            "or set PROGNOS_KAFKA_BOOTSTRAP to your cluster"
+        )
+    if not redis_answers(redis.url):
+        raise DeployError(
+            f"no Redis answers at {redact_url(redis.url)}: run `prognos stack up`, "
+            "or set PROGNOS_REDIS_URL"
+        )
+    run_id = uuid.uuid4().hex[:8]
+    topic = args.topic or f"prognos.smoke.{run_id}"
+    spark = spark_session(SparkConfig.from_env(app_name="prognos-smoke", ui=False))
+    try:
+        with tempfile.TemporaryDirectory(prefix="prognos-smoke-") as tmp:
+            result = run_smoke(
+                spark,
+                kafka.bootstrap_servers,
+                topic,
+                redis.url,
+                redis.key_prefix,
+                run_id,
+                Path(tmp) / "checkpoint",
+                args.count,
+            )
+    finally:
+        spark.stop()
+    print(
+        f"smoke pipeline: sent {result.sent} readings to {topic} on {kafka.bootstrap_servers}; "
+        f"Spark delivered {result.delivered} to Redis ({result.duplicated} duplicated, "
+        f"{result.missing} missing) in {result.seconds:.1f}s -> {'OK' if result.ok else 'FAILED'}"
+    )
+    return 0 if result.ok else 1
+
+
+# -- prognos demo --------------------------------------------------------------------------
+
+
+def _register_demo(subparsers: Any) -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        help="the whole system: stack, stream job, a degrading fleet, live alerts",
+        description="Bring the local stack up, start the stream job with the default model, "
+        "start a simulated fleet of turbofans in which a few degrade fast (or replay NASA "
+        "C-MAPSS with --cmapss), and show alerts as they arrive. Ctrl-C stops everything "
+        "the demo started.",
+    )
+    demo.add_argument("--machines", type=int, default=12, help="turbofans in the fleet (12)")
+    demo.add_argument("--fast-fail", type=int, default=3, help="how many degrade fast (3)")
+    demo.add_argument(
+        "--rate", type=int, default=600, help="simulated seconds per second (600: a cycle a second)"
+    )
+    demo.add_argument("--seed", type=int, default=7, help="the fleet's seed (7)")
+    demo.add_argument(
+        "--cmapss",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="replay C-MAPSS instead (default ../shared/data/cmapss/train_FD001.txt)",
+    )
+    demo.add_argument(
+        "--duration", type=float, help="stop after this many seconds (default: Ctrl-C)"
+    )
+    demo.add_argument("--key-prefix", help="Redis key prefix (PROGNOS_KEY_PREFIX, prognos)")
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from deploy.demo import DemoConfig, default_cmapss, run_demo
+
+    cmapss = (
+        None if args.cmapss is None else (Path(args.cmapss) if args.cmapss else default_cmapss())
+    )
+    return run_demo(
+        DemoConfig(
+            machines=args.machines,
+            fast_fail=args.fast_fail,
+            rate=args.rate,
+            seed=args.seed,
+            cmapss=cmapss,
+            duration_s=args.duration,
+            key_prefix=args.key_prefix,
+        )
+    )

@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from deploy.errors import ConfigError
+
 KAFKA_VERSION = "4.2.2"
 SCALA_BINARY = "2.13"
 LOG4J_VERSION = "2.25.5"
@@ -52,17 +54,27 @@ def _user_cache(env: Mapping[str, str]) -> Path:
     return Path(root) / "prognos"
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, what: str = "a port") -> int:
+    """An integer setting; a malformed one is a :class:`ConfigError` naming it and the fix.
+
+    >>> _int({"PROGNOS_KAFKA_PORT": "9192"}, "PROGNOS_KAFKA_PORT", 9092)
+    9192
+    >>> _int({"PROGNOS_KAFKA_PORT": "abc"}, "PROGNOS_KAFKA_PORT", 9092)
+    Traceback (most recent call last):
+    ...
+    deploy.errors.ConfigError: PROGNOS_KAFKA_PORT='abc' is not a port; set it to a whole number such as 9092, or unset it for the default (9092)
+    """
     raw = env.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(
-            f"{name}={raw!r} is not an integer; set it to a port or a number of seconds"
-        ) from None
-    return value
+    text = raw.strip()
+    limit = 65535 if what == "a port" else None
+    if not text.isdigit() or int(text) < 1 or (limit is not None and int(text) > limit):
+        raise ConfigError(
+            f"{name}={raw!r} is not {what}; set it to a whole number such as {default}, "
+            f"or unset it for the default ({default})"
+        )
+    return int(text)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -71,7 +83,7 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
-    raise ValueError(f"{name}={raw!r}: use 1 (on) or 0 (off)")
+    raise ConfigError(f"{name}={raw!r}: use 1 (on) or 0 (off), or unset it (off)")
 
 
 @dataclass(frozen=True)
@@ -109,7 +121,7 @@ class StackConfig:
             redis_port=_int(env, "PROGNOS_REDIS_PORT", 6379),
             kafka_version=env.get("PROGNOS_KAFKA_VERSION") or KAFKA_VERSION,
             kafka_heap=env.get("PROGNOS_KAFKA_HEAP") or "512m",
-            start_timeout=float(_int(env, "PROGNOS_START_TIMEOUT", 90)),
+            start_timeout=float(_int(env, "PROGNOS_START_TIMEOUT", 90, "a number of seconds")),
             kafka_home=Path(env["PROGNOS_KAFKA_HOME"]) if env.get("PROGNOS_KAFKA_HOME") else None,
             jars_dir=Path(env["PROGNOS_JARS_DIR"]) if env.get("PROGNOS_JARS_DIR") else None,
             maven_repo=(env.get("PROGNOS_MAVEN_REPO") or MAVEN_CENTRAL).rstrip("/"),
@@ -139,18 +151,20 @@ class StackConfig:
     def client_env(self) -> dict[str, str]:
         """``PROGNOS_*`` variables that point Prognos's clients (and ``prognos stack``) here.
 
-        Ports and state folder, and for the secure profile the switch (clients then read
-        Redis's password from its file, see :attr:`redis_url`) and Kafka's SASL_SSL settings
-        with the password as a file. No secret is in the values.
+        Ports and state folder, and for the secure profile the switch and the clients'
+        settings: Kafka's SASL_SSL and Redis's TLS, each user's password as a file. No
+        secret is in the values. ``ingest.config.KafkaConfig`` and
+        ``stream.redis_config.RedisConfig`` read them.
         """
         env = {
+            "PROGNOS_HOME": str(self.home),
             "PROGNOS_STATE_DIR": str(self.state_dir),
             "PROGNOS_KAFKA_PORT": str(self.kafka_port),
             "PROGNOS_KAFKA_CONTROLLER_PORT": str(self.kafka_controller_port),
             "PROGNOS_REDIS_PORT": str(self.redis_port),
         }
         if self.secure:
-            from deploy.secure import KAFKA_APP_USER, SCRAM_MECHANISM, SecureFiles
+            from deploy.secure import KAFKA_APP_USER, REDIS_APP_USER, SCRAM_MECHANISM, SecureFiles
 
             files = SecureFiles(self.secure_dir)
             env.update(
@@ -160,6 +174,9 @@ class StackConfig:
                 PROGNOS_KAFKA_SASL_USERNAME=KAFKA_APP_USER,
                 PROGNOS_KAFKA_SASL_PASSWORD_FILE=str(files.kafka_app_password),
                 PROGNOS_KAFKA_SSL_CAFILE=str(files.ca),
+                PROGNOS_REDIS_USERNAME=REDIS_APP_USER,
+                PROGNOS_REDIS_PASSWORD_FILE=str(files.redis_app_password),
+                PROGNOS_REDIS_SSL_CAFILE=str(files.ca),
             )
         return env
 

@@ -3,6 +3,7 @@
 Hierarchy::
 
     DeployError                 root of this package; ``retriable`` says if a retry can help
+    ├── ConfigError             a PROGNOS_* setting is malformed (names it and the fix)
     ├── JavaError               Java missing or older than 17
     ├── JarResolutionError      jars could not be resolved (offline, Maven Central down)
     ├── ConnectorMismatchError  Spark's Kafka connector does not match pyspark
@@ -21,6 +22,10 @@ class DeployError(Exception):
     """Root of the errors raised by :mod:`deploy`."""
 
     retriable = False
+
+
+class ConfigError(DeployError):
+    """A setting of the stack is malformed; the message names the variable and the fix."""
 
 
 class JavaError(DeployError):

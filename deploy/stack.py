@@ -22,11 +22,11 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from deploy.config import StackConfig
 from deploy.errors import (
@@ -39,6 +39,8 @@ from deploy.errors import (
 from deploy.jars import kafka_jars
 from deploy.java import find_java
 from deploy.secure import write_private
+from ingest.admin import kafka_answers
+from stream.redis_config import redact_url, redis_answers
 
 logger = logging.getLogger(__name__)
 
@@ -430,57 +432,6 @@ class RedisServer(_ManagedProcess):
         return redis_answers(self.config.redis_url)
 
 
-def kafka_answers(
-    bootstrap: str, timeout_s: float = 5.0, client: Mapping[str, Any] | None = None
-) -> bool:
-    """True when a Kafka broker at ``bootstrap`` answers a metadata request.
-
-    ``client``: extra kafka-python settings (security protocol, SASL, CA file).
-    """
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
-    if port.isdigit():
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout_s)
-            try:
-                if sock.connect_ex((host or "127.0.0.1", int(port))) != 0:
-                    return False  # not listening yet: answer now, not after a client timeout
-            except OSError:  # unknown host
-                return False
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            request_timeout_ms=int(timeout_s * 1000),
-            client_id="prognos-healthcheck",
-            **(client or {}),
-        )
-    except (KafkaError, OSError, ValueError):
-        return False
-    try:
-        admin.list_topics()
-        return True
-    except (KafkaError, OSError):
-        return False
-    finally:
-        admin.close()
-
-
-def redis_answers(url: str, timeout_s: float = 2.0) -> bool:
-    """True when the Redis server at ``url`` answers PING."""
-    import redis
-
-    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-    try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
-    finally:
-        client.close()
-
-
 def redis_server_binary() -> str:
     """The ``redis-server`` to run: ``PROGNOS_REDIS_SERVER``, else the one on PATH."""
     explicit = os.environ.get("PROGNOS_REDIS_SERVER")
@@ -610,8 +561,6 @@ class Stack:
                 )
             )
         if self.config.external_redis is not None:
-            from deploy.redact import redact_url
-
             ok = redis_answers(self.config.external_redis)
             statuses.append(
                 ServiceStatus(

@@ -29,7 +29,11 @@ from models.features import FeatureSpec, NormStats
 
 logger = logging.getLogger(__name__)
 
+#: The committed default model (C-MAPSS FD001), shipped inside the package.
+DEFAULT_MODEL = Path(__file__).resolve().parent / "default"
+
 __all__ = [
+    "DEFAULT_MODEL",
     "MANIFEST_NAME",
     "METADATA_PREFIX",
     "MODEL_NAME",

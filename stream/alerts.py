@@ -26,13 +26,22 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, overload
+from dataclasses import asdict, dataclass, replace
+from typing import overload
+
+from stream.contract import AlertEvent, Kind, Severity, TopFeature
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["opened", "updated", "resolved"]
-Severity = Literal["warning", "critical"]
+__all__ = [
+    "AlertPolicy",
+    "DeviceState",
+    "LazyFeatures",
+    "ScoredWindow",
+    "alert_id",
+    "event_id",
+    "step",
+]
 
 
 @dataclass(frozen=True)
@@ -82,30 +91,30 @@ class ScoredWindow:
     risk: float
     model_version: str
     provider: str
-    top_features: Sequence[dict[str, Any]] = ()
+    top_features: Sequence[TopFeature] = ()
 
 
-class LazyFeatures(Sequence[dict[str, Any]]):
+class LazyFeatures(Sequence[TopFeature]):
     """A window's top features, described on first use: most windows raise no event."""
 
     __slots__ = ("_describe", "_items")
 
-    def __init__(self, describe: Callable[[], tuple[dict[str, Any], ...]]) -> None:
+    def __init__(self, describe: Callable[[], tuple[TopFeature, ...]]) -> None:
         self._describe = describe
-        self._items: tuple[dict[str, Any], ...] | None = None
+        self._items: tuple[TopFeature, ...] | None = None
 
-    def _get(self) -> tuple[dict[str, Any], ...]:
+    def _get(self) -> tuple[TopFeature, ...]:
         if self._items is None:
             self._items = self._describe()
         return self._items
 
     @overload
-    def __getitem__(self, i: int) -> dict[str, Any]: ...
+    def __getitem__(self, i: int) -> TopFeature: ...
 
     @overload
-    def __getitem__(self, i: slice) -> tuple[dict[str, Any], ...]: ...
+    def __getitem__(self, i: slice) -> tuple[TopFeature, ...]: ...
 
-    def __getitem__(self, i: int | slice) -> dict[str, Any] | tuple[dict[str, Any], ...]:
+    def __getitem__(self, i: int | slice) -> TopFeature | tuple[TopFeature, ...]:
         return self._get()[i]
 
     def __len__(self) -> int:
@@ -140,30 +149,6 @@ class DeviceState:
         if not text:
             return cls()
         return cls(**json.loads(text))
-
-
-@dataclass(frozen=True)
-class AlertEvent:
-    """One alert lifecycle event, as written to the Redis stream and published."""
-
-    event_id: str
-    alert_id: str
-    kind: Kind
-    device_id: str
-    severity: Severity
-    risk: float
-    threshold: float
-    window_start_ms: int
-    window_end_ms: int
-    opened_window_end_ms: int
-    model_version: str
-    provider: str
-    top_features: tuple[dict[str, Any], ...] = field(default=())
-
-    def to_json(self) -> str:
-        data = asdict(self)
-        data["top_features"] = list(self.top_features)
-        return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
 def _digest(*parts: object) -> str:

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from stream.subscribe import Alert, Subscriber, TopFeature
+    from stream.contract import AlertEvent, TopFeature
+    from stream.subscribe import Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def format_features(features: Sequence[TopFeature], limit: int = 3) -> str:
     return ", ".join(parts)
 
 
-def format_line(alert: Alert) -> str:
+def format_line(alert: AlertEvent) -> str:
     """One alert as one line of text (the output of ``tail`` and ``follow`` off a terminal)."""
     return (
         f"{format_time(alert.window_end_ms)}Z  {alert.device_id}  {alert.kind:<8}  "
@@ -140,7 +141,7 @@ def format_line(alert: Alert) -> str:
     ).rstrip()
 
 
-def _colour(alert: Alert, text: str, field: str) -> str:
+def _colour(alert: AlertEvent, text: str, field: str) -> str:
     if field == "severity":
         return f"{_RED if alert.severity == 'critical' else _YELLOW}{text}{_RESET}"
     if field == "kind" and alert.kind == "resolved":
@@ -149,7 +150,7 @@ def _colour(alert: Alert, text: str, field: str) -> str:
 
 
 def render_table(
-    alerts: Sequence[Alert], width: int, header: str = "", colour: bool = False
+    alerts: Sequence[AlertEvent], width: int, header: str = "", colour: bool = False
 ) -> list[str]:
     """The live table: a header line, column titles, then one row per alert, newest last.
 
@@ -196,11 +197,11 @@ class _LiveTable:
         self.out = out
         self.rows = rows
         self.header = header
-        self.alerts: list[Alert] = []
+        self.alerts: list[AlertEvent] = []
         self.drawn = 0
         self.received = 0
 
-    def add(self, alert: Alert) -> None:
+    def add(self, alert: AlertEvent) -> None:
         self.received += 1
         self.alerts = [*self.alerts, alert][-self.rows :]
         self.draw()
@@ -223,12 +224,10 @@ class _LiveTable:
 
 
 def _settings(args: argparse.Namespace) -> tuple[str, str]:
-    import os
+    from stream.redis_config import RedisConfig
 
-    from deploy.config import StackConfig
-
-    prefix = args.key_prefix or os.environ.get("PROGNOS_KEY_PREFIX") or "prognos"
-    return StackConfig.from_env().redis_url, prefix
+    config = RedisConfig.from_env(key_prefix=args.key_prefix)
+    return config.url, config.key_prefix
 
 
 def _stop_on_sigterm(subscriber: Subscriber) -> Any:

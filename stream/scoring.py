@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stream.contract import TopFeature
+
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql.types import StructType
@@ -120,9 +122,9 @@ def top_features(
 class TopFeatureFormatter:
     """Describes a window's top features for its alert event (in the driver).
 
-    Each is ``{"name", "value", "z", "normal_low", "normal_high"}``: ``value`` rounded to
-    6 places (``None`` when missing), ``z`` to 3; the normal range is the training mean
-    ± 2 standard deviations.
+    Each is a :class:`~stream.contract.TopFeature`: ``value`` rounded to 6 places
+    (``None`` when missing), ``z`` to 3; the normal range is the training mean ± 2
+    standard deviations.
     """
 
     def __init__(self, scorer: Scorer) -> None:
@@ -134,15 +136,15 @@ class TopFeatureFormatter:
 
     def describe(
         self, index: Sequence[int], values: Sequence[float | None], z: Sequence[float]
-    ) -> tuple[dict[str, Any], ...]:
+    ) -> tuple[TopFeature, ...]:
         return tuple(
-            {
-                "name": self.names[j],
-                "value": None if v is None or v != v else round(float(v), 6),
-                "z": round(float(zj), 3),
-                "normal_low": self.low[j],
-                "normal_high": self.high[j],
-            }
+            TopFeature(
+                name=self.names[j],
+                value=None if v is None or v != v else round(float(v), 6),
+                z=round(float(zj), 3),
+                normal_low=self.low[j],
+                normal_high=self.high[j],
+            )
             for j, v, zj in zip(index, values, z, strict=True)
         )
 

@@ -1,11 +1,10 @@
 """The one Spark session factory every Spark entry point uses.
 
 Locally it builds a ``local[2]`` session with few shuffle partitions, Spark's Kafka
-connector on the classpath (resolved by :mod:`deploy.jars`), the Python workers pinned to
-the running interpreter, UTC as the session time zone, and a larger driver thread stack
-(``-Xss``) so deep query plans do not end in a ``StackOverflowError`` when a streaming
-query is stopped. A preflight check fails fast, with the fix in the message, when Java is
-missing or older than 17 or the connector does not match pyspark's Spark/Scala version.
+connector on the classpath (the jars are an argument: ``prognos`` resolves them with
+``deploy.jars`` and checks Java first), the Python workers pinned to the running
+interpreter, UTC as the session time zone, and a larger driver thread stack (``-Xss``) so
+deep query plans do not end in a ``StackOverflowError`` when a streaming query is stopped.
 
 Under ``spark-submit`` (a cluster, or ``--master local[*]``) the session submit built is
 used as is: master, jars and memory come from ``spark-submit``'s own options, and only the
@@ -17,13 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stream.errors import PreflightError
+from stream.errors import ConfigError, PreflightError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -47,6 +45,7 @@ class SparkConfig:
         log_level: Spark's log level (``PROGNOS_SPARK_LOG_LEVEL``, ``WARN``).
         extra: further Spark settings, ``key=value`` pairs (``PROGNOS_SPARK_CONF``,
             comma-separated).
+        log_config: a log4j2 configuration file for the driver (None: Spark's own).
     """
 
     master: str = "local[2]"
@@ -56,6 +55,7 @@ class SparkConfig:
     ui: bool = True
     log_level: str = "WARN"
     extra: Mapping[str, str] = field(default_factory=dict)
+    log_config: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> SparkConfig:
@@ -68,7 +68,7 @@ class SparkConfig:
             extra[key.strip()] = value.strip()
         values: dict[str, object] = {
             "master": env.get("PROGNOS_SPARK_MASTER") or "local[2]",
-            "shuffle_partitions": int(env.get("PROGNOS_SHUFFLE_PARTITIONS") or 2),
+            "shuffle_partitions": _positive_int(env, "PROGNOS_SHUFFLE_PARTITIONS", 2),
             "driver_memory": env.get("PROGNOS_DRIVER_MEMORY") or "1g",
             "ui": (env.get("PROGNOS_SPARK_UI") or "1").lower() not in ("0", "false", "no", "off"),
             "log_level": env.get("PROGNOS_SPARK_LOG_LEVEL") or "WARN",
@@ -78,26 +78,18 @@ class SparkConfig:
         return cls(**values)  # type: ignore[arg-type]
 
 
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name) or ""
+    if not raw:
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}={raw!r} is not a whole number >= 1; set it to e.g. {default}")
+    return int(raw)
+
+
 def under_spark_submit() -> bool:
     """True when this Python process was launched by ``spark-submit``."""
     return "PYSPARK_GATEWAY_PORT" in os.environ or "SPARK_ENV_LOADED" in os.environ
-
-
-def preflight() -> list[Path]:
-    """Check Java and Spark's Kafka connector; return the connector's jars.
-
-    Raises:
-        PreflightError: with the problem and its fix.
-    """
-    from deploy.errors import DeployError
-    from deploy.jars import connector_jars
-    from deploy.java import find_java
-
-    try:
-        find_java()
-        return connector_jars()
-    except DeployError as exc:
-        raise PreflightError(f"Spark cannot start: {exc}") from exc
 
 
 def _sql_settings(config: SparkConfig) -> dict[str, str]:
@@ -111,18 +103,20 @@ def _sql_settings(config: SparkConfig) -> dict[str, str]:
     }
 
 
-def build_session(config: SparkConfig | None = None) -> SparkSession:
+def build_session(config: SparkConfig | None = None, jars: Sequence[Path] = ()) -> SparkSession:
     """Build (or join) the Spark session for a Prognos entry point.
 
     Args:
         config: session settings; defaults to :meth:`SparkConfig.from_env`.
+        jars: Spark's Kafka connector and what it needs beside pyspark's own jars; unused
+            under ``spark-submit``, whose ``--jars``/``--packages`` provide them.
 
     Returns:
         A session that can read Kafka with ``format("kafka")``.
 
     Raises:
-        PreflightError: Java or the Kafka connector is not usable; the message says how
-            to fix it.
+        PreflightError: no Kafka connector jar among ``jars`` (local mode); the message
+            says how to get one.
     """
     config = config or SparkConfig.from_env()
     from pyspark.sql import SparkSession
@@ -133,13 +127,19 @@ def build_session(config: SparkConfig | None = None) -> SparkSession:
             session.conf.set(key, value)
         return session
 
-    jars = preflight()
+    if not any(Path(j).name.startswith("spark-sql-kafka-0-10_") for j in jars):
+        raise PreflightError(
+            "Spark's Kafka connector (spark-sql-kafka-0-10_*.jar) is not among the session's "
+            "jars: run `prognos stack setup` to resolve it, and start Spark through "
+            "`prognos` (or pass the jars to build_session)"
+        )
     if config.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    log_config = resources.files("deploy").joinpath("conf", "spark-log4j2.properties")
-    java_options = f"{DRIVER_STACK} -Dlog4j2.configurationFile={log_config}"
+    java_options = DRIVER_STACK
+    if config.log_config is not None:
+        java_options += f" -Dlog4j2.configurationFile={config.log_config}"
     builder = (
         SparkSession.builder.master(config.master)
         .appName(config.app_name)

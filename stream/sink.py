@@ -1,22 +1,7 @@
 """The Redis sink: alert stream, pub/sub channels, latest risk per device, fleet summary.
 
-Keys (``P`` is the key prefix, ``prognos`` by default):
-
-==========================  ==============================================================
-``P:alerts``                Redis Stream of alert events (``XADD ... MAXLEN ~ N``); each
-                            entry has the fields ``event`` (the JSON event), ``event_id``,
-                            ``alert_id``, ``kind``, ``device_id``, ``severity``, ``risk``
-``P:alerts:severity:SEV``   pub/sub channel per severity (``warning``, ``critical``)
-``P:alerts:device:ID``      pub/sub channel per device
-``P:risk``                  hash: device id -> latest risk
-``P:risk:rank``             sorted set: device ids scored by latest risk (the fleet
-                            summary's highest risk and count at risk, without reading
-                            the whole hash each batch)
-``P:device:ID``             hash: ``risk``, ``window_end``, ``model_version``, ``provider``,
-                            ``state`` (the alert policy's state), ``last_window_end``
-``P:open``                  set of devices with an open alert
-``P:fleet``                 hash: fleet summary (devices, open alerts, highest risk ...)
-==========================  ==============================================================
+What it writes, and under which names, is the Redis output contract
+(:mod:`stream.contract`); this module decides when and how.
 
 Idempotence: Spark's ``foreachBatch`` is at-least-once, so a batch can be written twice
 after a crash. Each device's windows are applied in event-time order and its state records
@@ -35,8 +20,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stream.alerts import AlertEvent, AlertPolicy, DeviceState, LazyFeatures, ScoredWindow, step
+from stream.alerts import AlertPolicy, DeviceState, LazyFeatures, ScoredWindow, step
+from stream.contract import DEFAULT_PREFIX, AlertEvent, FleetSummary, Keys
 from stream.errors import SinkError
+from stream.redis_config import redact_url
 
 if TYPE_CHECKING:
     from stream.scoring import TopFeatureFormatter
@@ -45,8 +32,9 @@ logger = logging.getLogger(__name__)
 
 # KEYS: device hash, alert stream, risk hash, open set, risk rank (sorted set)
 # ARGV: device, expected last window, new last window, state json, risk, window end,
-#       model version, provider, open flag, max stream length, channel prefix, n events,
-#       then per event: json, event id, alert id, kind, severity
+#       model version, provider, open flag, max stream length, the device's channel,
+#       n events, then per event: json, event id, alert id, kind, severity, severity channel
+# The fields are stream.contract's DEVICE_FIELDS and STREAM_FIELDS.
 _APPLY = """
 local cur = redis.call('HGET', KEYS[1], 'last_window_end')
 if (cur or '') ~= ARGV[2] then return 0 end
@@ -57,12 +45,12 @@ redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
 if ARGV[9] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
 local n = tonumber(ARGV[12])
 for i = 0, n - 1 do
-  local b = 13 + i * 5
+  local b = 13 + i * 6
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[b], 'event_id', ARGV[b + 1],
              'alert_id', ARGV[b + 2], 'kind', ARGV[b + 3], 'device_id', ARGV[1], 'severity', ARGV[b + 4],
              'risk', ARGV[5])
-  redis.call('PUBLISH', ARGV[11] .. ':alerts:severity:' .. ARGV[b + 4], ARGV[b])
-  redis.call('PUBLISH', ARGV[11] .. ':alerts:device:' .. ARGV[1], ARGV[b])
+  redis.call('PUBLISH', ARGV[b + 5], ARGV[b])
+  redis.call('PUBLISH', ARGV[11], ARGV[b])
 end
 return 1
 """
@@ -96,7 +84,7 @@ class RedisAlertSink:
         redis_url: str,
         policy: AlertPolicy,
         window_ms: int,
-        prefix: str = "prognos",
+        prefix: str = DEFAULT_PREFIX,
         stream_maxlen: int = 100_000,
         retries: int = 5,
     ) -> None:
@@ -104,6 +92,7 @@ class RedisAlertSink:
         self.policy = policy
         self.window_ms = window_ms
         self.prefix = prefix
+        self.keys = Keys(prefix)
         self.stream_maxlen = stream_maxlen
         self.retries = retries
         self._client: Any = None
@@ -125,9 +114,6 @@ class RedisAlertSink:
             self._client.close()
             self._client = None
 
-    def key(self, *parts: str) -> str:
-        return ":".join((self.prefix, *parts))
-
     def write(self, windows: Iterable[ScoredWindow]) -> SinkResult:
         """Apply and write a batch of scored windows; retried on connection errors."""
         import redis
@@ -144,7 +130,7 @@ class RedisAlertSink:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if attempt == self.retries:
                     raise SinkError(
-                        f"Redis at {self._safe_url()} failed {attempt} times: "
+                        f"Redis at {redact_url(self.redis_url)} failed {attempt} times: "
                         f"{str(exc).rstrip('.')}. The batch is "
                         "not committed; the job can be restarted on its checkpoint once Redis is back."
                     ) from exc
@@ -160,18 +146,14 @@ class RedisAlertSink:
                 delay = min(delay * 2, 8.0)
         raise AssertionError("unreachable")
 
-    def _safe_url(self) -> str:
-        from deploy.redact import redact_url
-
-        return redact_url(self.redis_url)
-
     def _write(self, by_device: dict[str, list[ScoredWindow]]) -> SinkResult:
         started = time.perf_counter()
         client = self.client
+        keys = self.keys
         devices = sorted(by_device)
         read = client.pipeline(transaction=False)
         for device in devices:
-            read.hmget(self.key("device", device), "state", "last_window_end")
+            read.hmget(keys.device(device), "state", "last_window_end")
         t0 = time.perf_counter()
         stored = read.execute()
         redis_s = time.perf_counter() - t0
@@ -199,20 +181,23 @@ class RedisAlertSink:
                 latest.provider,
                 "1" if state.alert_id is not None else "0",
                 str(self.stream_maxlen),
-                self.prefix,
+                keys.device_channel(device),
                 str(len(events)),
             ]
             for e in events:
-                args.extend([e.to_json(), e.event_id, e.alert_id, e.kind, e.severity])
+                args.extend(
+                    [
+                        e.to_json(),
+                        e.event_id,
+                        e.alert_id,
+                        e.kind,
+                        e.severity,
+                        keys.severity_channel(e.severity),
+                    ]
+                )
             n_events += len(events)
-            keys = [
-                self.key("device", device),
-                self.key("alerts"),
-                self.key("risk"),
-                self.key("open"),
-                self.key("risk", "rank"),
-            ]
-            self._script(keys=keys, args=args, client=write)
+            names = [keys.device(device), keys.alerts, keys.risk, keys.open, keys.risk_rank]
+            self._script(keys=names, args=args, client=write)
         t0 = time.perf_counter()
         applied = write.execute()
         redis_s += time.perf_counter() - t0
@@ -236,12 +221,12 @@ class RedisAlertSink:
         rank that does not hold every device of ``P:risk`` (written by an older version,
         or lost) is rebuilt from the hash once.
         """
-        risk, rank = self.key("risk"), self.key("risk", "rank")
+        risk, rank = self.keys.risk, self.keys.risk_rank
 
         def read() -> list[Any]:
             pipe = client.pipeline(transaction=False)
             pipe.hlen(risk)
-            pipe.scard(self.key("open"))
+            pipe.scard(self.keys.open)
             pipe.zcard(rank)
             pipe.zrevrange(rank, 0, 0, withscores=True)
             pipe.zcount(rank, self.policy.threshold, "+inf")
@@ -254,13 +239,14 @@ class RedisAlertSink:
             self._rebuild_rank(client, risk, rank)
             count, open_alerts, ranked, top, high = read()
         redis_s = time.perf_counter() - t0
-        summary: dict[str, Any] = {"devices": count, "open_alerts": open_alerts}
+        summary = FleetSummary(devices=count, open_alerts=open_alerts)
         if top:
             device, score = top[0]
-            summary.update(max_risk=float(score), max_risk_device=device.decode(), at_risk=high)
-        summary["updated_ms"] = int(time.time() * 1000)
+            summary.max_risk, summary.max_risk_device = float(score), device.decode()
+            summary.at_risk = high
+        summary.updated_ms = int(time.time() * 1000)
         t0 = time.perf_counter()
-        client.hset(self.key("fleet"), mapping=summary)
+        client.hset(self.keys.fleet, mapping=summary.to_hash())
         return redis_s + time.perf_counter() - t0
 
     @staticmethod

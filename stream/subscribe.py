@@ -3,7 +3,7 @@
 The stream job writes every alert event to Redis twice (see :mod:`stream.sink` for the key
 layout): appended to the stream ``P:alerts`` and published on the channels
 ``P:alerts:severity:SEV`` and ``P:alerts:device:ID``. This module reads them back as typed
-:class:`Alert` objects in one of two modes:
+:class:`~stream.contract.AlertEvent` objects in one of two modes:
 
 ``tail`` (:class:`PubSubSubscriber`)
     Live view over pub/sub. Cheap and instant, but **at-most-once**: an alert published
@@ -17,7 +17,7 @@ layout): appended to the stream ``P:alerts`` and published on the channels
     consumer of the group once it was idle for ``claim_idle_ms`` (``XAUTOCLAIM``). A consumer
     that restarts resumes after the last entry the group delivered; nothing is lost while it
     is offline (as long as the stream's ``MAXLEN`` bound does not trim unread entries).
-    Handlers must therefore be idempotent: use :attr:`Alert.event_id` (stable across
+    Handlers must therefore be idempotent: use :attr:`AlertEvent.event_id` (stable across
     replays) to drop a duplicate.
 
 Both implement :class:`Subscriber`. Example, reliable::
@@ -38,24 +38,23 @@ event that is not a valid alert (it names the field).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-from stream.alerts import Kind, Severity
+from stream.contract import DEFAULT_PREFIX, SEVERITIES, AlertEvent, Keys, Severity
 from stream.errors import AlertFormatError, ConfigError, RedisUnreachableError
+from stream.redis_config import redact_url
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "SEVERITIES",
-    "Alert",
+    "AlertEvent",
     "AlertFormatError",
     "Delivery",
     "FollowConfig",
@@ -64,182 +63,19 @@ __all__ = [
     "StreamSubscriber",
     "Subscriber",
     "TailConfig",
-    "TopFeature",
     "follow",
     "tail",
 ]
 
-SEVERITIES: tuple[Severity, ...] = get_args(Severity)
-KINDS: tuple[Kind, ...] = get_args(Kind)
 StartFrom = Literal["earliest", "latest"]
 
 
 def unreachable(url: str, exc: BaseException | None = None) -> RedisUnreachableError:
     """The error for a Redis that does not answer, naming the address and the fix."""
-    from deploy.redact import redact_url
-
     why = f" ({exc})" if exc is not None else ""
     return RedisUnreachableError(
         f"no Redis answers at {redact_url(url)}{why}: run `prognos stack up`, "
         "or set PROGNOS_REDIS_URL to the Redis the stream job writes to"
-    )
-
-
-# -- the alert -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TopFeature:
-    """One of the features that drove a window's risk (furthest from normal first).
-
-    Attributes:
-        name: feature name, ``<sensor>__<statistic>`` (e.g. ``s2__mean``).
-        value: the feature's value in the scored window; ``None`` when it was missing.
-        z: standard score against the training data (sign says above or below normal).
-        normal_low: lower bound of the normal range (mean - 2 sd), when known.
-        normal_high: upper bound of the normal range (mean + 2 sd), when known.
-    """
-
-    name: str
-    value: float | None
-    z: float
-    normal_low: float | None = None
-    normal_high: float | None = None
-
-
-@dataclass(frozen=True)
-class Alert:
-    """One alert lifecycle event, parsed from the JSON the stream job writes.
-
-    Attributes:
-        event_id: id of this event, stable across replays (use it to drop duplicates).
-        alert_id: id of the alert the event belongs to (same for opened/updated/resolved).
-        kind: ``opened``, ``updated`` or ``resolved``.
-        device_id: the device.
-        severity: ``warning`` or ``critical``.
-        risk: the window's failure risk in [0, 1].
-        threshold: the alert threshold in force.
-        window_start_ms: start of the scored window (epoch ms, event time).
-        window_end_ms: end of the scored window (epoch ms, event time).
-        opened_window_end_ms: end of the window that opened the alert.
-        model_version: version of the model that scored the window.
-        provider: ONNX Runtime execution provider that scored it.
-        top_features: the features furthest from normal, strongest first.
-    """
-
-    event_id: str
-    alert_id: str
-    kind: Kind
-    device_id: str
-    severity: Severity
-    risk: float
-    threshold: float
-    window_start_ms: int
-    window_end_ms: int
-    opened_window_end_ms: int
-    model_version: str
-    provider: str
-    top_features: tuple[TopFeature, ...] = ()
-
-    @property
-    def window_end(self) -> datetime:
-        """End of the scored window as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.window_end_ms / 1000, tz=UTC)
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> Alert:
-        """Parse an event as written by the stream job.
-
-        Unknown fields are ignored, so a newer job's events still parse.
-
-        Raises:
-            AlertFormatError: not JSON, a field is missing, or has the wrong type.
-        """
-        try:
-            data = json.loads(text)
-        except (ValueError, TypeError) as exc:
-            raise AlertFormatError(f"alert event is not JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise AlertFormatError(f"alert event is a {type(data).__name__}, not an object")
-        return cls.from_dict(data)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
-        """Build from the decoded JSON object; see :meth:`from_json`."""
-        kind = _field(data, "kind", str)
-        if kind not in KINDS:
-            raise AlertFormatError(f"alert field 'kind' is {kind!r}, expected one of {KINDS}")
-        severity = _field(data, "severity", str)
-        if severity not in SEVERITIES:
-            raise AlertFormatError(
-                f"alert field 'severity' is {severity!r}, expected one of {SEVERITIES}"
-            )
-        raw_features = data.get("top_features") or []
-        if not isinstance(raw_features, list):
-            raise AlertFormatError("alert field 'top_features' is not a list")
-        return cls(
-            event_id=_field(data, "event_id", str),
-            alert_id=_field(data, "alert_id", str),
-            kind=kind,  # checked against KINDS above
-            device_id=_field(data, "device_id", str),
-            severity=severity,  # checked against SEVERITIES above
-            risk=_field(data, "risk", float),
-            threshold=_field(data, "threshold", float),
-            window_start_ms=_field(data, "window_start_ms", int),
-            window_end_ms=_field(data, "window_end_ms", int),
-            opened_window_end_ms=_field(data, "opened_window_end_ms", int),
-            model_version=_field(data, "model_version", str),
-            provider=_field(data, "provider", str),
-            top_features=tuple(_feature(f, i) for i, f in enumerate(raw_features)),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The event as a JSON-ready dict (same fields as the stream job writes)."""
-        from dataclasses import asdict
-
-        data = asdict(self)
-        data["top_features"] = [asdict(f) for f in self.top_features]
-        return data
-
-    def to_json(self) -> str:
-        """One compact JSON line, keys sorted (the format of ``--json`` output)."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
-
-
-def _field(data: Mapping[str, Any], name: str, kind: type[Any], where: str = "alert") -> Any:
-    if name not in data or data[name] is None:
-        raise AlertFormatError(f"{where} field {name!r} is missing")
-    value = data[name]
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise AlertFormatError(f"{where} field {name!r} is {value!r}, expected a number")
-        return float(value)
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise AlertFormatError(f"{where} field {name!r} is {value!r}, expected an integer")
-        return value
-    if not isinstance(value, kind):
-        raise AlertFormatError(f"{where} field {name!r} is {value!r}, expected {kind.__name__}")
-    return value
-
-
-def _optional_float(data: Mapping[str, Any], name: str, where: str) -> float | None:
-    if data.get(name) is None:
-        return None
-    value: float = _field(data, name, float, where)
-    return value
-
-
-def _feature(data: Any, index: int) -> TopFeature:
-    where = f"top_features[{index}]"
-    if not isinstance(data, dict):
-        raise AlertFormatError(f"alert field {where} is not an object")
-    return TopFeature(
-        name=_field(data, "name", str, where),
-        value=_optional_float(data, "value", where),
-        z=_field(data, "z", float, where),
-        normal_low=_optional_float(data, "normal_low", where),
-        normal_high=_optional_float(data, "normal_high", where),
     )
 
 
@@ -258,7 +94,7 @@ class Delivery:
             another consumer); handle it idempotently.
     """
 
-    alert: Alert
+    alert: AlertEvent
     entry_id: str | None = None
     redelivered: bool = False
     _ack: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
@@ -287,7 +123,7 @@ class Subscriber(Protocol):
       :class:`RedisUnreachableError` at once when Redis does not answer, rather than hang.
       Alerts written after ``open`` returns are delivered. Iterating opens when needed.
     * Iterating yields :class:`Delivery` objects in the order Redis handed them over, each
-      with a typed :class:`Alert`; it blocks while none arrive and ends when :meth:`close`
+      with a typed :class:`AlertEvent`; it blocks while none arrive and ends when :meth:`close`
       is called (from any thread or a signal handler, within about one poll interval),
       or when ``timeout_s`` given to :meth:`deliveries` has elapsed.
     * Events that are not valid alerts are logged and skipped, never yielded.
@@ -393,13 +229,13 @@ class _Base:
     def deliveries(self, timeout_s: float | None = None) -> Iterator[Delivery]:
         raise NotImplementedError
 
-    def _parse(self, text: str | None, where: str) -> Alert | None:
+    def _parse(self, text: str | None, where: str) -> AlertEvent | None:
         if not text:
             self.skipped += 1
             logger.error("%s has no alert event; skipped", where)
             return None
         try:
-            return Alert.from_json(text)
+            return AlertEvent.from_json(text)
         except AlertFormatError as exc:
             self.skipped += 1
             logger.error("%s is not a valid alert (%s); skipped", where, exc)
@@ -407,11 +243,6 @@ class _Base:
 
 
 # -- pub/sub -------------------------------------------------------------------------------
-
-
-def _glob_escape(text: str) -> str:
-    """Escape Redis glob characters so a key prefix matches only itself."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 @dataclass(frozen=True)
@@ -428,7 +259,7 @@ class TailConfig:
     """
 
     redis_url: str = field(repr=False)
-    prefix: str = "prognos"
+    prefix: str = DEFAULT_PREFIX
     severities: tuple[Severity, ...] = SEVERITIES
     device_pattern: str | None = None
     poll_s: float = 0.5
@@ -451,11 +282,12 @@ class TailConfig:
         filters); with one, to the matching device channels only, and filter severities
         here (:meth:`accepts`).
         """
+        keys = Keys(self.prefix)
         if self.device_pattern is None:
-            return tuple(f"{self.prefix}:alerts:severity:{s}" for s in self.severities), ()
-        return (), (f"{_glob_escape(self.prefix)}:alerts:device:{self.device_pattern}",)
+            return tuple(keys.severity_channel(s) for s in self.severities), ()
+        return (), (keys.device_channel_pattern(self.device_pattern),)
 
-    def accepts(self, alert: Alert) -> bool:
+    def accepts(self, alert: AlertEvent) -> bool:
         """Whether an alert received on :meth:`channels` passes the severity filter."""
         return alert.severity in self.severities
 
@@ -567,12 +399,12 @@ class PubSubSubscriber(_Base):
 
 def tail(
     redis_url: str,
-    prefix: str = "prognos",
+    prefix: str = DEFAULT_PREFIX,
     severities: tuple[Severity, ...] = SEVERITIES,
     device_pattern: str | None = None,
     timeout_s: float | None = None,
-) -> Iterator[Alert]:
-    """Live alerts over pub/sub, as typed :class:`Alert` objects (at-most-once).
+) -> Iterator[AlertEvent]:
+    """Live alerts over pub/sub, as typed :class:`AlertEvent` objects (at-most-once).
 
     Args:
         redis_url: the Redis the stream job writes to.
@@ -617,7 +449,7 @@ class FollowConfig:
     redis_url: str = field(repr=False)
     group: str
     consumer: str
-    prefix: str = "prognos"
+    prefix: str = DEFAULT_PREFIX
     start_from: StartFrom = "latest"
     batch: int = 100
     poll_s: float = 1.0
@@ -638,7 +470,7 @@ class FollowConfig:
     @property
     def stream(self) -> str:
         """The alert stream's key."""
-        return f"{self.prefix}:alerts"
+        return Keys(self.prefix).alerts
 
 
 class StreamSubscriber(_Base):
@@ -832,7 +664,7 @@ class StreamSubscriber(_Base):
 
 def follow(
     redis_url: str,
-    prefix: str = "prognos",
+    prefix: str = DEFAULT_PREFIX,
     group: str = "prognos",
     consumer: str = "consumer-1",
     start_from: StartFrom = "latest",

@@ -148,9 +148,10 @@ def checkpoint_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     """A local Spark session with the Kafka connector, shared by the test session."""
-    from stream.session import SparkConfig, build_session
+    from deploy.spark import spark_session
+    from stream.session import SparkConfig
 
-    session = build_session(SparkConfig.from_env(app_name="prognos-tests", ui=False))
+    session = spark_session(SparkConfig.from_env(app_name="prognos-tests", ui=False))
     try:
         yield session
     finally:

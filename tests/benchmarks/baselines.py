@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from stream.contract import Keys
 from tests.benchmarks.common import ROOT
 
 
@@ -108,11 +109,11 @@ def naive(
             risk = float(scorer.score(normalise(np.stack(seq), scorer.metadata.norm)[None])[0])
             scored += 1
             end_ms = int((j + 1) * w * 1000)
-            client.hset(f"{prefix}:device:{device}", mapping={"risk": risk, "window_end": end_ms})
+            client.hset(Keys(prefix).device(device), mapping={"risk": risk, "window_end": end_ms})
             if risk >= threshold and device not in alerted:
                 alerted.add(device)
                 alerts += 1
-                client.xadd(f"{prefix}:alerts", {"device_id": device, "risk": risk})
+                client.xadd(Keys(prefix).alerts, {"device_id": device, "risk": risk})
             elif risk < threshold:
                 alerted.discard(device)
             last_write = time.perf_counter() - started
@@ -154,7 +155,7 @@ def batched(
     from models.features import compute_window_features, normalise
     from models.scorer import Scorer
     from stream.alerts import ScoredWindow
-    from stream.job import StreamConfig
+    from stream.config import StreamConfig
     from stream.sink import RedisAlertSink
 
     scorer = Scorer.load(ROOT / "models" / "default", providers="cpu")

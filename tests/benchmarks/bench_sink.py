@@ -36,6 +36,7 @@ from tests.benchmarks.common import ROOT, save
 
 def windows(devices: int, per_device: int, threshold: float, window_ms: int) -> list[Any]:
     from stream.alerts import ScoredWindow
+    from stream.contract import TopFeature
 
     out = []
     for j in range(per_device):
@@ -52,9 +53,7 @@ def windows(devices: int, per_device: int, threshold: float, window_ms: int) -> 
                     risk=risk,
                     model_version="bench",
                     provider="CPUExecutionProvider",
-                    top_features=(
-                        {"name": "s2__mean", "value": 1.0, "normal_low": 0.0, "normal_high": 2.0},
-                    ),
+                    top_features=(TopFeature("s2__mean", 1.0, 0.0, 0.0, 2.0),),
                 )
             )
     return out
@@ -62,7 +61,7 @@ def windows(devices: int, per_device: int, threshold: float, window_ms: int) -> 
 
 def run(redis_url: str, items: list[Any], batch: int | None) -> dict[str, Any]:
     from models.scorer import Scorer
-    from stream.job import StreamConfig
+    from stream.config import StreamConfig
     from stream.sink import RedisAlertSink
 
     meta = Scorer.load(ROOT / "models" / "default", providers="cpu").metadata

@@ -66,6 +66,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from stream.contract import Keys
 from tests.benchmarks import baselines
 from tests.benchmarks.common import (
     BATCHED,
@@ -89,9 +90,10 @@ from tests.benchmarks.common import (
 
 
 def spark_session() -> Any:
-    from stream.session import SparkConfig, build_session
+    from deploy.spark import spark_session as session_with_jars
+    from stream.session import SparkConfig
 
-    return build_session(
+    return session_with_jars(
         SparkConfig.from_env(
             app_name="prognos-bench",
             ui=False,
@@ -104,7 +106,7 @@ def stream_config(bootstrap: str, redis_url: str, topic: str, prefix: str, ckpt:
     from dataclasses import replace
 
     from ingest.config import KafkaConfig
-    from stream.job import StreamConfig
+    from stream.config import StreamConfig
 
     kafka = KafkaConfig.from_env({"PROGNOS_KAFKA_BOOTSTRAP": bootstrap, "PROGNOS_TOPIC": topic})
     base = StreamConfig.from_env({}, redis_url=redis_url, key_prefix=prefix, checkpoint=ckpt, **kw)
@@ -120,11 +122,11 @@ def measured_job(spark: Any, config: Any) -> Any:
             super().__init__(*a)
             self.batches: list[dict[str, Any]] = []
 
-        def _write_alerts(self, batch: Any, batch_id: int) -> None:
+        def write_batch(self, batch: Any, batch_id: int) -> None:
             started = time.perf_counter()
-            super()._write_alerts(batch, batch_id)
+            super().write_batch(batch, batch_id)
             done = time.perf_counter()
-            with self._lock:
+            with self.progress.lock:
                 m = self.metrics
                 self.batches.append(
                     {
@@ -519,7 +521,7 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
         while not stop.is_set():
             pipe = client.pipeline(transaction=False)
             for d in devices:
-                pipe.hget(f"{prefix}:device:{d}", "window_end")
+                pipe.hget(Keys(prefix).device(d), "window_end")
             now = time.time()
             for d, value in zip(devices, pipe.execute(), strict=True):
                 if value is None:
@@ -582,7 +584,7 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
             continue
         samples.append((at - sent) * 1000)
     row = _latency_row(
-        "prognos stream job (window closed -> P:device readable)", samples, offered.sent
+        "prognos stream job (window closed -> device hash readable)", samples, offered.sent
     )
     row["windows"] = len(samples)
     # lag = readings sent - readings the main query has read; growing = not sustained

@@ -39,19 +39,21 @@ def drained(job: Any, cut: str, checkpoint: Path) -> tuple[float, int]:
     """Seconds to drain the topic through the plan cut after ``cut``; batches run."""
     from pyspark.sql import functions as F
 
+    from stream.job import kafka_source, score, window_sequences
     from stream.parse import parse
 
-    df = job.source()
+    df = kafka_source(job.spark, job.config)
     if cut != "read":
         df = parse(df, job.config.max_future_skew_s)
     if cut == "parse":
         df = df.where(F.col("error").isNull()).select(
             "device_id", "event_time", "seq", "sensors", "settings"
         )
-    elif cut == "sequences":
-        df = job.sequences(df)
-    elif cut == "scoring":
-        df = job.scored(df)
+    elif cut in ("sequences", "scoring"):
+        watermark_ms = int((job.config.watermark_seconds or job.spec.window_seconds) * 1000)
+        df = window_sequences(df, job.scorer, watermark_ms)
+        if cut == "scoring":
+            df = score(df, job.scorer, job.config)
     started = time.perf_counter()
     query = (
         df.writeStream.format("noop")

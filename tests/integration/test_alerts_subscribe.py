@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -17,16 +16,15 @@ import pytest
 import redis
 
 from stream.alerts import AlertPolicy, ScoredWindow
+from stream.contract import AlertEvent, Keys, TopFeature
 from stream.sink import RedisAlertSink
 from stream.subscribe import (
-    Alert,
     Delivery,
     FollowConfig,
     PubSubSubscriber,
     StreamSubscriber,
     Subscriber,
     TailConfig,
-    TopFeature,
     follow,
     tail,
 )
@@ -34,7 +32,7 @@ from stream.subscribe import (
 ROOT = Path(__file__).resolve().parents[2]
 W = 60_000
 POLICY = AlertPolicy(threshold=0.5, hysteresis=0.1, resolve_windows=1, cooldown_windows=0)
-TOP = ({"name": "s2__mean", "value": 643.1, "z": 3.2, "normal_low": 641.0, "normal_high": 643.0},)
+TOP = (TopFeature("s2__mean", 643.1, 3.2, 641.0, 643.0),)
 
 
 def _windows(device: str, risks: list[float], first: int = 0) -> list[ScoredWindow]:
@@ -59,7 +57,7 @@ def _write_alerts(redis_url: str, prefix: str, devices: list[str], first: int = 
 def _stream_ids(redis_url: str, prefix: str) -> list[str]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        return [entry_id for entry_id, _ in client.xrange(f"{prefix}:alerts")]
+        return [entry_id for entry_id, _ in client.xrange(Keys(prefix).alerts)]
     finally:
         client.close()
 
@@ -67,9 +65,9 @@ def _stream_ids(redis_url: str, prefix: str) -> list[str]:
 def _group(redis_url: str, prefix: str, group: str) -> dict[str, Any]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        groups = {g["name"]: g for g in client.xinfo_groups(f"{prefix}:alerts")}
+        groups = {g["name"]: g for g in client.xinfo_groups(Keys(prefix).alerts)}
         info = dict(groups[group])
-        info["pending_entries"] = client.xpending(f"{prefix}:alerts", group)["pending"]
+        info["pending_entries"] = client.xpending(Keys(prefix).alerts, group)["pending"]
         return info
     finally:
         client.close()
@@ -118,7 +116,7 @@ def test_subscriber_contract(
         thread.join(20)
     got = out[0]
     assert n == 6 and len(got) == 6
-    assert all(isinstance(d.alert, Alert) for d in got)
+    assert all(isinstance(d.alert, AlertEvent) for d in got)
     assert len({d.alert.event_id for d in got}) == 6, "each alert delivered once"
     by_device: dict[str, list[str]] = {}
     for d in got:
@@ -222,7 +220,7 @@ def test_follow_skips_and_acks_an_event_that_is_not_an_alert(
     redis_url: str, key_prefix: str
 ) -> None:
     client = redis.Redis.from_url(redis_url)
-    client.xadd(f"{key_prefix}:alerts", {"event": "{not json"})
+    client.xadd(Keys(key_prefix).alerts, {"event": "{not json"})
     client.close()
     _write_alerts(redis_url, key_prefix, ["pump-1"])
     with follow(redis_url, key_prefix, group="g", consumer="a", start_from="earliest") as sub:
@@ -238,8 +236,8 @@ def test_follow_skips_and_acks_an_event_that_is_not_an_alert(
 def test_tail_yields_typed_alerts_filtered_by_severity_and_device(
     redis_url: str, key_prefix: str
 ) -> None:
-    def collect(**filters: Any) -> Callable[[], list[Alert]]:
-        def run() -> list[Alert]:
+    def collect(**filters: Any) -> Callable[[], list[AlertEvent]]:
+        def run() -> list[AlertEvent]:
             out = []
             for alert in tail(redis_url, key_prefix, timeout_s=4, **filters):
                 out.append(alert)
@@ -267,7 +265,7 @@ def test_tail_yields_typed_alerts_filtered_by_severity_and_device(
     assert [a.device_id for a in pump1] == ["pump-10"]
     assert [a.device_id for a in pump_critical] == ["pump-2"]
     alert = pump1[0]
-    assert isinstance(alert, Alert) and alert.kind == "opened" and alert.severity == "warning"
+    assert isinstance(alert, AlertEvent) and alert.kind == "opened" and alert.severity == "warning"
     assert alert.risk == 0.7 and isinstance(alert.window_end_ms, int)
     assert alert.top_features == (TopFeature("s2__mean", 643.1, 3.2, 641.0, 643.0),)
 
@@ -276,18 +274,8 @@ def test_tail_yields_typed_alerts_filtered_by_severity_and_device(
 
 
 def _prognos(*args: str) -> list[str]:
-    """The ``prognos`` command line; registers the alerts commands if the lead has not yet."""
-    from deploy.cli import build_parser
-
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "alerts" in commands.choices:
-        return [sys.executable, "-m", "deploy.cli", *args]
-    shim = (
-        "import sys, deploy.cli as c; "
-        "c._COMMAND_MODULES += ('stream.alerts_cli', 'stream.status_cli'); sys.exit(c.main())"
-    )
-    return [sys.executable, "-c", shim, *args]
+    """The ``prognos`` command line."""
+    return [sys.executable, "-m", "deploy.cli", *args]
 
 
 def _env(redis_url: str) -> dict[str, str]:
@@ -306,7 +294,7 @@ def test_cli_follow_prints_json_lines_and_acks(redis_url: str, key_prefix: str) 
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == n - 1
-    assert all(Alert.from_dict(line).device_id.startswith("pump-") for line in lines)
+    assert all(AlertEvent.from_dict(line).device_id.startswith("pump-") for line in lines)
     info = _group(redis_url, key_prefix, "cli")
     assert info["pending_entries"] == 0 and info["entries-read"] == n - 1
 
@@ -334,7 +322,7 @@ def test_cli_tail_prints_a_line_per_alert(redis_url: str, key_prefix: str) -> No
         client = redis.Redis.from_url(redis_url)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:  # wait until it has subscribed
-            if client.pubsub_numsub(f"{key_prefix}:alerts:severity:warning")[0][1]:
+            if client.pubsub_numsub(Keys(key_prefix).severity_channel("warning"))[0][1]:
                 break
             time.sleep(0.1)
         client.close()

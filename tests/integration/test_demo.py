@@ -12,6 +12,8 @@ from deploy.stack import free_port, port_is_free
 
 
 def test_demo_shows_alerts_and_stops_everything_it_started(tmp_path: Path) -> None:
+    """Run as a user would, under a key prefix of its own: alerts and progress lines come
+    from that prefix, no ERROR line is logged, and nothing is left running."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROGNOS_")}
     ports = {
         "PROGNOS_KAFKA_PORT": free_port(),
@@ -35,6 +37,8 @@ def test_demo_shows_alerts_and_stops_everything_it_started(tmp_path: Path) -> No
             "6",
             "--fast-fail",
             "3",
+            "--key-prefix",
+            "demo-test",
         ],
         capture_output=True,
         text=True,
@@ -48,4 +52,10 @@ def test_demo_shows_alerts_and_stops_everything_it_started(tmp_path: Path) -> No
     # The fast-degrading engines are the first ones of the fleet.
     assert set(opened) & {"turbofan-0000", "turbofan-0001", "turbofan-0002"}
     assert "stopped the fleet, the stream job and the local stack" in out
+    # Progress comes from the prefix's metrics hash: a batch number, not "starting" forever.
+    assert re.search(r"status: batch \d+, \d+ windows scored", out), out[-3000:]
+    logs = tmp_path / "state" / "logs"
+    for name in ("demo-stream.log", "demo-source.log"):
+        errors = [line for line in (logs / name).read_text().splitlines() if " ERROR " in line]
+        assert errors == [], f"{name} logged ERROR lines in a normal run:\n" + "\n".join(errors)
     assert all(port_is_free(port) for port in ports.values()), "the demo left a service listening"

@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from stream.alerts import AlertPolicy, ScoredWindow
+from stream.contract import Keys, TopFeature
 from stream.sink import RedisAlertSink
 
 W = 60_000
@@ -17,9 +18,7 @@ POLICY = AlertPolicy(threshold=0.5, hysteresis=0.1, resolve_windows=2, cooldown_
 
 
 def _windows(device: str, risks: list[float], first: int = 0) -> list[ScoredWindow]:
-    top = (
-        {"name": "s2__mean", "value": 643.1, "z": 3.2, "normal_low": 641.0, "normal_high": 643.0},
-    )
+    top = (TopFeature("s2__mean", 643.1, 3.2, 641.0, 643.0),)
     return [
         ScoredWindow(
             device, (first + i) * W, (first + i + 1) * W, r, "v1", "CPUExecutionProvider", top
@@ -29,7 +28,7 @@ def _windows(device: str, risks: list[float], first: int = 0) -> list[ScoredWind
 
 
 def _events(client: Any, prefix: str) -> list[dict[str, Any]]:
-    return [json.loads(fields[b"event"]) for _, fields in client.xrange(f"{prefix}:alerts")]
+    return [json.loads(fields[b"event"]) for _, fields in client.xrange(Keys(prefix).alerts)]
 
 
 def test_a_replayed_batch_writes_nothing_twice(redis_url: str, key_prefix: str) -> None:
@@ -49,10 +48,10 @@ def test_a_replayed_batch_writes_nothing_twice(redis_url: str, key_prefix: str) 
             ("pump-2", "opened"),
         ]
         assert len({e["event_id"] for e in events}) == len(events)
-        assert float(client.hget(f"{key_prefix}:risk", "pump-1")) == 0.1
-        assert float(client.hget(f"{key_prefix}:risk", "pump-2")) == 0.95
-        assert client.smembers(f"{key_prefix}:open") == {b"pump-2"}
-        fleet = {k.decode(): v.decode() for k, v in client.hgetall(f"{key_prefix}:fleet").items()}
+        assert float(client.hget(Keys(key_prefix).risk, "pump-1")) == 0.1
+        assert float(client.hget(Keys(key_prefix).risk, "pump-2")) == 0.95
+        assert client.smembers(Keys(key_prefix).open) == {b"pump-2"}
+        fleet = {k.decode(): v.decode() for k, v in client.hgetall(Keys(key_prefix).fleet).items()}
         assert (
             fleet["devices"] == "2"
             and fleet["open_alerts"] == "1"
@@ -89,11 +88,13 @@ def test_windows_split_across_batches_give_the_events_of_one_batch(
 def test_alerts_are_published_per_severity_and_device(redis_url: str, key_prefix: str) -> None:
     client = redis.Redis.from_url(redis_url)
     pubsub = client.pubsub()
-    pubsub.psubscribe(f"{key_prefix}:alerts:*")
+    keys = Keys(key_prefix)
+    pubsub.psubscribe(keys.severity_channel("*"), keys.device_channel_pattern("*"))
     received: list[tuple[str, dict[str, Any]]] = []
     deadline = time.monotonic() + 10
-    while pubsub.get_message(timeout=0.2) is None and time.monotonic() < deadline:
-        pass  # the psubscribe confirmation
+    confirmed = 0
+    while confirmed < 2 and time.monotonic() < deadline:  # the psubscribe confirmations
+        confirmed += pubsub.get_message(timeout=0.2) is not None
 
     def listen() -> None:
         while time.monotonic() < deadline and len(received) < 2:
@@ -111,8 +112,8 @@ def test_alerts_are_published_per_severity_and_device(redis_url: str, key_prefix
     sink.close()
     channels = sorted(c for c, _ in received)
     assert channels == [
-        f"{key_prefix}:alerts:device:pump-7",
-        f"{key_prefix}:alerts:severity:critical",
+        Keys(key_prefix).device_channel("pump-7"),
+        Keys(key_prefix).severity_channel("critical"),
     ]
     assert all(e["kind"] == "opened" and e["risk"] == 0.95 for _, e in received)
 
@@ -141,8 +142,8 @@ def test_a_crash_part_way_through_a_batch_duplicates_nothing(
             json.dumps(e, sort_keys=True) for e in _events(client, f"{key_prefix}:crashed")
         )
         assert got == want and len(want) == 4
-        assert client.hgetall(f"{key_prefix}:golden:risk") == client.hgetall(
-            f"{key_prefix}:crashed:risk"
+        assert client.hgetall(Keys(f"{key_prefix}:golden").risk) == client.hgetall(
+            Keys(f"{key_prefix}:crashed").risk
         )
     finally:
         client.close()
@@ -151,7 +152,7 @@ def test_a_crash_part_way_through_a_batch_duplicates_nothing(
 
 
 def _fleet(client: Any, prefix: str) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in client.hgetall(f"{prefix}:fleet").items()}
+    return {k.decode(): v.decode() for k, v in client.hgetall(Keys(prefix).fleet).items()}
 
 
 def _hgetall_calls(client: Any) -> int:
@@ -173,7 +174,7 @@ def test_the_fleet_summary_does_not_read_the_whole_risk_hash_each_batch(
         fleet = _fleet(client, key_prefix)
         assert fleet["devices"] == "3" and fleet["at_risk"] == "2"
         assert fleet["max_risk_device"] == "a" and float(fleet["max_risk"]) == 0.8
-        ranked = client.zrange(f"{key_prefix}:risk:rank", 0, -1, withscores=True)
+        ranked = client.zrange(Keys(key_prefix).risk_rank, 0, -1, withscores=True)
         assert ranked == [(b"c", 0.1), (b"b", 0.7), (b"a", 0.8)]
     finally:
         client.close()
@@ -186,12 +187,12 @@ def test_a_missing_rank_is_rebuilt_from_the_risk_hash(redis_url: str, key_prefix
     client = redis.Redis.from_url(redis_url)
     try:
         sink.write(_windows("a", [0.9]) + _windows("b", [0.3]))
-        client.delete(f"{key_prefix}:risk:rank")
+        client.delete(Keys(key_prefix).risk_rank)
         sink.write(_windows("c", [0.6]))
         fleet = _fleet(client, key_prefix)
         assert fleet["devices"] == "3" and fleet["at_risk"] == "2"
         assert fleet["max_risk_device"] == "a" and float(fleet["max_risk"]) == 0.9
-        assert client.zcard(f"{key_prefix}:risk:rank") == 3
+        assert client.zcard(Keys(key_prefix).risk_rank) == 3
     finally:
         client.close()
         sink.close()

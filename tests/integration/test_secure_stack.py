@@ -20,9 +20,11 @@ from kafka import KafkaProducer
 
 from deploy.config import StackConfig
 from deploy.secure import SecureFiles, redis_url
-from deploy.stack import KafkaBroker, RedisServer, Stack, free_port, kafka_answers
+from deploy.stack import KafkaBroker, RedisServer, Stack, free_port
+from ingest.admin import kafka_answers
 from ingest.config import KafkaConfig
 from ingest.consumer import read_records
+from stream.contract import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINES = 3
@@ -149,9 +151,9 @@ def test_replay_stream_job_and_dead_letters_over_sasl_ssl_and_tls(
 
     client = redis.Redis.from_url(secure_stack.redis_url, decode_responses=True)
     try:
-        risk = client.hgetall("prognos:risk")
-        events = [json.loads(fields["event"]) for _, fields in client.xrange("prognos:alerts")]
-        deadletters = client.hgetall("prognos:deadletters")
+        risk = client.hgetall(Keys().risk)
+        events = [json.loads(fields["event"]) for _, fields in client.xrange(Keys().alerts)]
+        deadletters = client.hgetall(Keys().deadletters)
     finally:
         client.close()
     assert set(risk) == {f"FD001-{u:03d}" for u in range(1, ENGINES + 1)}

@@ -14,17 +14,11 @@ import redis
 
 from deploy.stack import free_port
 from stream.alerts import AlertPolicy, ScoredWindow
+from stream.contract import Keys
 from stream.sink import RedisAlertSink
 
 ROOT = Path(__file__).resolve().parents[2]
 W = 60_000
-SHIM = (
-    "import sys, deploy.cli as c\n"
-    "if 'stream.status_cli' not in c._COMMAND_MODULES and 'status' not in "
-    "c.build_parser()._subparsers._group_actions[0].choices:\n"
-    "    c._COMMAND_MODULES += ('stream.status_cli',)\n"
-    "sys.exit(c.main())"
-)
 
 
 def _status(redis_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +31,7 @@ def _status(redis_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedP
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.run(
-        [sys.executable, "-c", SHIM, "status", *args],
+        [sys.executable, "-m", "deploy.cli", "status", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -73,13 +67,13 @@ def test_status_shows_metrics_dead_letters_and_the_fleet(
     sink.close()
     client = redis.Redis.from_url(redis_url)
     now = int(time.time() * 1000)
-    client.hset(f"{key_prefix}:metrics", mapping={
+    client.hset(Keys(key_prefix).metrics, mapping={
         "batch_id": "41", "input_rows": "5000", "input_rows_per_s": "2500.0", "batch_ms": "2000",
         "dropped_by_watermark_total": "3", "dead_letters_total": "7", "windows_scored_total": "700",
         "alerts_total": "12", "scoring_ms": "40.0", "sink_ms": "15.0",
         "provider": "CPUExecutionProvider", "updated_ms": str(now - 2000),
     })  # fmt: skip
-    client.hset(f"{key_prefix}:deadletters", mapping={"temperature/range": "5", "value/json": "2"})
+    client.hset(Keys(key_prefix).deadletters, mapping={"temperature/range": "5", "value/json": "2"})
     client.close()
     offsets = tmp_path / "checkpoint" / "main" / "offsets"
     offsets.mkdir(parents=True)
@@ -102,6 +96,6 @@ def test_status_shows_metrics_dead_letters_and_the_fleet(
     assert top[0::2] == ["pump-7", "pump-6", "pump-5", "pump-4", "pump-3"]
 
     report = json.loads(_status(redis_url, tmp_path, "--key-prefix", key_prefix, "--json").stdout)
-    assert report["metrics"]["batch_id"] == "41" and report["dead_letters"]["value/json"] == 2
+    assert report["metrics"]["batch_id"] == 41 and report["dead_letters"]["value/json"] == 2
     assert report["top_devices"][0]["device"] == "pump-7"
     assert report["top_devices"][0]["risk"] == pytest.approx(0.7)

@@ -23,7 +23,9 @@ import redis
 from ingest.config import KafkaConfig
 from ingest.producer import ReadingProducer
 from ingest.schema import Reading
-from stream.job import StreamConfig, StreamJob
+from stream.config import StreamConfig
+from stream.contract import Keys
+from stream.job import StreamJob
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 UNITS = 3
@@ -96,7 +98,7 @@ def test_a_sensor_dropout_is_scored_not_a_crash(
     assert dropped.metrics.windows_scored_total == clean.metrics.windows_scored_total > 0
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        risk = client.hgetall(f"{key_prefix}:d:risk")
+        risk = client.hgetall(Keys(f"{key_prefix}:d").risk)
     finally:
         client.close()
     assert sorted(risk) == [f"FD001-{u:03d}" for u in range(1, UNITS + 1)]

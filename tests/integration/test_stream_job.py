@@ -20,7 +20,9 @@ from ingest.config import KafkaConfig
 from ingest.consumer import read_records
 from ingest.producer import ReadingProducer
 from ingest.replay import ReplayOptions, replay_file
-from stream.job import StreamConfig, StreamJob
+from stream.config import StreamConfig
+from stream.contract import Keys
+from stream.job import StreamJob
 
 MALFORMED = {
     b'{"v":1,"d":"FD001-001","t":"2026-01-01T00:10:00.000Z","s":"one","x":{"s2":642.0}}': (
@@ -90,7 +92,7 @@ def _config(
 def _alerts(redis_url: str, prefix: str) -> list[dict[str, Any]]:
     client = redis.Redis.from_url(redis_url)
     try:
-        return [json.loads(f[b"event"]) for _, f in client.xrange(f"{prefix}:alerts")]
+        return [json.loads(f[b"event"]) for _, f in client.xrange(Keys(prefix).alerts)]
     finally:
         client.close()
 
@@ -110,9 +112,9 @@ def test_cmapss_replay_raises_alerts_near_failure(
 
     client = redis.Redis.from_url(redis_url)
     try:
-        risk = {k.decode(): float(v) for k, v in client.hgetall(f"{key_prefix}:risk").items()}
+        risk = {k.decode(): float(v) for k, v in client.hgetall(Keys(key_prefix).risk).items()}
         deadletters = {
-            k.decode(): int(v) for k, v in client.hgetall(f"{key_prefix}:deadletters").items()
+            k.decode(): int(v) for k, v in client.hgetall(Keys(key_prefix).deadletters).items()
         }
     finally:
         client.close()

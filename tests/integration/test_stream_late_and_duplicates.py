@@ -21,7 +21,9 @@ import redis
 from ingest.config import KafkaConfig
 from ingest.producer import ReadingProducer
 from ingest.schema import Reading
-from stream.job import StreamConfig, StreamJob
+from stream.config import StreamConfig
+from stream.contract import Keys
+from stream.job import StreamJob
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 UNITS = 8
@@ -74,10 +76,10 @@ def _run(
 def _state(redis_url: str, prefix: str) -> tuple[dict[bytes, bytes], list[str]]:
     client = redis.Redis.from_url(redis_url)
     try:
-        risk = client.hgetall(f"{prefix}:risk")
+        risk = client.hgetall(Keys(prefix).risk)
         alerts = sorted(
             json.dumps(json.loads(f[b"event"]), sort_keys=True)
-            for _, f in client.xrange(f"{prefix}:alerts")
+            for _, f in client.xrange(Keys(prefix).alerts)
         )
         return risk, alerts
     finally:

@@ -44,6 +44,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stream.contract import Keys
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -390,7 +392,8 @@ def run_in_process(
     from dataclasses import replace
 
     from ingest.config import KafkaConfig
-    from stream.job import StreamConfig, StreamJob
+    from stream.config import StreamConfig
+    from stream.job import StreamJob
 
     config = StreamConfig.from_env(
         {},
@@ -611,9 +614,9 @@ def snapshot(redis_url: str, prefix: str) -> Snapshot:
     try:
         events = tuple(
             (fields["event_id"], json.dumps(json.loads(fields["event"]), sort_keys=True))
-            for _, fields in client.xrange(f"{prefix}:alerts")
+            for _, fields in client.xrange(Keys(prefix).alerts)
         )
-        head = f"{prefix}:device:"
+        head = Keys(prefix).device_key_head
         devices = {
             key[len(head) :]: client.hgetall(key)
             for key in client.scan_iter(match=f"{head}*", count=1000)
@@ -621,8 +624,8 @@ def snapshot(redis_url: str, prefix: str) -> Snapshot:
         return Snapshot(
             events,
             devices,
-            client.hgetall(f"{prefix}:risk"),
-            frozenset(client.smembers(f"{prefix}:open")),
+            client.hgetall(Keys(prefix).risk),
+            frozenset(client.smembers(Keys(prefix).open)),
         )
     finally:
         client.close()

@@ -9,7 +9,7 @@ traceback under that generic first line. These are the shapes Spark 4.2 gives
 
 from __future__ import annotations
 
-from stream.job import failure_reason
+from stream.runner import failure_reason
 
 FOREACH_BATCH = """An exception was raised by the Python Proxy. Return Message: Traceback (most recent call last):
   File "/venv/lib/python3.11/site-packages/py4j/clientserver.py", line 644, in _call_proxy

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from stream.contract import Keys
 from tests.benchmarks.common import MemorySampler
 from tests.reliability.conftest import Golden
 from tests.reliability.harness import (
@@ -104,9 +105,9 @@ def _kill_job_at_random_batches(
                     )
                 time.sleep(delay)
             else:
-                events = client.xlen(f"{run.prefix}:alerts")
+                events = client.xlen(Keys(run.prefix).alerts)
                 deadline = time.monotonic() + timeout_s
-                while client.xlen(f"{run.prefix}:alerts") == events and job.poll() is None:
+                while client.xlen(Keys(run.prefix).alerts) == events and job.poll() is None:
                     if time.monotonic() > deadline:
                         raise AssertionError(f"no alert written within {timeout_s:.0f}s")
                     time.sleep(0.005)
@@ -122,7 +123,7 @@ def _kill_job_at_random_batches(
                     "last_commit": committed,
                     "delay_s": delay,
                     "at": at,
-                    "alerts_in_redis": int(client.xlen(f"{run.prefix}:alerts")),
+                    "alerts_in_redis": int(client.xlen(Keys(run.prefix).alerts)),
                     # The batch being written was not committed: the restart replays it.
                     "replayed": last_commit(run.checkpoint) == committed,
                 }

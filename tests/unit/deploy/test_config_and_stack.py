@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from deploy.config import StackConfig
-from deploy.errors import NotRunningError, PortInUseError, RedisMissingError
-from deploy.redact import redact_url
+from deploy.errors import ConfigError, NotRunningError, PortInUseError, RedisMissingError
 from deploy.stack import RedisServer, Stack, install_redis, port_is_free, tail
+from stream.redis_config import RedisConfig, redact_url
 
 
 def test_defaults_and_environment(tmp_path: Path) -> None:
@@ -27,9 +27,20 @@ def test_defaults_and_environment(tmp_path: Path) -> None:
     assert custom.kafka_bootstrap == "k1:9092,k2:9092"
 
 
-def test_bad_port_setting_names_the_variable(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="PROGNOS_REDIS_PORT"):
-        StackConfig.from_env({"PROGNOS_HOME": str(tmp_path), "PROGNOS_REDIS_PORT": "sixty"})
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PROGNOS_REDIS_PORT", "sixty"),
+        ("PROGNOS_KAFKA_PORT", "abc"),
+        ("PROGNOS_KAFKA_PORT", "70000"),
+        ("PROGNOS_START_TIMEOUT", "-5"),
+    ],
+)
+def test_bad_number_setting_names_the_variable_and_the_fix(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"{name}='{value}' is not .*; set it to a whole number"):
+        StackConfig.from_env({"PROGNOS_HOME": str(tmp_path), name: value})
 
 
 def test_redis_password_never_in_repr(tmp_path: Path) -> None:
@@ -111,7 +122,7 @@ def test_secure_profile_switch_is_read_strictly(tmp_path: Path) -> None:
     assert not StackConfig.from_env(base).secure
     assert StackConfig.from_env({**base, "PROGNOS_STACK_SECURE": "1"}).secure
     assert not StackConfig.from_env({**base, "PROGNOS_STACK_SECURE": "off"}).secure
-    with pytest.raises(ValueError, match="PROGNOS_STACK_SECURE='maybe'"):
+    with pytest.raises(ConfigError, match=r"PROGNOS_STACK_SECURE='maybe': use 1 \(on\) or 0"):
         StackConfig.from_env({**base, "PROGNOS_STACK_SECURE": "maybe"})
 
 
@@ -152,5 +163,7 @@ def test_client_settings_name_files_not_secrets(tmp_path: Path) -> None:
     # The same settings read back give the same stack (and Redis's password from its file).
     again = StackConfig.from_env({"PROGNOS_HOME": str(tmp_path), **env})
     assert again.redis_url == config.redis_url and secrets[1] in again.redis_url
+    # A client reading only these variables reaches the same Redis, as the same user.
+    assert RedisConfig.from_env(env).url == config.redis_url
     plain = StackConfig.from_env({"PROGNOS_HOME": str(tmp_path)}).client_env()
     assert "PROGNOS_STACK_SECURE" not in plain and "PROGNOS_KAFKA_SECURITY_PROTOCOL" not in plain

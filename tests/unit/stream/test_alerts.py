@@ -128,21 +128,3 @@ def test_batch_boundaries_do_not_change_the_events(risks: list[float], cut: int)
     opened = [e for e in whole if e.kind == "opened"]
     resolved = [e for e in whole if e.kind == "resolved"]
     assert len(opened) - len(resolved) in (0, 1)  # alerts alternate open/resolve
-
-
-def test_the_reader_type_mirrors_the_writer_type() -> None:
-    """``stream.subscribe.Alert`` (typed, for subscribers) parses what ``AlertEvent`` writes:
-    the two field lists must stay the same, and a written event must parse back equal."""
-    from dataclasses import fields
-
-    from stream.alerts import AlertEvent
-    from stream.subscribe import Alert
-
-    assert [f.name for f in fields(Alert)] == [f.name for f in fields(AlertEvent)]
-    top = (
-        {"name": "s2__mean", "value": 643.1, "z": 3.2, "normal_low": 641.0, "normal_high": 643.0},
-    )
-    _, events = step(POLICY, DeviceState(), ScoredWindow("d", 0, W, 0.95, "v1", "CPU", top), W)
-    parsed = Alert.from_json(events[0].to_json())
-    assert parsed.event_id == events[0].event_id and parsed.severity == "critical"
-    assert parsed.top_features[0].name == "s2__mean" and parsed.top_features[0].normal_high == 643.0

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from models.errors import ChecksumMismatchError, CorruptModelError
+from stream.config import DEFAULT_MODEL, StreamConfig
 from stream.errors import CheckpointMismatchError, ConfigError
-from stream.job import DEFAULT_MODEL, StreamConfig, StreamJob
+from stream.job import StreamJob
 
 
 class _Conf:

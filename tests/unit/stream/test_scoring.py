@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,8 @@ def _described(scorer: Scorer, out: pa.RecordBatch) -> list[str]:
         strict=True,
     )
     return [
-        json.dumps(list(formatter.describe(i, v, z)), separators=(",", ":")) for i, v, z in columns
+        json.dumps([asdict(f) for f in formatter.describe(i, v, z)], separators=(",", ":"))
+        for i, v, z in columns
     ]
 
 

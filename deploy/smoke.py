@@ -2,12 +2,9 @@
 
 It proves the plumbing before any model is involved: every Kafka record is written to
 Redis through ``foreachBatch`` with a delivery counter per record, so a lost record
-(missing field) and a duplicated one (counter above 1) are both visible.
-
-Redis keys (``PREFIX`` is chosen by the caller):
-
-* ``PREFIX:values``: hash, field ``PARTITION:OFFSET``, value the record's payload;
-* ``PREFIX:deliveries``: hash, same fields, value how many times the record was written.
+(missing field) and a duplicated one (counter above 1) are both visible. The two hashes
+are :meth:`stream.contract.Keys.smoke_values` (``partition:offset`` -> payload) and
+:meth:`stream.contract.Keys.smoke_deliveries` (``partition:offset`` -> writes).
 """
 
 from __future__ import annotations
@@ -41,16 +38,20 @@ class SmokeResult:
         return self.delivered == self.sent and self.duplicated == 0 and self.missing == 0
 
 
-def _write_partition(rows: Iterable[Any], redis_url: str, prefix: str) -> None:
+def _write_partition(rows: Iterable[Any], redis_url: str, prefix: str, run: str) -> None:
     import redis
 
+    from stream.contract import Keys
+
+    keys = Keys(prefix)
+    values, deliveries = keys.smoke_values(run), keys.smoke_deliveries(run)
     client = redis.Redis.from_url(redis_url)
     try:
         pipe = client.pipeline(transaction=False)
         for n, row in enumerate(rows, 1):
             field = f"{row.partition}:{row.offset}"
-            pipe.hset(f"{prefix}:values", field, row.value)
-            pipe.hincrby(f"{prefix}:deliveries", field, 1)
+            pipe.hset(values, field, row.value)
+            pipe.hincrby(deliveries, field, 1)
             if n % 1000 == 0:
                 pipe.execute()
         pipe.execute()
@@ -64,17 +65,19 @@ def start_smoke_query(
     topic: str,
     redis_url: str,
     prefix: str,
+    run: str,
     checkpoint: Path,
     available_now: bool = True,
 ) -> StreamingQuery:
     """Start the smoke query: read ``topic`` from the earliest offset, write Redis.
 
     Args:
-        spark: a session from :func:`stream.session.build_session`.
+        spark: a session from :func:`deploy.spark.spark_session`.
         kafka_options: Spark Kafka source options, at least ``kafka.bootstrap.servers``.
         topic: the topic to read.
         redis_url: where to write.
-        prefix: Redis key prefix (see the module docstring).
+        prefix: Redis key prefix.
+        run: this run's name among the smoke keys (see the module docstring).
         checkpoint: the query's checkpoint folder.
         available_now: process what is in the topic now, then stop (else run on).
     """
@@ -89,7 +92,7 @@ def start_smoke_query(
     )
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        batch.foreachPartition(lambda rows: _write_partition(rows, redis_url, prefix))
+        batch.foreachPartition(lambda rows: _write_partition(rows, redis_url, prefix, run))
 
     writer = source.writeStream.foreachBatch(write_batch).option(
         "checkpointLocation", str(checkpoint)
@@ -102,13 +105,15 @@ def start_smoke_query(
     return writer.queryName(f"smoke-{topic}").start()
 
 
-def count_deliveries(redis_url: str, prefix: str) -> dict[str, int]:
+def count_deliveries(redis_url: str, prefix: str, run: str) -> dict[str, int]:
     """``PARTITION:OFFSET`` -> number of writes, as recorded by the smoke pipeline."""
     import redis
 
+    from stream.contract import Keys
+
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        raw: dict[str, str] = client.hgetall(f"{prefix}:deliveries")  # type: ignore[assignment]
+        raw: dict[str, str] = client.hgetall(Keys(prefix).smoke_deliveries(run))  # type: ignore[assignment]
         return {k: int(v) for k, v in raw.items()}
     finally:
         client.close()
@@ -147,6 +152,7 @@ def run_smoke(
     topic: str,
     redis_url: str,
     prefix: str,
+    run: str,
     checkpoint: Path,
     count: int,
 ) -> SmokeResult:
@@ -154,10 +160,10 @@ def run_smoke(
     started = time.monotonic()
     produce_sample_readings(bootstrap, topic, count)
     query = start_smoke_query(
-        spark, {"kafka.bootstrap.servers": bootstrap}, topic, redis_url, prefix, checkpoint
+        spark, {"kafka.bootstrap.servers": bootstrap}, topic, redis_url, prefix, run, checkpoint
     )
     query.awaitTermination()
-    deliveries = count_deliveries(redis_url, prefix)
+    deliveries = count_deliveries(redis_url, prefix, run)
     return SmokeResult(
         sent=count,
         delivered=len(deliveries),

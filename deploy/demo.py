@@ -24,9 +24,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from stream.errors import StreamError
+from deploy.errors import DeployError
+
+if TYPE_CHECKING:
+    from stream.contract import AlertEvent
+    from stream.redis_config import RedisConfig
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ class DemoConfig:
         cmapss: replay this C-MAPSS file instead of simulating.
         duration_s: stop by itself after this many seconds (None: until Ctrl-C).
         show: alerts to print at most (None: all).
+        key_prefix: the Redis key prefix the demo's job writes under and the demo reads
+            (None: ``PROGNOS_KEY_PREFIX``, else ``prognos``).
     """
 
     machines: int = 12
@@ -58,6 +64,7 @@ class DemoConfig:
     cmapss: Path | None = None
     duration_s: float | None = None
     show: int | None = None
+    key_prefix: str | None = None
 
 
 class _Child:
@@ -93,10 +100,7 @@ class _Child:
         return self.process.returncode
 
 
-def _line(alert: object) -> str:
-    from stream.subscribe import Alert
-
-    assert isinstance(alert, Alert)
+def _line(alert: AlertEvent) -> str:
     top = alert.top_features[0] if alert.top_features else None
     feature = (
         f"{top.name}={top.value:.6g} (normal {top.normal_low:.6g}..{top.normal_high:.6g})"
@@ -117,52 +121,60 @@ def _say(out: TextIO, text: str) -> None:
         print(text, file=out, flush=True)
 
 
-def _progress(redis_url: str) -> str:
+def _progress(redis: RedisConfig) -> str:
     """One line on the stream job's progress, from the hashes it keeps in Redis."""
-    import redis
+    import redis as redis_client
 
-    client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=5)
+    from stream.contract import FleetSummary, JobMetrics
+
+    client = redis.client(decode_responses=True, socket_timeout=5)
     try:
-        metrics: dict[str, str] = client.hgetall("prognos:metrics")  # type: ignore[assignment]
-        fleet: dict[str, str] = client.hgetall("prognos:fleet")  # type: ignore[assignment]
-    except redis.RedisError as exc:
+        pipe = client.pipeline(transaction=False)
+        pipe.hgetall(redis.keys.metrics)
+        pipe.hgetall(redis.keys.fleet)
+        raw_metrics, raw_fleet = pipe.execute()
+    except redis_client.RedisError as exc:
         return f"{datetime.now():%H:%M:%S} status: Redis did not answer ({exc})"
     finally:
         client.close()
-    if not metrics:
+    metrics, fleet = JobMetrics.from_hash(raw_metrics), FleetSummary.from_hash(raw_fleet)
+    if metrics is None:
         return (
             f"{datetime.now():%H:%M:%S} status: the stream job is starting (Spark, the model) ..."
         )
     line = (
-        f"{datetime.now():%H:%M:%S} status: batch {metrics.get('batch_id', '?')}, "
-        f"{metrics.get('windows_scored_total', '0')} windows scored, {metrics.get('alerts_total', '0')} alert events"
+        f"{datetime.now():%H:%M:%S} status: batch {metrics.batch_id}, "
+        f"{metrics.windows_scored_total} windows scored, {metrics.alerts_total} alert events"
     )
-    if fleet:
-        line += f"; {fleet.get('devices', '0')} devices, {fleet.get('open_alerts', '0')} with an open alert"
+    if fleet is not None:
+        line += f"; {fleet.devices} devices, {fleet.open_alerts} with an open alert"
     return line
-
-
-def _create_topics(bootstrap: str, names: list[str]) -> None:
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="prognos-demo")
-    try:
-        admin.create_topics(
-            [NewTopic(name, num_partitions=2, replication_factor=1) for name in names]
-        )
-    finally:
-        admin.close()
 
 
 def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
     """Run the demo; returns the exit code. See the module docstring."""
     from deploy.config import StackConfig
     from deploy.stack import Stack
+    from ingest.admin import ensure_topics
+    from ingest.config import KafkaConfig
+    from stream.redis_config import RedisConfig
     from stream.subscribe import PubSubSubscriber, TailConfig
 
+    if config.cmapss is not None and not config.cmapss.is_file():
+        raise DeployError(
+            f"C-MAPSS file {config.cmapss} not found; pass --cmapss PATH to train_FD001.txt"
+        )
     stack_config = StackConfig.from_env()
     stack = Stack(stack_config)
+    # The children talk to exactly the services this demo checked, whatever else is set.
+    child_env = {
+        **os.environ,
+        **stack_config.client_env(),
+        "PROGNOS_KAFKA_BOOTSTRAP": stack_config.kafka_bootstrap,
+    }
+    if stack_config.external_redis:
+        child_env["PROGNOS_REDIS_URL"] = stack_config.external_redis
+    redis = RedisConfig.from_env(child_env, key_prefix=config.key_prefix)
     was_running = {s.name for s in stack.services if s.running_pid() is not None}
     _say(out, "prognos demo: starting the local stack (Kafka, Redis) ...")
     stack.up()
@@ -182,17 +194,11 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
 
     for s in previous:
         signal.signal(s, request_stop)
-    _create_topics(stack_config.kafka_bootstrap, [topic, f"{topic}.dlq"])
-    # The children talk to exactly the services this demo checked, whatever else is set.
-    child_env = {
-        **os.environ,
-        "PROGNOS_KAFKA_BOOTSTRAP": stack_config.kafka_bootstrap,
-        "PROGNOS_REDIS_URL": stack_config.redis_url,
-    }
+    ensure_topics(KafkaConfig.from_env(child_env, topic=topic))
     code = 0
     alerts = 0
     # Subscribed before anything starts, so no alert is published before we listen.
-    subscriber = PubSubSubscriber(TailConfig(stack_config.redis_url))
+    subscriber = PubSubSubscriber(TailConfig(redis.url, redis.key_prefix))
     subscriber.open()
     try:
         _say(
@@ -203,16 +209,12 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
             _Child(
                 "stream job",
                 ["stream", "--topic", topic, "--checkpoint", str(checkpoint), "--starting-offsets", "earliest",
-                 "--trigger", "1", "--max-future-skew", str(_DEMO_SKEW_S)],
+                 "--trigger", "1", "--max-future-skew", str(_DEMO_SKEW_S), "--key-prefix", redis.key_prefix],
                 logs / "demo-stream.log",
                 child_env,
             )
         )  # fmt: skip
         if config.cmapss is not None:
-            if not config.cmapss.is_file():
-                raise StreamError(
-                    f"C-MAPSS file {config.cmapss} not found; pass --cmapss PATH to train_FD001.txt"
-                )
             source = [
                 "replay",
                 str(config.cmapss),
@@ -251,7 +253,7 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
                     stop.set()
                 if time.monotonic() >= next_status:
                     next_status += 15
-                    _say(out, _progress(stack_config.redis_url))
+                    _say(out, _progress(redis))
                 stop.wait(0.5)
             subscriber.close()
 

@@ -1,10 +1,10 @@
 """``prognos status``: what runs, the stream job's progress, the fleet's risk from Redis.
 
 It reads, never writes: the local stack's PID files and health checks
-(:meth:`deploy.stack.Stack.status`), the hashes the stream job keeps in Redis
-(``P:metrics``, ``P:deadletters``, ``P:fleet``, ``P:risk``; see :mod:`stream.sink`), the
-newest offsets file of the job's checkpoint and the topic's end offsets in Kafka (lag).
-Each part that cannot be read says so in one line; the command never fails for it.
+(:meth:`deploy.stack.Stack.status`), what the stream job keeps in Redis (the metrics,
+dead-letter and fleet hashes and the risk ranking of :mod:`stream.contract`), the newest
+offsets file of the job's checkpoint and the topic's end offsets in Kafka (lag). Each part
+that cannot be read says so in one line; the command never fails for it.
 
 Only ``argparse`` (and the standard library) is imported at module level, as the
 dispatcher (:mod:`deploy.cli`) expects.
@@ -97,13 +97,6 @@ def kafka_lag(kafka: Any, offsets: Mapping[int, int], timeout_s: float = 5.0) ->
         consumer.close()
 
 
-def _decode(mapping: Mapping[Any, Any]) -> dict[str, str]:
-    def text(v: Any) -> str:
-        return v.decode() if isinstance(v, bytes) else str(v)
-
-    return {text(k): text(v) for k, v in mapping.items()}
-
-
 def collect(
     redis_url: str, prefix: str, checkpoint: Path, kafka: Any, services: list[Any] | None
 ) -> dict[str, Any]:
@@ -116,10 +109,14 @@ def collect(
         kafka: an :class:`ingest.config.KafkaConfig` (topic and connection), or ``None``.
         services: the stack's :class:`deploy.stack.ServiceStatus` list, or ``None``.
     """
+    from dataclasses import asdict
+
     import redis
 
-    from deploy.redact import redact_url
+    from stream.contract import FleetSummary, JobMetrics, Keys
+    from stream.redis_config import redact_url
 
+    keys = Keys(prefix)
     report: dict[str, Any] = {
         "prefix": prefix,
         "services": [
@@ -138,17 +135,18 @@ def collect(
     )
     try:
         pipe = client.pipeline(transaction=False)
-        pipe.hgetall(f"{prefix}:metrics")
-        pipe.hgetall(f"{prefix}:deadletters")
-        pipe.hgetall(f"{prefix}:fleet")
-        pipe.hgetall(f"{prefix}:risk")
-        metrics, dead, fleet, risk = pipe.execute()
+        pipe.hgetall(keys.metrics)
+        pipe.hgetall(keys.deadletters)
+        pipe.hgetall(keys.fleet)
+        pipe.zrevrange(keys.risk_rank, 0, TOP_DEVICES - 1, withscores=True)
+        metrics, dead, fleet, top = pipe.execute()
         report["redis"]["reachable"] = True
-        report["metrics"] = _decode(metrics)
-        report["dead_letters"] = {k: int(v) for k, v in _decode(dead).items()}
-        report["fleet"] = _decode(fleet)
-        ranked = sorted(((d, float(r)) for d, r in _decode(risk).items()), key=lambda x: -x[1])
-        report["top_devices"] = [{"device": d, "risk": r} for d, r in ranked[:TOP_DEVICES]]
+        found_metrics = JobMetrics.from_hash(metrics)
+        report["metrics"] = asdict(found_metrics) if found_metrics else {}
+        report["dead_letters"] = {k: int(v) for k, v in dead.items()}
+        summary = FleetSummary.from_hash(fleet)
+        report["fleet"] = asdict(summary) if summary else {}
+        report["top_devices"] = [{"device": d, "risk": float(r)} for d, r in top]
     except (redis.RedisError, OSError, ValueError) as exc:
         report["redis"]["error"] = str(exc)
     finally:
@@ -164,7 +162,7 @@ def _lag(checkpoint: Path, kafka: Any) -> dict[str, Any]:
     if found is None:
         return {"readings": None, "detail": f"no offsets of {kafka.topic} in {checkpoint}"}
     batch, offsets = found
-    from deploy.stack import kafka_answers
+    from ingest.admin import kafka_answers
 
     if not kafka_answers(kafka.bootstrap_servers, timeout_s=3, client=kafka.security_kwargs()):
         return {
@@ -203,8 +201,10 @@ def _num(m: Mapping[str, str], key: str, default: float = 0.0) -> float:
 
 def render(report: Mapping[str, Any], now_ms: int | None = None) -> list[str]:
     """The report as the lines ``prognos status`` prints."""
+    from stream.contract import Keys
+
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    prefix = report["prefix"]
+    keys = Keys(report["prefix"])
     out = ["services"]
     if report["services"]:
         for s in report["services"]:
@@ -225,7 +225,7 @@ def render(report: Mapping[str, Any], now_ms: int | None = None) -> list[str]:
         return out
 
     m = report["metrics"]
-    out.append(f"stream job ({prefix}:metrics)")
+    out.append(f"stream job ({keys.metrics})")
     if not m:
         out.append("  no data yet: no batch recorded (is `prognos stream` running?)")
     else:
@@ -252,14 +252,14 @@ def render(report: Mapping[str, Any], now_ms: int | None = None) -> list[str]:
 
     dead = report["dead_letters"]
     if dead:
-        out.append(f"dead letters ({prefix}:deadletters)")
+        out.append(f"dead letters ({keys.deadletters})")
         for reason, count in sorted(dead.items(), key=lambda kv: -kv[1]):
             out.append(f"  {reason:<32} {count}")
     else:
         out.append("dead letters: none")
 
     fleet = report["fleet"]
-    out.append(f"fleet ({prefix}:fleet)")
+    out.append(f"fleet ({keys.fleet})")
     if not fleet:
         out.append("  no data yet: no window scored")
     else:
@@ -267,9 +267,9 @@ def render(report: Mapping[str, Any], now_ms: int | None = None) -> list[str]:
             f"  {int(_num(fleet, 'devices'))} devices, {int(_num(fleet, 'open_alerts'))} open "
             f"alerts, {int(_num(fleet, 'at_risk'))} at or above the threshold"
         )
-        if "max_risk" in fleet:
+        if fleet.get("max_risk") is not None:
             line += f"; highest risk {_num(fleet, 'max_risk'):.3f} ({fleet['max_risk_device']})"
-        if "updated_ms" in fleet:
+        if fleet.get("updated_ms"):
             line += f"; updated {_ago(int(_num(fleet, 'updated_ms')), now_ms)}"
         out.append(line)
         if report["top_devices"]:
@@ -283,21 +283,13 @@ def render(report: Mapping[str, Any], now_ms: int | None = None) -> list[str]:
 
 
 def _status(args: argparse.Namespace) -> int:
-    import os
-
     from deploy.config import StackConfig
-    from stream.errors import ConfigError
+    from stream.config import default_checkpoint
+    from stream.redis_config import RedisConfig
 
-    try:
-        stack_config = StackConfig.from_env()
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    prefix = args.key_prefix or os.environ.get("PROGNOS_KEY_PREFIX") or "prognos"
-    checkpoint = Path(
-        args.checkpoint
-        or os.environ.get("PROGNOS_CHECKPOINT")
-        or stack_config.home / ".prognos" / "checkpoints" / "stream"
-    )
+    stack_config = StackConfig.from_env()
+    redis = RedisConfig.from_env(key_prefix=args.key_prefix)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     services: list[Any] | None = None
     services_error = ""
     try:
@@ -311,13 +303,9 @@ def _status(args: argparse.Namespace) -> int:
         from ingest.config import KafkaConfig
 
         kafka = KafkaConfig.from_env()
-        if not os.environ.get("PROGNOS_KAFKA_BOOTSTRAP"):
-            from dataclasses import replace
-
-            kafka = replace(kafka, bootstrap_servers=stack_config.kafka_bootstrap)
     except Exception as exc:
         logger.warning("Kafka settings are invalid (%s); lag unknown", exc)
-    report = collect(stack_config.redis_url, prefix, checkpoint, kafka, services)
+    report = collect(redis.url, redis.key_prefix, checkpoint, kafka, services)
     if services_error:
         report["services_error"] = services_error
     if args.json:

@@ -1,0 +1,68 @@
+"""Start-up checks of the services the job needs: a clear error now instead of a hang later.
+
+Before the query starts, Kafka must answer with the configured security settings and hold
+the readings topic, and Redis must answer PING. Each failure names the address and the
+fix. The dead-letter topic is created here when missing, with the readings topic's
+partition count and replication (:func:`ingest.admin.ensure_topics`), so the first dead
+letter is not what creates it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from stream.errors import ConfigError, ServiceUnreachableError
+from stream.redis_config import redact_url, redis_answers
+
+if TYPE_CHECKING:
+    from stream.config import StreamConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["check_services"]
+
+
+def check_services(config: StreamConfig) -> None:
+    """Check Kafka, the readings topic and Redis; create the dead-letter topic if missing.
+
+    Raises:
+        ServiceUnreachableError: Kafka or Redis does not answer (retriable).
+        ConfigError: the readings topic does not exist.
+    """
+    from ingest.admin import ensure_topics, kafka_answers, list_topics
+
+    from ingest.errors import IngestError
+
+    kafka = config.kafka
+    if not kafka_answers(kafka.bootstrap_servers, timeout_s=10, client=kafka.security_kwargs()):
+        fix = "run `prognos stack up`, or set PROGNOS_KAFKA_BOOTSTRAP to your cluster"
+        if kafka.security_protocol != "PLAINTEXT":
+            fix = (
+                "check the address (PROGNOS_KAFKA_BOOTSTRAP), the credentials "
+                "(PROGNOS_KAFKA_SASL_USERNAME, PROGNOS_KAFKA_SASL_PASSWORD_FILE) and the CA "
+                "file (PROGNOS_KAFKA_SSL_CAFILE); for the local stack: "
+                'eval "$(prognos stack env --secure)"'
+            )
+        raise ServiceUnreachableError(
+            f"no Kafka broker answers at {kafka.bootstrap_servers} with "
+            f"{kafka.describe_security()}: {fix}"
+        )
+    try:
+        topics = list_topics(kafka)
+        if kafka.topic not in topics:
+            raise ConfigError(
+                f"topic {kafka.topic!r} does not exist on {kafka.bootstrap_servers}: create it "
+                "(kafka-topics.sh --create, or start a producer such as `prognos simulate` or "
+                "`prognos replay` first), or name another with --topic / PROGNOS_TOPIC"
+            )
+        ensure_topics(kafka)
+    except IngestError as exc:
+        raise ServiceUnreachableError(
+            f"cannot read or create topics on {kafka.bootstrap_servers}: {exc}"
+        ) from exc
+    if not redis_answers(config.redis_url, timeout_s=5):
+        raise ServiceUnreachableError(
+            f"no Redis answers at {redact_url(config.redis_url)}: run `prognos stack up`, "
+            "or set PROGNOS_REDIS_URL"
+        )

@@ -1,0 +1,155 @@
+"""The stream job's settings: one frozen object, from the environment and the command line.
+
+==============================  ==========================================================
+variable                        meaning (default)
+==============================  ==========================================================
+``PROGNOS_MODEL``               the model folder (the committed default model)
+``PROGNOS_PROVIDERS``           ONNX Runtime providers: ``auto`` or a comma-separated list
+``PROGNOS_CHECKPOINT``          checkpoint location (``$PROGNOS_HOME/.prognos/checkpoints/
+                                stream``; ``PROGNOS_HOME`` defaults to the current folder,
+                                or the source tree under the ``prognos`` command)
+==============================  ==========================================================
+
+Kafka's settings come from :class:`ingest.config.KafkaConfig` (``PROGNOS_KAFKA_*``,
+``PROGNOS_TOPIC``), Redis's from :class:`stream.redis_config.RedisConfig`
+(``PROGNOS_REDIS_*``, ``PROGNOS_KEY_PREFIX``). Every other setting is a flag of
+``prognos stream`` (see :class:`StreamConfig`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.config import KafkaConfig
+from models.metadata import DEFAULT_MODEL
+from stream.alerts import AlertPolicy
+from stream.contract import DEFAULT_PREFIX
+from stream.errors import ConfigError
+from stream.redis_config import RedisConfig
+
+__all__ = ["DEFAULT_MODEL", "StreamConfig", "default_checkpoint"]
+
+
+def default_checkpoint(env: Mapping[str, str] | None = None) -> Path:
+    """``PROGNOS_CHECKPOINT``, else ``$PROGNOS_HOME/.prognos/checkpoints/stream``."""
+    env = os.environ if env is None else env
+    explicit = env.get("PROGNOS_CHECKPOINT")
+    if explicit:
+        return Path(explicit)
+    return Path(env.get("PROGNOS_HOME") or Path.cwd()) / ".prognos" / "checkpoints" / "stream"
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Settings of one stream job. Build with :meth:`from_env`; flags override.
+
+    Attributes:
+        kafka: bootstrap servers, topics and security (:class:`ingest.config.KafkaConfig`).
+        redis_url: where alerts go (:class:`stream.redis_config.RedisConfig`; masked in
+            the repr).
+        checkpoint: checkpoint location (``PROGNOS_CHECKPOINT``).
+        model_path: the model folder (``PROGNOS_MODEL``, the committed default model).
+        key_prefix: prefix of every Redis key (``PROGNOS_KEY_PREFIX``, ``prognos``).
+        providers: ONNX Runtime execution providers, ``auto`` or a comma-separated list.
+        allow_fallback: accept CPU when a requested GPU provider is not active.
+        starting_offsets: ``earliest`` or ``latest`` for a new checkpoint.
+        max_offsets_per_trigger: bound on records per micro-batch (bounded memory on a backlog).
+        fail_on_data_loss: fail when Kafka offsets were deleted before being read.
+        trigger_seconds: micro-batch interval; 0 runs batches back to back.
+        watermark_seconds: how late (in event time) a reading may arrive; default one window.
+        max_future_skew_s: readings further ahead of the job's clock are refused.
+        stream_maxlen: approximate bound of the alert stream's length.
+        threshold: the alert threshold (default: the model's); with ``hysteresis``,
+            ``resolve_windows``, ``cooldown_windows``, ``update_delta`` and ``critical``
+            it makes the alert policy (:meth:`policy`).
+        available_now: process what is in the topic, then stop (replays, tests).
+    """
+
+    kafka: KafkaConfig
+    redis_url: str = field(repr=False)
+    checkpoint: Path
+    model_path: Path = DEFAULT_MODEL
+    key_prefix: str = DEFAULT_PREFIX
+    providers: str = "auto"
+    allow_fallback: bool = False
+    starting_offsets: str = "earliest"
+    max_offsets_per_trigger: int = 50_000
+    fail_on_data_loss: bool = True
+    trigger_seconds: float = 1.0
+    watermark_seconds: float | None = None
+    max_future_skew_s: float = 86_400.0
+    stream_maxlen: int = 100_000
+    threshold: float | None = None
+    hysteresis: float = 0.1
+    resolve_windows: int = 2
+    cooldown_windows: int = 3
+    update_delta: float = 0.15
+    critical: float = 0.9
+    available_now: bool = False
+
+    def __post_init__(self) -> None:
+        if self.starting_offsets not in ("earliest", "latest"):
+            raise ConfigError(
+                f"starting offsets {self.starting_offsets!r}: choose earliest or latest"
+            )
+        if self.max_offsets_per_trigger < 1:
+            raise ConfigError(
+                f"--max-offsets-per-trigger {self.max_offsets_per_trigger}: give a number >= 1"
+            )
+        if self.trigger_seconds < 0:
+            raise ConfigError(f"--trigger {self.trigger_seconds}: give seconds >= 0")
+        if self.watermark_seconds is not None and self.watermark_seconds <= 0:
+            raise ConfigError(f"--watermark {self.watermark_seconds}: give seconds > 0")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> StreamConfig:
+        """Read the settings from ``env`` (default ``os.environ``); non-None ``overrides`` win.
+
+        Raises:
+            ConfigError: a setting is malformed (the message names it and the fix).
+        """
+        env = os.environ if env is None else env
+        redis = RedisConfig.from_env(env)
+        values: dict[str, Any] = {
+            "kafka": KafkaConfig.from_env(env),
+            "redis_url": redis.url,
+            "key_prefix": redis.key_prefix,
+            "checkpoint": default_checkpoint(env),
+            "model_path": Path(env.get("PROGNOS_MODEL") or DEFAULT_MODEL),
+            "providers": env.get("PROGNOS_PROVIDERS") or "auto",
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def redis(self) -> RedisConfig:
+        """Redis's URL and key prefix as one config."""
+        return RedisConfig(self.redis_url, self.key_prefix)
+
+    @property
+    def provider_list(self) -> str | list[str]:
+        """:attr:`providers` as :meth:`models.scorer.Scorer.load` takes it."""
+        return self.providers if self.providers == "auto" else self.providers.split(",")
+
+    def policy(self, model_threshold: float) -> AlertPolicy:
+        """The alert policy: these settings, the threshold defaulting to the model's.
+
+        Raises:
+            ConfigError: the settings do not make a valid policy.
+        """
+        threshold = self.threshold if self.threshold is not None else model_threshold
+        try:
+            return AlertPolicy(
+                threshold=threshold,
+                hysteresis=min(self.hysteresis, threshold / 2),
+                resolve_windows=self.resolve_windows,
+                cooldown_windows=self.cooldown_windows,
+                update_delta=self.update_delta,
+                critical=max(self.critical, threshold),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"alert policy: {exc}") from exc

@@ -1,0 +1,226 @@
+"""Running a started query: progress into metrics, signals, failures, a clean stop.
+
+:class:`JobProgress` folds Spark's progress reports and the sink's per-batch figures into
+:class:`stream.contract.JobMetrics`, logs them and publishes them to ``P:metrics``.
+:class:`QueryRunner` polls the query once a second until it ends, fails or is asked to
+stop (Ctrl-C or SIGTERM: the batch in flight finishes first; a second one stops at once),
+and turns a query's failure into one line that names the cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stream.contract import JobMetrics
+from stream.errors import StreamError
+from stream.redis_config import RedisConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql.streaming.query import StreamingQuery
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["JobProgress", "QueryRunner", "failure_reason"]
+
+_CAUSE = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception): \S")
+_JVM_OR_PYSPARK = ("org.", "java.", "scala.", "py4j.", "pyspark.")
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line saying why a streaming query failed.
+
+    A Python error raised in ``foreachBatch`` (the sink's ``SinkError`` when Redis is gone)
+    or in a Python worker reaches the driver under a generic first line ("An exception was
+    raised by the Python Proxy. Return Message: Traceback ..."); the last
+    ``SomeError: message`` line of the Python traceback inside names the cause. Errors
+    without one (the JVM's own) keep their first line.
+
+    >>> failure_reason(Exception("boom\\nTraceback ...\\nstream.errors.SinkError: Redis failed"))
+    'stream.errors.SinkError: Redis failed'
+    """
+    text = str(error).split("=== Streaming Query ===")[0].strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [line for line in lines if _CAUSE.match(line) and not line.startswith(_JVM_OR_PYSPARK)]
+    reason = causes[-1] if causes else lines[0] if lines else type(error).__name__
+    return reason.rstrip(".")[:500]
+
+
+def _last_batch(query: StreamingQuery) -> int:
+    """Id of the query's last completed batch, -1 before the first."""
+    progress = query.lastProgress
+    return int(progress["batchId"]) if progress else -1
+
+
+class JobProgress:
+    """The job's figures (:class:`JobMetrics`), updated from two threads under one lock.
+
+    The sink's thread (``foreachBatch``) adds each batch's windows, alerts and dead
+    letters; the runner's thread folds in Spark's progress reports and publishes the
+    whole hash to Redis.
+    """
+
+    def __init__(self, redis: RedisConfig, provider: str) -> None:
+        self.redis = redis
+        self.metrics = JobMetrics(provider=provider)
+        self.lock = threading.Lock()
+
+    def batch_written(
+        self, windows: int, events: int, scoring_ms: float, sink_ms: float, redis_ms: float
+    ) -> None:
+        """One batch's scored windows reached Redis."""
+        with self.lock:
+            m = self.metrics
+            m.windows_scored = windows
+            m.windows_scored_total += windows
+            m.alerts_total += events
+            m.scoring_ms = scoring_ms
+            m.sink_ms = sink_ms
+            m.redis_ms = redis_ms
+
+    def dead_lettered(self, count: int) -> None:
+        """One batch published ``count`` dead letters."""
+        with self.lock:
+            self.metrics.dead_letters_total += count
+
+    def record(self, queries: Sequence[StreamingQuery]) -> None:
+        """Fold the main query's new progress reports in; log and publish them.
+
+        Every batch completed since the last call is folded in, not only the last one: a
+        batch with late readings followed within the poll interval by a quick no-data batch
+        would otherwise go uncounted.
+        """
+        import redis
+
+        main = queries[0] if queries else None
+        reports = main.recentProgress if main is not None else []
+        new = [p for p in reports if int(p.get("batchId", -1)) > self.metrics.batch_id]
+        if not new:
+            return
+        progress = new[-1]
+        dropped = sum(
+            int(op.get("numRowsDroppedByWatermark", 0))
+            for p in new
+            for op in p.get("stateOperators", [])
+        )
+        with self.lock:
+            m = self.metrics
+            m.batch_id = int(progress["batchId"])
+            m.input_rows = int(progress.get("numInputRows", 0))
+            m.input_rows_per_s = float(progress.get("processedRowsPerSecond") or 0.0)
+            m.batch_ms = int(progress.get("durationMs", {}).get("triggerExecution", 0))
+            m.dropped_by_watermark = dropped
+            m.dropped_by_watermark_total += dropped
+            m.updated_ms = int(time.time() * 1000)
+            snapshot = JobMetrics(**asdict(m))
+        if dropped:
+            logger.warning(
+                "batch %d: %d late readings dropped by the watermark", snapshot.batch_id, dropped
+            )
+        logger.info(
+            "batch %(batch_id)d: %(input_rows)d readings (%(input_rows_per_s).0f/s) in %(batch_ms)d ms; "
+            "%(windows_scored)d windows scored, %(alerts_total)d alert events so far; "
+            "dead letters %(dead_letters_total)d, late %(dropped_by_watermark_total)d",
+            asdict(snapshot),
+        )
+        try:
+            client = self.redis.client(socket_timeout=5)
+            try:
+                client.hset(self.redis.keys.metrics, mapping=snapshot.to_hash())
+            finally:
+                client.close()
+        except redis.RedisError as exc:
+            logger.warning("could not publish metrics to Redis: %s", exc)
+
+
+class QueryRunner:
+    """Runs started queries until they end, fail, or are asked to stop.
+
+    Args:
+        queries: returns the queries to watch (read at each poll).
+        progress: where each poll's progress goes.
+        checkpoint: named in the failure message (where a restart resumes).
+        on_stopped: called once the queries stopped (closes the sink).
+    """
+
+    def __init__(
+        self,
+        queries: Callable[[], Sequence[StreamingQuery]],
+        progress: JobProgress,
+        checkpoint: Path,
+        on_stopped: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.queries = queries
+        self.progress = progress
+        self.checkpoint = checkpoint
+        self.on_stopped = on_stopped
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+
+    def request_stop(self, *_: Any) -> None:
+        """Ask the job to stop after the batch in flight (signal handler)."""
+        if self._stop.is_set():
+            logger.info("stopping now; the batch in flight will be redone on restart")
+            self._abort.set()
+        else:
+            logger.info("stopping after the current batch (again to stop at once)")
+        self._stop.set()
+
+    def run(self, install_signals: bool = True) -> None:
+        """Poll until stopped (Ctrl-C, SIGTERM), a query fails, or every query ended.
+
+        Raises:
+            StreamError: a query failed; the message names the cause and says that a
+                restart on the checkpoint resumes after the last committed batch.
+        """
+        if install_signals:
+            signal.signal(signal.SIGINT, self.request_stop)
+            signal.signal(signal.SIGTERM, self.request_stop)
+        try:
+            while not self._stop.is_set():
+                queries = self.queries()
+                self.progress.record(queries)
+                for query in queries:
+                    error = query.exception()
+                    if error is not None:
+                        raise StreamError(
+                            f"query {query.name} failed: {failure_reason(error)}. Nothing after "
+                            "its last committed batch was written; restarting on the checkpoint "
+                            f"{self.checkpoint} resumes from there once the cause is fixed."
+                        ) from error
+                if all(not q.isActive for q in queries):
+                    break
+                self._stop.wait(1.0)
+        finally:
+            self.stop()
+            self.progress.record(self.queries())
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Stop the queries, letting the batch in flight finish first (bounded by ``timeout_s``).
+
+        A batch cut short (timeout, or a second Ctrl-C) is not committed; the next run on
+        the same checkpoint does it again, and the idempotent sink writes nothing twice.
+        """
+        deadline = time.monotonic() + timeout_s
+        for query in self.queries():
+            if not query.isActive:
+                continue
+            done = _last_batch(query)
+            while (
+                query.isActive
+                and query.status.get("isTriggerActive")
+                and _last_batch(query) == done
+                and time.monotonic() < deadline
+                and not self._abort.is_set()
+            ):
+                time.sleep(0.1)
+            if query.isActive:
+                query.stop()
+        self.on_stopped()
