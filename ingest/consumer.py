@@ -2,13 +2,11 @@
 
 Not a stream processor: it reads a topic from the beginning without a consumer group,
 until it has seen every record that was in the topic when it started (and at least
-``expected`` records, if given) or until ``timeout_s``.
+``expected`` records, if given) or until ``timeout_s``. With a broker running::
 
->>> # doctest: +SKIP
->>> readings = read_readings("127.0.0.1:9092", "prognos.readings", expected=1000)
->>> letters = read_records("127.0.0.1:9092", "prognos.readings.dlq", decode=False)
->>> letters[0].headers["prognos.error.rule"]
-'range'
+    readings = read_readings("127.0.0.1:9092", "prognos.readings", expected=1000)
+    letters = read_records("127.0.0.1:9092", "prognos.readings.dlq", decode=False)
+    letters[0].headers["prognos.error.rule"]  # 'range'
 """
 
 from __future__ import annotations

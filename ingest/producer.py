@@ -10,13 +10,12 @@ Delivery guarantees are not negotiable: the producer is idempotent (``enable_ide
 with ``acks=all``, unlimited retries within ``delivery_timeout_ms`` and at most 5 requests
 in flight, so retries neither reorder nor duplicate. Asking for anything that would turn
 idempotence off raises :class:`~ingest.errors.IdempotenceDisabledError` instead of the
-silent downgrade kafka-python would do.
+silent downgrade kafka-python would do. With a broker running::
 
->>> # doctest: +SKIP
->>> with ReadingProducer(KafkaConfig.from_env()) as producer:
-...     for reading in readings:
-...         producer.send(reading)
-... # leaving the block flushes; a delivery failure raises DeliveryError
+    with ReadingProducer(KafkaConfig.from_env()) as producer:
+        for reading in readings:
+            producer.send(reading)
+    # leaving the block flushes; a delivery failure raises DeliveryError
 """
 
 from __future__ import annotations
