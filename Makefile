@@ -76,7 +76,7 @@ chaos: setup
 	PROGNOS_CHAOS_LONG=1 $(BIN)/python -m pytest -v -p no:cacheprovider -m reliability $(CHAOS_ARGS)
 
 # Retrain the default model reproducibly, then check it: the same model.onnx bytes on the same
-# machine; another CPU's floating-point kernels may round differently (README, The model).
+# machine; another CPU's floating-point kernels may round differently (docs/model.md).
 model: venv
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train,dev]'
 	SOURCE_DATE_EPOCH=1767225600 $(PROGNOS) --log-level WARNING train --data cmapss:$(CMAPSS) --out models/default --seed 7

@@ -174,7 +174,7 @@ def _register_stream(subparsers: Any) -> None:
         "failure risk with the ONNX model, and write alerts to Redis. Runs until Ctrl-C or "
         "SIGTERM (the batch in flight finishes first), or with --available-now until the "
         "topic is read. Kafka and Redis come from the local stack or PROGNOS_KAFKA_BOOTSTRAP "
-        "/ PROGNOS_REDIS_URL; see README 'The stream job' for every setting.",
+        "/ PROGNOS_REDIS_URL; see README, 'The stream job', for every setting.",
     )
     add_job_arguments(job)
     job.set_defaults(handler=_stream)

@@ -8,7 +8,7 @@ with authentication and encryption, as a production cluster would run them:
   and ``prognos`` (the producers and the stream job). The KRaft controller listener stays
   ``PLAINTEXT`` on 127.0.0.1 (SCRAM cannot authenticate controllers: its credentials live
   in the metadata log the controller serves). Least-privilege ACLs for a cluster with an
-  authorizer are listed in the README ("Security"); the local broker runs without one.
+  authorizer are listed in docs/security.md; the local broker runs without one.
 * **Redis**: TLS only (no plain port), the ``default`` user off, and a ``prognos`` user
   allowed the keys and pub/sub channels under ``<prefix>:`` and no dangerous commands.
 

@@ -1,4 +1,8 @@
-"""The window-feature definition shared by training (numpy) and serving (Spark SQL).
+"""The window-feature definition shared by training and serving, in numpy.
+
+The stream job's window operator (:mod:`stream.sequence`) calls
+:func:`compute_windows_features`, the same code as :func:`compute_window_features` that
+training uses, so a model sees in production exactly the features it learned from.
 
 A device's readings are cut into tumbling event-time windows of ``window_seconds``,
 aligned like Spark's ``window(event_time, "<W> seconds")``: window ``j`` holds the readings
@@ -6,7 +10,7 @@ with ``origin + j*W <= t < origin + (j+1)*W`` (``origin_seconds`` is 0, the Unix
 default). For each window and each sensor of the spec, the statistics below are computed;
 the model reads the last ``sequence_length`` (K) window vectors of a device.
 
-Rules, chosen so that Spark SQL aggregates reproduce them exactly:
+Rules (each is also an exact Spark SQL aggregate, named for reference):
 
 * A reading value that is missing (null, NaN) or not finite (±Inf) is ignored by every
   statistic of that sensor; the other sensors of the same reading still count.

@@ -14,7 +14,7 @@ type, version, device id, sequence number, sensors (count, names, finite, range)
 settings (names, required value, finite, range), metadata (count, names, null values,
 value length), clock skew.
 
-The clock-skew rule (documented in README): a reading whose event time is more than
+The clock-skew rule (documented in docs/readings.md): a reading whose event time is more than
 ``max_future_skew_s`` ahead of the job's clock is refused (``t``, ``clock-skew``); readings
 from the past are accepted and the watermark decides whether they are too late. The clock
 is rounded up to steps (:func:`clock_limit`), so a reading up to one step (a tenth of the

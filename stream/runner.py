@@ -53,6 +53,26 @@ def failure_reason(error: BaseException) -> str:
     return reason.rstrip(".")[:500]
 
 
+class _InterruptedByStop(logging.Filter):
+    """Drops py4j's ERROR traceback for a batch that our own stop interrupted.
+
+    With batches back to back, the next batch may be running when the query is stopped;
+    Spark interrupts it inside ``foreachBatch`` and py4j logs that as an ERROR with a
+    traceback. It is not an error: the batch was not committed and is redone on restart.
+    """
+
+    def __init__(self, stopping: threading.Event) -> None:
+        super().__init__()
+        self.stopping = stopping
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if self.stopping.is_set() and "java.lang.InterruptedException" in str(error):
+            logger.info("the next batch had started and was interrupted; it is redone on restart")
+            return False
+        return True
+
+
 def _last_batch(query: StreamingQuery) -> int:
     """Id of the query's last completed batch, -1 before the first."""
     progress = query.lastProgress
@@ -163,6 +183,7 @@ class QueryRunner:
         self.on_stopped = on_stopped
         self._stop = threading.Event()
         self._abort = threading.Event()
+        self._quiet = _InterruptedByStop(self._stop)
 
     def request_stop(self, *_: Any) -> None:
         """Ask the job to stop after the batch in flight (signal handler)."""
@@ -183,6 +204,8 @@ class QueryRunner:
         if install_signals:
             signal.signal(signal.SIGINT, self.request_stop)
             signal.signal(signal.SIGTERM, self.request_stop)
+        py4j = logging.getLogger("py4j.clientserver")
+        py4j.addFilter(self._quiet)
         try:
             while not self._stop.is_set():
                 queries = self.queries()
@@ -199,8 +222,10 @@ class QueryRunner:
                     break
                 self._stop.wait(1.0)
         finally:
+            self._stop.set()
             self.stop()
             self.progress.record(self.queries())
+            py4j.removeFilter(self._quiet)
 
     def stop(self, timeout_s: float = 60.0) -> None:
         """Stop the queries, letting the batch in flight finish first (bounded by ``timeout_s``).
@@ -220,7 +245,7 @@ class QueryRunner:
                 and time.monotonic() < deadline
                 and not self._abort.is_set()
             ):
-                time.sleep(0.1)
+                time.sleep(0.01)  # stop soon after the commit, before the next batch gets far
             if query.isActive:
                 query.stop()
         self.on_stopped()

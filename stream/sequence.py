@@ -27,8 +27,7 @@ Windows without readings do not exist (a device that is silent for a while conti
 sequence).
 
 Readings that broke a rule pass through the same operator, so the job parses and validates
-each record once (an earlier separate dead-letter query read and validated every record a
-second time). :func:`route` gives them the group
+each record once. :func:`route` gives them the group
 key :data:`DEAD_LETTER_KEY` (no valid device has an empty id) and a null event time (so
 they neither move the watermark nor are dropped as late), with the dead-letter columns
 :data:`DEAD_LETTER_COLUMNS` packed into one JSON column (:data:`PACKED_DEAD_LETTER`); the
@@ -36,24 +35,20 @@ operator emits them unchanged and keeps no state for them, :func:`sequences` unp
 after it, and the scoring stage and the sink pass them on to the dead-letter topic.
 
 The operator's input is five columns and its output seven, because pyspark converts each
-group's slice to pandas column by column, at about 0.15 ms a column and group whatever
-the column holds: ``device_id``, ``event_time`` (the watermark's column, which Spark wants
-in the operator's input), ``seq``, one ``values`` array (event time in ms, the model's
-sensors and, with regimes, the settings) and the packed dead letter. For a device's 100
-readings that conversion took 2.1-2.2 ms with eleven columns (the event time in ms, the
-values and the six dead-letter columns apart) and takes 1.3-1.6 ms with five.
+group's slice to pandas column by column, at a cost per column and group whatever the
+column holds (docs/performance.md): ``device_id``, ``event_time`` (the watermark's
+column, which Spark wants in the operator's input), ``seq``, one ``values`` array (event
+time in ms, the model's sensors and, with regimes, the settings) and the packed dead
+letter.
 
 Readings behind the watermark are dropped by Spark before they reach the operator and
 counted in the query's ``numRowsDroppedByWatermark``. A reading whose ``seq`` is already
 among the device's open readings (or earlier in the same batch) is a duplicate and is
 dropped, so a producer's retry never changes a window's statistics.
 
-Earlier versions dropped duplicates with ``dropDuplicatesWithinWatermark``, computed the
-statistics with 84 Spark aggregates and kept the sequences with
-``transformWithStateInPandas``: three state stores and a state-server round trip per
-device. One operator whose state travels with the data is cheaper (see README,
-Performance), and its checkpoints are not compatible with the old layout
-(:meth:`stream.job.StreamJob.fingerprint` records ``state_layout``).
+One operator whose state travels with the data is cheaper than separate stateful steps
+(docs/performance.md); :data:`STATE_LAYOUT` is recorded in the checkpoint's fingerprint
+(:mod:`stream.checkpoint`), so a checkpoint of another layout is refused with the reason.
 """
 
 from __future__ import annotations

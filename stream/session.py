@@ -8,7 +8,7 @@ deep query plans do not end in a ``StackOverflowError`` when a streaming query i
 
 Under ``spark-submit`` (a cluster, or ``--master local[*]``) the session submit built is
 used as is: master, jars and memory come from ``spark-submit``'s own options, and only the
-SQL settings the job relies on are applied. See README's "Running on a cluster".
+SQL settings the job relies on are applied. See docs/design.md, "Running on a Spark cluster".
 """
 
 from __future__ import annotations

@@ -818,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
             # streaming parts the same session still holds their leftovers (state stores,
             # idle Python workers, a driver JVM grown to ~1.5 GiB RSS), and the same
             # measurement gave 0.31-0.37 of the bare session where a fresh session gives
-            # 0.46-0.63 (README, Performance).
+            # 0.46-0.63 (docs/performance.md).
             nonlocal spark
             if {"throughput", "latency"} & parts:
                 spark.stop()

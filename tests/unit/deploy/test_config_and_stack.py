@@ -167,3 +167,28 @@ def test_client_settings_name_files_not_secrets(tmp_path: Path) -> None:
     assert RedisConfig.from_env(env).url == config.redis_url
     plain = StackConfig.from_env({"PROGNOS_HOME": str(tmp_path)}).client_env()
     assert "PROGNOS_STACK_SECURE" not in plain and "PROGNOS_KAFKA_SECURITY_PROTOCOL" not in plain
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "command"),
+    [
+        ("PROGNOS_KAFKA_PORT", "abc", ["status"]),
+        ("PROGNOS_SHUFFLE_PARTITIONS", "x", ["stream", "--available-now"]),
+        ("PROGNOS_REDIS_PORT", "6379x", ["alerts", "tail", "--timeout", "1"]),
+        ("PROGNOS_TOPIC_PARTITIONS", "0", ["replay", "missing.csv"]),
+    ],
+)
+def test_a_bad_environment_variable_is_one_line_naming_it_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    command: list[str],
+) -> None:
+    from deploy.cli import main
+
+    monkeypatch.setenv(name, value)
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert f"{name}=" in err and value in err and "Traceback" not in err
+    assert err.count("\n") == 1, err

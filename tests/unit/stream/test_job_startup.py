@@ -121,3 +121,27 @@ def test_late_readings_of_every_batch_are_counted_even_between_polls(tmp_path: P
     assert job.metrics.dropped_by_watermark_total == 7
     job.record_progress()  # nothing new: nothing counted twice
     assert job.metrics.dropped_by_watermark_total == 7
+
+
+def test_only_a_batch_interrupted_by_our_own_stop_is_kept_out_of_the_error_log() -> None:
+    import logging
+    import threading
+
+    from stream.runner import _InterruptedByStop
+
+    stopping = threading.Event()
+    quiet = _InterruptedByStop(stopping)
+
+    def record(error: Exception) -> logging.LogRecord:
+        return logging.LogRecord(
+            "py4j.clientserver", logging.ERROR, __file__, 1, "proxy failed", None,
+            (type(error), error, None),
+        )  # fmt: skip
+
+    interrupted = record(
+        RuntimeError("calling o1.collectToPython.\n: java.lang.InterruptedException")
+    )
+    real = record(RuntimeError("stream.errors.SinkError: Redis at redis://h:1/0 failed 5 times"))
+    assert quiet.filter(interrupted) and quiet.filter(real)  # running: every error is shown
+    stopping.set()
+    assert not quiet.filter(interrupted) and quiet.filter(real)
