@@ -7,7 +7,6 @@ depend on, so renaming a key is a deliberate, visible change.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
@@ -18,33 +17,12 @@ from stream.contract import (
     FleetSummary,
     JobMetrics,
     Keys,
-    TopFeature,
     dead_letter_reason,
 )
 from stream.errors import AlertFormatError, StreamError
+from tests.unit.stream.events import TOP, event
 
-TOP = TopFeature("s2__mean", 643.1, 3.2, 641.0, 643.0)
 TOP_JSON = {"name": "s2__mean", "value": 643.1, "z": 3.2, "normal_low": 641.0, "normal_high": 643.0}
-
-
-def event(**changes: Any) -> AlertEvent:
-    values: dict[str, Any] = dict(
-        event_id="e1",
-        alert_id="a1",
-        kind="opened",
-        device_id="pump-0007",
-        severity="critical",
-        risk=0.953,
-        threshold=0.5,
-        window_start_ms=1767225600000,
-        window_end_ms=1767225660000,
-        opened_window_end_ms=1767225660000,
-        model_version="1.0.0",
-        provider="CPUExecutionProvider",
-        top_features=(TOP, TopFeature("s3__std", None, -2.5)),
-    )
-    values.update(changes)
-    return AlertEvent(**values)
 
 
 def test_the_key_layout_is_pinned() -> None:

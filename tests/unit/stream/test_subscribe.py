@@ -10,7 +10,7 @@ import pytest
 from deploy.stack import free_port
 from stream import subscribe
 from stream.alerts_cli import _LiveTable, format_features, format_line, format_time, render_table
-from stream.contract import AlertEvent, Keys, TopFeature
+from stream.contract import Keys
 from stream.errors import ConfigError, ServiceUnreachableError
 from stream.subscribe import (
     Delivery,
@@ -21,28 +21,7 @@ from stream.subscribe import (
     Subscriber,
     TailConfig,
 )
-
-TOP = TopFeature("s2__mean", 643.1, 3.2, 641.0, 643.0)
-
-
-def event(**changes: Any) -> AlertEvent:
-    values: dict[str, Any] = dict(
-        event_id="e1",
-        alert_id="a1",
-        kind="opened",
-        device_id="pump-0007",
-        severity="critical",
-        risk=0.953,
-        threshold=0.5,
-        window_start_ms=1767225600000,
-        window_end_ms=1767225660000,
-        opened_window_end_ms=1767225660000,
-        model_version="1.0.0",
-        provider="CPUExecutionProvider",
-        top_features=(TOP, TopFeature("s3__std", None, -2.5)),
-    )
-    values.update(changes)
-    return AlertEvent(**values)
+from tests.unit.stream.events import event
 
 
 def test_public_api_is_explicit() -> None:
