@@ -244,6 +244,12 @@ def render(report: Mapping[str, Any], now_ms: int | None = None) -> list[str]:
             f"{int(_num(m, 'dead_letters_total'))} dead letters, "
             f"{int(_num(m, 'dropped_by_watermark_total'))} late readings dropped"
         )
+        if "coverage" in m:
+            out.append(
+                f"  coverage: {_num(m, 'coverage', 1.0):.0%} of the model's sensors in the last "
+                f"batch's windows; {int(_num(m, 'low_coverage_windows_total'))} windows under "
+                "the minimum so far"
+            )
     lag = report["lag"]
     if lag["readings"] is None:
         out.append(f"  kafka lag: unknown ({lag['detail']})")

@@ -72,6 +72,7 @@ __all__ = [
     "fit_regimes",
     "normalise",
     "normalise_readings",
+    "sensor_coverage",
 ]
 
 #: The statistics a spec may use, in their canonical order.
@@ -416,6 +417,22 @@ def fit_norm_stats(
     mean = np.where(np.isfinite(mean), mean, 0.0)
     scale = np.where(np.isfinite(std) & (std > 1e-12 * np.maximum(1.0, np.abs(mean))), std, 1.0)
     return NormStats(tuple(mean.tolist()), tuple(scale.tolist()), clip=clip, regimes=regimes)
+
+
+def sensor_coverage(spec: FeatureSpec, features: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Share of the spec's sensors present in each window: with at least one finite statistic.
+
+    ``features`` is ``[N, F]`` raw window features in model-input order. A window of
+    readings that carry none of the model's sensors has coverage 0: every feature is
+    missing and :func:`normalise` would set it to the training mean.
+
+    >>> spec = FeatureSpec(("a", "b"), 60.0, 1, 1, statistics=("mean", "max"))
+    >>> sensor_coverage(spec, [[1.0, 2.0, float("nan"), float("nan")], [1.0, 2.0, 3.0, 4.0]])
+    array([0.5, 1. ])
+    """
+    x = np.asarray(features, dtype=np.float64).reshape(-1, len(spec.sensors), len(spec.statistics))
+    present: npt.NDArray[np.float64] = np.isfinite(x).any(axis=2).mean(axis=1)
+    return present
 
 
 def normalise(features: npt.ArrayLike, stats: NormStats) -> F32Array:

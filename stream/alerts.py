@@ -92,6 +92,8 @@ class ScoredWindow:
     model_version: str
     provider: str
     top_features: Sequence[TopFeature] = ()
+    #: Share of the model's sensors present in the window (1.0: all of them).
+    coverage: float = 1.0
 
 
 class LazyFeatures(Sequence[TopFeature]):
@@ -206,6 +208,7 @@ def step(
             model_version=window.model_version,
             provider=window.provider,
             top_features=tuple(window.top_features),
+            coverage=round(float(window.coverage), 3),
         )
 
     if state.alert_id is None:

@@ -71,6 +71,11 @@ def add_job_arguments(job: argparse.ArgumentParser) -> None:
         "--stream-maxlen", type=int, help="approximate length bound of the alert stream (100000)"
     )
     job.add_argument(
+        "--min-coverage",
+        type=float,
+        help="warn about windows with a smaller share of the model's sensors (0.8)",
+    )
+    job.add_argument(
         "--max-future-skew",
         type=float,
         dest="max_future_skew_s",
@@ -103,6 +108,7 @@ def job_config(args: argparse.Namespace) -> Any:
         cooldown_windows=args.cooldown_windows,
         key_prefix=args.key_prefix,
         stream_maxlen=args.stream_maxlen,
+        min_coverage=args.min_coverage,
         available_now=args.available_now or None,
         max_future_skew_s=args.max_future_skew_s,
     )

@@ -63,6 +63,8 @@ class StreamConfig:
         watermark_seconds: how late (in event time) a reading may arrive; default one window.
         max_future_skew_s: readings further ahead of the job's clock are refused.
         stream_maxlen: approximate bound of the alert stream's length.
+        min_coverage: windows with a smaller share of the model's sensors are counted
+            and warned about (the figure is in the metrics and in each alert event).
         threshold: the alert threshold (default: the model's); with ``hysteresis``,
             ``resolve_windows``, ``cooldown_windows``, ``update_delta`` and ``critical``
             it makes the alert policy (:meth:`policy`).
@@ -83,6 +85,7 @@ class StreamConfig:
     watermark_seconds: float | None = None
     max_future_skew_s: float = 86_400.0
     stream_maxlen: int = 100_000
+    min_coverage: float = 0.8
     threshold: float | None = None
     hysteresis: float = 0.1
     resolve_windows: int = 2
@@ -102,6 +105,8 @@ class StreamConfig:
             )
         if self.trigger_seconds < 0:
             raise ConfigError(f"--trigger {self.trigger_seconds}: give seconds >= 0")
+        if not 0.0 <= self.min_coverage <= 1.0:
+            raise ConfigError(f"--min-coverage {self.min_coverage}: give a share in [0, 1]")
         if self.watermark_seconds is not None and self.watermark_seconds <= 0:
             raise ConfigError(f"--watermark {self.watermark_seconds}: give seconds > 0")
 

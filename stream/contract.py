@@ -90,6 +90,7 @@ DEVICE_FIELDS: Final = (
     "window_end",
     "model_version",
     "provider",
+    "coverage",  # share of the model's sensors in the latest window
 )
 
 
@@ -231,6 +232,8 @@ class AlertEvent:
         model_version: version of the model that scored the window.
         provider: ONNX Runtime execution provider that scored it.
         top_features: the features furthest from normal, strongest first.
+        coverage: share of the model's sensors present in the window (0 to 1); ``None``
+            in events written before it was added.
     """
 
     schema_version: ClassVar[int] = SCHEMA_VERSION
@@ -248,6 +251,7 @@ class AlertEvent:
     model_version: str
     provider: str
     top_features: tuple[TopFeature, ...] = field(default=())
+    coverage: float | None = None
 
     @property
     def window_end(self) -> datetime:
@@ -319,6 +323,7 @@ class AlertEvent:
             model_version=_field(data, "model_version", str),
             provider=_field(data, "provider", str),
             top_features=tuple(_feature(f, i) for i, f in enumerate(raw_features)),
+            coverage=_optional_float(data, "coverage", "alert"),
         )
 
 
@@ -391,6 +396,10 @@ class JobMetrics:
     scoring_ms: float = 0.0
     sink_ms: float = 0.0
     redis_ms: float = 0.0
+    #: Mean share of the model's sensors present in the batch's windows (1.0: all).
+    coverage: float = 1.0
+    #: Windows scored with a coverage under the job's ``min_coverage``, since the start.
+    low_coverage_windows_total: int = 0
     provider: str = ""
     updated_ms: int = 0
 

@@ -9,6 +9,7 @@ Hierarchy::
     ├── ServiceUnreachableError  Kafka or Redis does not answer at start-up (retriable)
     │   └── RedisUnreachableError  a subscriber's Redis does not answer (retriable)
     ├── AlertFormatError     an alert event is not valid JSON or lacks a field
+    ├── CoverageError        the readings share no sensor with the model
     └── SinkError            Redis failed while writing a batch (retriable)
 """
 
@@ -47,6 +48,10 @@ class RedisUnreachableError(ServiceUnreachableError):
 
 class AlertFormatError(StreamError):
     """An alert event is not valid JSON or lacks a field, or a field has the wrong type."""
+
+
+class CoverageError(StreamError):
+    """The readings carry none of the model's sensors: every risk would be meaningless."""
 
 
 class SinkError(StreamError):

@@ -13,9 +13,10 @@ flows:
    windows as the model's input sequence.
 4. **Scoring** (:mod:`stream.scoring`): ONNX Runtime in the Python workers over Arrow
    batches (``mapInArrow``).
-5. **Sink** (``foreachBatch``, :meth:`StreamJob.write_batch`): the alert policy and
-   idempotent Redis writes (:class:`stream.sink.RedisAlertSink`), then the batch's dead
-   letters to the dead-letter topic (:class:`stream.deadletters.DeadLetterPublisher`).
+5. **Sink** (``foreachBatch``, :meth:`StreamJob.write_batch`): the coverage guard
+   (:mod:`stream.coverage`), the alert policy and idempotent Redis writes
+   (:class:`stream.sink.RedisAlertSink`), then the batch's dead letters to the
+   dead-letter topic (:class:`stream.deadletters.DeadLetterPublisher`).
 
 :class:`StreamJob` puts the units together: the model is loaded and verified when it is
 built; :meth:`StreamJob.start` checks the services (:mod:`stream.checks`) and the
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from stream.checkpoint import check_checkpoint, fingerprint
 from stream.config import StreamConfig
 from stream.contract import JobMetrics
+from stream.coverage import CoverageGuard
 from stream.deadletters import DeadLetterPublisher
 from stream.runner import JobProgress, QueryRunner
 from stream.scoring import TopFeatureFormatter
@@ -177,6 +179,7 @@ class StreamJob:
             stream_maxlen=config.stream_maxlen,
         )
         self.dead_letters = DeadLetterPublisher(config.kafka, config.redis)
+        self.coverage = CoverageGuard(self.spec.sensors, config.min_coverage, config.kafka)
         self._describe = TopFeatureFormatter(self.scorer)
         self.queries: list[StreamingQuery] = []
         self.runner = QueryRunner(
@@ -238,6 +241,7 @@ class StreamJob:
             rows = batch.drop("dl_key", "dl_value").collect()
             scored = [r for r in rows if r["dl_rule"] is None]
             windows = windows_from_rows(scored, self._describe)
+            coverage = self.coverage.check(windows, batch_id)  # before anything is written
             result = self.sink.write(windows)
             self.progress.batch_written(
                 windows=len(windows),
@@ -245,6 +249,7 @@ class StreamJob:
                 scoring_ms=float(sum(r["score_ms"] for r in scored)),
                 sink_ms=result.seconds * 1000.0,
                 redis_ms=result.redis_seconds * 1000.0,
+                coverage=coverage,
             )
             if len(scored) < len(rows):
                 dead = [r for r in rows if r["dl_rule"] is not None]

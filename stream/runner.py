@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stream.contract import JobMetrics
+from stream.coverage import BatchCoverage
 from stream.errors import StreamError
 from stream.redis_config import RedisConfig
 
@@ -93,11 +94,20 @@ class JobProgress:
         self.lock = threading.Lock()
 
     def batch_written(
-        self, windows: int, events: int, scoring_ms: float, sink_ms: float, redis_ms: float
+        self,
+        windows: int,
+        events: int,
+        scoring_ms: float,
+        sink_ms: float,
+        redis_ms: float,
+        coverage: BatchCoverage | None = None,
     ) -> None:
         """One batch's scored windows reached Redis."""
         with self.lock:
             m = self.metrics
+            if coverage is not None and windows:
+                m.coverage = round(coverage.mean, 4)
+                m.low_coverage_windows_total += coverage.low
             m.windows_scored = windows
             m.windows_scored_total += windows
             m.alerts_total += events

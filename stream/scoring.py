@@ -13,7 +13,9 @@ the last window furthest from their training mean (by normalised value), as thei
 raw values and normalised values (three small arrays, made with numpy for the whole
 batch). The driver describes them (names, normal ranges: training mean ± 2 standard
 deviations) with :class:`TopFeatureFormatter` only for the windows that raise an alert
-event, since describing every row in the workers would cost more than scoring it.
+event, since describing every row in the workers would cost more than scoring it. It also
+carries its ``coverage``: the share of the model's sensors present in the window
+(:func:`models.features.sensor_coverage`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.features import sensor_coverage
 from stream.contract import TopFeature
 
 if TYPE_CHECKING:
@@ -102,6 +105,8 @@ def output_schema() -> StructType:
             StructField("top_value", ArrayType(DoubleType(), True), True),
             StructField("top_z", ArrayType(DoubleType(), True), True),
             StructField("score_ms", DoubleType(), True),
+            # Share of the model's sensors present in the window (models.features.sensor_coverage).
+            StructField("coverage", DoubleType(), True),
             *dead_letter_fields(),
         ]
     )
@@ -219,6 +224,7 @@ def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
     raw_last = _packed_values(batch, "last_window", f, LAST_WINDOW_DTYPE)
     risk = scorer.score(z)
     index, values, zs = top_features(raw_last, z[:, -1, :])
+    coverage = sensor_coverage(scorer.metadata.spec, raw_last)
     n = len(risk)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     get = batch.column
@@ -236,6 +242,7 @@ def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
             _lists(values, pa.float64()),
             _lists(zs, pa.float64()),
             pa.array(np.full(n, elapsed_ms / max(1, n)), pa.float64()),
+            pa.array(coverage, pa.float64()),
             *[pa.nulls(n, field.type) for field in _dead_letter_arrow()],
         ],
         schema=arrow_schema(),
@@ -298,6 +305,7 @@ def arrow_schema() -> pa.Schema:
             pa.field("top_value", pa.list_(pa.float64()), True),
             pa.field("top_z", pa.list_(pa.float64()), True),
             pa.field("score_ms", pa.float64(), True),
+            pa.field("coverage", pa.float64(), True),
             *_dead_letter_arrow(),
         ]
     )

@@ -33,19 +33,21 @@ logger = logging.getLogger(__name__)
 # KEYS: device hash, alert stream, risk hash, open set, risk rank (sorted set)
 # ARGV: device, expected last window, new last window, state json, risk, window end,
 #       model version, provider, open flag, max stream length, the device's channel,
-#       n events, then per event: json, event id, alert id, kind, severity, severity channel
+#       n events, coverage, then per event: json, event id, alert id, kind, severity,
+#       severity channel
 # The fields are stream.contract's DEVICE_FIELDS and STREAM_FIELDS.
 _APPLY = """
 local cur = redis.call('HGET', KEYS[1], 'last_window_end')
 if (cur or '') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'last_window_end', ARGV[3], 'state', ARGV[4], 'risk', ARGV[5],
-           'window_end', ARGV[6], 'model_version', ARGV[7], 'provider', ARGV[8])
+           'window_end', ARGV[6], 'model_version', ARGV[7], 'provider', ARGV[8],
+           'coverage', ARGV[13])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
 redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
 if ARGV[9] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
 local n = tonumber(ARGV[12])
 for i = 0, n - 1 do
-  local b = 13 + i * 6
+  local b = 14 + i * 6
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[b], 'event_id', ARGV[b + 1],
              'alert_id', ARGV[b + 2], 'kind', ARGV[b + 3], 'device_id', ARGV[1], 'severity', ARGV[b + 4],
              'risk', ARGV[5])
@@ -183,6 +185,7 @@ class RedisAlertSink:
                 str(self.stream_maxlen),
                 keys.device_channel(device),
                 str(len(events)),
+                repr(round(float(latest.coverage), 3)),
             ]
             for e in events:
                 args.extend(
@@ -283,6 +286,7 @@ def windows_from_rows(rows: Sequence[Any], formatter: TopFeatureFormatter) -> li
                 risk=float(get("risk")),
                 model_version=get("model_version"),
                 provider=get("provider"),
+                coverage=float(get("coverage")),
                 top_features=LazyFeatures(
                     partial(formatter.describe, get("top_index"), get("top_value"), get("top_z"))
                 ),
