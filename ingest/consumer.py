@@ -96,6 +96,8 @@ def iter_records(
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # Committed records only: the stream job publishes dead letters in transactions.
+            isolation_level="read_committed",
             bootstrap_timeout_ms=int(min(timeout_s, 10.0) * 1000),
         )
     except (KafkaError, OSError) as exc:

@@ -22,6 +22,8 @@ Keys and channels (``P`` is the key prefix, ``prognos`` by default):
 ``P:fleet``                   hash: the fleet summary (:class:`FleetSummary`)
 ``P:metrics``                 hash: the running job's figures (:class:`JobMetrics`)
 ``P:deadletters``             hash: ``field/rule`` -> readings dead-lettered for it
+``P:deadletters:counted``     hash: query id -> the last batch whose dead letters were
+                              counted (makes a replayed batch count nothing)
 ``P:smoke:RUN:values``        ``prognos smoke`` only: hash ``partition:offset`` -> payload
 ``P:smoke:RUN:deliveries``    ``prognos smoke`` only: hash ``partition:offset`` -> writes
 ============================  ==============================================================
@@ -168,6 +170,11 @@ class Keys:
     def deadletters(self) -> str:
         """Hash: ``field/rule`` -> dead-lettered readings."""
         return self._key("deadletters")
+
+    @property
+    def deadletters_counted(self) -> str:
+        """Hash: query id -> the last batch whose dead letters were counted."""
+        return self._key("deadletters", "counted")
 
     def smoke_values(self, run: str) -> str:
         """``prognos smoke``: hash ``partition:offset`` -> the record's payload."""

@@ -35,7 +35,8 @@ from stream.checkpoint import check_checkpoint, fingerprint
 from stream.config import StreamConfig
 from stream.contract import JobMetrics
 from stream.coverage import CoverageGuard
-from stream.deadletters import DeadLetterPublisher
+from stream.deadletters import DeadLetter, DeadLetterPublisher
+from stream.errors import StreamError
 from stream.runner import JobProgress, QueryRunner
 from stream.scoring import TopFeatureFormatter
 from stream.sequence import STATE_LAYOUT
@@ -122,6 +123,28 @@ def score(sequences: DataFrame, scorer: Scorer, config: StreamConfig) -> DataFra
     return sequences.mapInArrow(scoring.score_partitions(spec), scoring.output_schema())
 
 
+def dead_letters(batch: DataFrame) -> list[DeadLetter]:
+    """The dead letters among a batch's rows, with their original bytes."""
+    from pyspark.sql import functions as F
+
+    rows = (
+        batch.where(F.col("dl_rule").isNotNull())
+        .select("dl_key", "dl_value", "dl_field", "dl_rule", "dl_reason", "dl_source")
+        .collect()
+    )
+    return [
+        DeadLetter(
+            key=None if r[0] is None else bytes(r[0]),
+            value=bytes(r[1] or b""),
+            field=r[2] or "",
+            rule=r[3],
+            reason=r[4] or "",
+            source=r[5] or "",
+        )
+        for r in rows
+    ]
+
+
 def _watermark_ms(config: StreamConfig, scorer: Scorer) -> int:
     return int((config.watermark_seconds or scorer.metadata.spec.window_seconds) * 1000)
 
@@ -183,13 +206,17 @@ class StreamJob:
         self._describe = TopFeatureFormatter(self.scorer)
         self.queries: list[StreamingQuery] = []
         self.runner = QueryRunner(
-            lambda: self.queries, self.progress, config.checkpoint, on_stopped=self.sink.close
+            lambda: self.queries, self.progress, config.checkpoint, on_stopped=self._close
         )
 
     @property
     def metrics(self) -> JobMetrics:
         """The job's figures (:class:`stream.contract.JobMetrics`)."""
         return self.progress.metrics
+
+    def _close(self) -> None:
+        self.sink.close()
+        self.dead_letters.close()
 
     def fingerprint(self) -> dict[str, Any]:
         """What the checkpoint's state depends on; a change here needs a new checkpoint."""
@@ -252,8 +279,9 @@ class StreamJob:
                 coverage=coverage,
             )
             if len(scored) < len(rows):
-                dead = [r for r in rows if r["dl_rule"] is not None]
-                self.progress.dead_lettered(self.dead_letters.publish(batch, dead, batch_id))
+                dead = dead_letters(batch)
+                published = self.dead_letters.publish(self._query_id(), batch_id, dead)
+                self.progress.dead_lettered(published)
         finally:
             batch.unpersist()
         logger.debug(
@@ -263,6 +291,13 @@ class StreamJob:
             result.events,
             (time.perf_counter() - started) * 1000,
         )
+
+    def _query_id(self) -> str:
+        """The running query's id: stable across restarts on one checkpoint."""
+        for query in self.spark.streams.active:
+            if query.name == QUERY_NAME:
+                return str(query.id)
+        raise StreamError(f"no active query named {QUERY_NAME}")
 
     def record_progress(self) -> None:
         """Fold the query's new progress reports into :attr:`metrics` and publish them."""

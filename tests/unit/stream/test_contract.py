@@ -39,6 +39,7 @@ def test_the_key_layout_is_pinned() -> None:
         "p:deadletters",
         "p:device:pump-1",
     )
+    assert keys.deadletters_counted == "p:deadletters:counted"
     assert keys.device("pump-1").startswith(keys.device_key_head)
     assert keys.severity_channel("warning") == "p:alerts:severity:warning"
     assert keys.device_channel("pump-1") == "p:alerts:device:pump-1"
