@@ -42,6 +42,12 @@ def _register_stack(subparsers: Any) -> None:
         "ACL user (PROGNOS_STACK_SECURE=1); `prognos stack env --secure` prints the client "
         "settings",
     )
+    common.add_argument(
+        "--redis-fsync",
+        choices=["everysec", "always"],
+        help="redis-server's appendfsync (PROGNOS_REDIS_FSYNC, everysec); always: the durable "
+        "profile, no acknowledged write lost in a machine crash, at a cost per write",
+    )
 
     setup = actions.add_parser(
         "setup",
@@ -93,6 +99,7 @@ def _config(args: argparse.Namespace) -> Any:
         redis_port=args.redis_port,
         state_dir=Path(args.state_dir).resolve() if args.state_dir else None,
         secure=args.secure,
+        redis_fsync=args.redis_fsync,
     )
 
 

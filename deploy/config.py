@@ -23,6 +23,10 @@ variable                        meaning (default)
 ``PROGNOS_REDIS_URL``           an existing Redis: the stack starts no redis-server
 ``PROGNOS_STACK_SECURE``        ``1``: the secure profile (Kafka SASL_SSL/SCRAM, Redis TLS
                                 and ACL users; :mod:`deploy.secure`) (off)
+``PROGNOS_REDIS_FSYNC``         redis-server's ``appendfsync``: ``everysec`` (a machine crash
+                                can lose the last second of acknowledged writes) or
+                                ``always`` (the durable profile: fsync before each reply)
+                                (``everysec``)
 ==============================  ==========================================================
 """
 
@@ -39,6 +43,8 @@ KAFKA_VERSION = "4.2.2"
 SCALA_BINARY = "2.13"
 LOG4J_VERSION = "2.25.5"
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
+#: redis-server's ``appendfsync`` choices the stack offers.
+REDIS_FSYNC = ("everysec", "always")
 
 
 def _project_home() -> Path:
@@ -105,6 +111,14 @@ class StackConfig:
     external_kafka: str | None = None
     external_redis: str | None = field(default=None, repr=False)
     secure: bool = False
+    redis_fsync: str = "everysec"
+
+    def __post_init__(self) -> None:
+        if self.redis_fsync not in REDIS_FSYNC:
+            raise ConfigError(
+                f"PROGNOS_REDIS_FSYNC={self.redis_fsync!r}: use everysec (the default) or always "
+                "(the durable profile)"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> StackConfig:
@@ -128,6 +142,7 @@ class StackConfig:
             external_kafka=env.get("PROGNOS_KAFKA_BOOTSTRAP") or None,
             external_redis=env.get("PROGNOS_REDIS_URL") or None,
             secure=_flag(env, "PROGNOS_STACK_SECURE"),
+            redis_fsync=(env.get("PROGNOS_REDIS_FSYNC") or "everysec").strip().lower(),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         return replace(config, **clean) if clean else config  # type: ignore[arg-type]

@@ -417,10 +417,14 @@ class RedisServer(_ManagedProcess):
                 data_dir=data_dir,
                 pid_file=pid_file,
                 acl=redis_acl_lines(files),
+                appendfsync=self.config.redis_fsync,
             )
         else:
             text = _template("redis.conf.template").format(
-                port=self.port, data_dir=data_dir, pid_file=pid_file
+                port=self.port,
+                data_dir=data_dir,
+                pid_file=pid_file,
+                appendfsync=self.config.redis_fsync,
             )
         write_private(self.conf_file, text)
 

@@ -71,6 +71,12 @@ def add_job_arguments(job: argparse.ArgumentParser) -> None:
         "--stream-maxlen", type=int, help="approximate length bound of the alert stream (100000)"
     )
     job.add_argument(
+        "--redis-wait-replicas",
+        type=int,
+        help="wait until this many Redis replicas have each batch's writes "
+        "(PROGNOS_REDIS_WAIT_REPLICAS, 0)",
+    )
+    job.add_argument(
         "--min-coverage",
         type=float,
         help="warn about windows with a smaller share of the model's sensors (0.8)",
@@ -109,6 +115,7 @@ def job_config(args: argparse.Namespace) -> Any:
         key_prefix=args.key_prefix,
         stream_maxlen=args.stream_maxlen,
         min_coverage=args.min_coverage,
+        redis_wait_replicas=args.redis_wait_replicas,
         available_now=args.available_now or None,
         max_future_skew_s=args.max_future_skew_s,
     )

@@ -34,6 +34,15 @@ from stream.redis_config import RedisConfig
 __all__ = ["DEFAULT_MODEL", "StreamConfig", "default_checkpoint"]
 
 
+def _count(env: Mapping[str, str], name: str) -> int:
+    raw = (env.get(name) or "0").strip()
+    if not raw.isdigit():
+        raise ConfigError(
+            f"{name}={raw!r} is not a whole number >= 0; set it to e.g. 1, or unset it"
+        )
+    return int(raw)
+
+
 def default_checkpoint(env: Mapping[str, str] | None = None) -> Path:
     """``PROGNOS_CHECKPOINT``, else ``$PROGNOS_HOME/.prognos/checkpoints/stream``."""
     env = os.environ if env is None else env
@@ -63,6 +72,8 @@ class StreamConfig:
         watermark_seconds: how late (in event time) a reading may arrive; default one window.
         max_future_skew_s: readings further ahead of the job's clock are refused.
         stream_maxlen: approximate bound of the alert stream's length.
+        redis_wait_replicas: wait until this many Redis replicas have each batch's writes
+            before the batch counts as written (``PROGNOS_REDIS_WAIT_REPLICAS``, 0).
         min_coverage: windows with a smaller share of the model's sensors are counted
             and warned about (the figure is in the metrics and in each alert event).
         threshold: the alert threshold (default: the model's); with ``hysteresis``,
@@ -85,6 +96,7 @@ class StreamConfig:
     watermark_seconds: float | None = None
     max_future_skew_s: float = 86_400.0
     stream_maxlen: int = 100_000
+    redis_wait_replicas: int = 0
     min_coverage: float = 0.8
     threshold: float | None = None
     hysteresis: float = 0.1
@@ -105,6 +117,10 @@ class StreamConfig:
             )
         if self.trigger_seconds < 0:
             raise ConfigError(f"--trigger {self.trigger_seconds}: give seconds >= 0")
+        if self.redis_wait_replicas < 0:
+            raise ConfigError(
+                f"--redis-wait-replicas {self.redis_wait_replicas}: give a number of replicas >= 0"
+            )
         if not 0.0 <= self.min_coverage <= 1.0:
             raise ConfigError(f"--min-coverage {self.min_coverage}: give a share in [0, 1]")
         if self.watermark_seconds is not None and self.watermark_seconds <= 0:
@@ -126,6 +142,7 @@ class StreamConfig:
             "checkpoint": default_checkpoint(env),
             "model_path": Path(env.get("PROGNOS_MODEL") or DEFAULT_MODEL),
             "providers": env.get("PROGNOS_PROVIDERS") or "auto",
+            "redis_wait_replicas": _count(env, "PROGNOS_REDIS_WAIT_REPLICAS"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -200,6 +200,7 @@ class StreamJob:
             self.window_ms,
             prefix=config.key_prefix,
             stream_maxlen=config.stream_maxlen,
+            wait_replicas=config.redis_wait_replicas,
         )
         self.dead_letters = DeadLetterPublisher(config.kafka, config.redis)
         self.coverage = CoverageGuard(self.spec.sensors, config.min_coverage, config.kafka)

@@ -3,6 +3,11 @@
 What it writes, and under which names, is the Redis output contract
 (:mod:`stream.contract`); this module decides when and how.
 
+Durability: Redis acknowledges a write before it is on disk unless it runs with
+``appendfsync always``; with ``wait_replicas`` the sink also waits (``WAIT``) until that many
+replicas have the batch's writes before the batch counts as written, so a machine crash of
+the primary loses nothing Spark committed. Either costs time per batch (docs/performance.md).
+
 Idempotence: Spark's ``foreachBatch`` is at-least-once, so a batch can be written twice
 after a crash. Each device's windows are applied in event-time order and its state records
 the last window applied; the writes of one device for one batch run in one Lua script that
@@ -58,6 +63,10 @@ return 1
 """
 
 
+class _ReplicasBehind(Exception):
+    """Fewer replicas than asked for acknowledged a batch's writes in time."""
+
+
 @dataclass(frozen=True)
 class SinkResult:
     """What one batch wrote."""
@@ -78,7 +87,8 @@ class RedisAlertSink:
     Contract: :meth:`write` may be called again with the same windows (a replayed batch);
     the second call writes nothing. Windows of one device must arrive in event-time order
     across calls (Spark's append-mode windows do). Raises :class:`SinkError` (retriable)
-    when Redis cannot be reached, after ``retries`` attempts.
+    when Redis cannot be reached, or (``wait_replicas``) fewer replicas acknowledged the
+    writes within ``wait_timeout_ms``, after ``retries`` attempts.
     """
 
     def __init__(
@@ -89,6 +99,8 @@ class RedisAlertSink:
         prefix: str = DEFAULT_PREFIX,
         stream_maxlen: int = 100_000,
         retries: int = 5,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         self.redis_url = redis_url
         self.policy = policy
@@ -97,6 +109,8 @@ class RedisAlertSink:
         self.keys = Keys(prefix)
         self.stream_maxlen = stream_maxlen
         self.retries = retries
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._client: Any = None
         self._script: Any = None
 
@@ -129,6 +143,14 @@ class RedisAlertSink:
         for attempt in range(1, self.retries + 1):
             try:
                 return self._write(by_device)
+            except _ReplicasBehind as exc:
+                if attempt == self.retries:
+                    raise SinkError(
+                        f"Redis at {redact_url(self.redis_url)}: {exc} ({attempt} tries). The "
+                        "batch is not committed; check the replicas (INFO replication), or "
+                        "lower --redis-wait-replicas, and restart the job on its checkpoint."
+                    ) from exc
+                logger.warning("%s; retry %d/%d", exc, attempt, self.retries)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if attempt == self.retries:
                     raise SinkError(
@@ -208,6 +230,15 @@ class RedisAlertSink:
         if skipped:
             logger.info("%d devices already had this batch applied (replayed batch)", skipped)
         redis_s += self._update_fleet(client)
+        if self.wait_replicas:
+            t0 = time.perf_counter()
+            acked = int(client.wait(self.wait_replicas, self.wait_timeout_ms))
+            redis_s += time.perf_counter() - t0
+            if acked < self.wait_replicas:
+                raise _ReplicasBehind(
+                    f"{acked} of {self.wait_replicas} replicas acknowledged the batch's writes "
+                    f"within {self.wait_timeout_ms} ms"
+                )
         return SinkResult(
             windows=sum(len(v) for v in by_device.values()),
             events=n_events,

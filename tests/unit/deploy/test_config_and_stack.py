@@ -192,3 +192,15 @@ def test_a_bad_environment_variable_is_one_line_naming_it_not_a_traceback(
     err = capsys.readouterr().err
     assert f"{name}=" in err and value in err and "Traceback" not in err
     assert err.count("\n") == 1, err
+
+
+def test_the_redis_fsync_setting_is_checked_and_reaches_the_config_file(tmp_path: Path) -> None:
+    base = {"PROGNOS_HOME": str(tmp_path)}
+    assert StackConfig.from_env(base).redis_fsync == "everysec"
+    with pytest.raises(ConfigError, match=r"PROGNOS_REDIS_FSYNC='sometimes': use everysec"):
+        StackConfig.from_env({**base, "PROGNOS_REDIS_FSYNC": "sometimes"})
+    durable = StackConfig.from_env({**base, "PROGNOS_REDIS_FSYNC": "ALWAYS"})
+    server = RedisServer(durable)
+    server.dir.mkdir(parents=True)
+    server.prepare()
+    assert "appendfsync always" in server.conf_file.read_text()
