@@ -5,15 +5,19 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TRAIN_STAMP := $(VENV)/.installed-train
 PROGNOS := $(BIN)/prognos
+# Wheels of the train extra (PyTorch and its CUDA libraries: about 3 GB), downloaded once and
+# kept across checkouts and clean clones: `pip download` skips a file it already has.
+WHEELS ?= $(HOME)/.cache/prognos/wheels
 PYTEST_ARGS ?=
 CMAPSS ?= ../shared/data/cmapss
 
-.PHONY: help venv setup demo demo-cmapss smoke test unit integration lint model bench up down status clean
+.PHONY: help venv train-extra setup demo demo-cmapss smoke test unit integration lint model bench up down status clean
 
 help:
 	@echo "make demo   set up everything, start the local stack and run the demo"
-	@echo "make test   set up everything and run the unit and integration tests"
+	@echo "make test   set up everything (the train extra too) and run every test CI runs"
 	@echo "make lint   ruff and mypy"
 	@echo "make model  retrain the default model (installs the train extra)"
 	@echo "make bench  benchmarks against a private local stack (about 5 minutes on 2 cores)"
@@ -27,6 +31,17 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The train extra (PyTorch, ONNX export, scikit-learn, matplotlib): `make test` and
+# `make model` need it, `make demo` does not. Its requirements are read from pyproject.toml.
+$(TRAIN_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["train"]))' > $(VENV)/train-requirements.txt
+	$(BIN)/python -m pip download --quiet --progress-bar off -c constraints.txt -r $(VENV)/train-requirements.txt -d $(WHEELS)
+	$(BIN)/python -m pip install --quiet --no-index --find-links $(WHEELS) -c constraints.txt -r $(VENV)/train-requirements.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train,dev]'
+	touch $(TRAIN_STAMP)
+
+train-extra: $(TRAIN_STAMP)
 
 setup: venv
 	$(PROGNOS) stack setup
@@ -49,10 +64,10 @@ demo-cmapss: setup
 smoke: up
 	$(PROGNOS) smoke --count 2000
 
-test: setup
+test: setup train-extra
 	$(BIN)/python -m pytest -v -p no:cacheprovider $(PYTEST_ARGS)
 
-unit: venv
+unit: train-extra
 	$(BIN)/python -m pytest -q -m unit $(PYTEST_ARGS)
 
 integration: setup
@@ -77,8 +92,7 @@ chaos: setup
 
 # Retrain the default model reproducibly, then check it: the same model.onnx bytes on the same
 # machine; another CPU's floating-point kernels may round differently (docs/model.md).
-model: venv
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train,dev]'
+model: train-extra
 	SOURCE_DATE_EPOCH=1767225600 $(PROGNOS) --log-level WARNING train --data cmapss:$(CMAPSS) --out models/default --seed 7
 	$(BIN)/python -m pytest -q tests/unit/models
 
