@@ -40,6 +40,8 @@ from models.features import FeatureSpec, RegimeNorm, compute_window_features, no
 if TYPE_CHECKING:
     import pandas as pd
 
+    from models.labels import EventLog
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -77,6 +79,9 @@ class Recording:
         data_sha256: SHA-256 over the source files' bytes (identifies the training data).
         step_seconds: Nominal time between a device's readings (e.g. one C-MAPSS cycle).
         settings: Operating-setting columns present in ``readings``.
+        events: Every failure and maintenance of each device (a user's recording with its
+            event log); when set, sequences are labelled from it (:mod:`models.labels`)
+            and ``failure_times`` holds each device's first failure only.
     """
 
     name: str
@@ -85,6 +90,7 @@ class Recording:
     data_sha256: str
     step_seconds: float | None = None
     settings: tuple[str, ...] = ()
+    events: EventLog | None = None
 
     @property
     def devices(self) -> list[str]:
@@ -96,6 +102,19 @@ class Recording:
         """Sensor columns present in ``readings``."""
         skip = {"device_id", "event_time", "seq", *self.settings}
         return tuple(c for c in self.readings.columns if c not in skip)
+
+    def restrict(self, devices: Iterable[str], name: str | None = None) -> Recording:
+        """The same recording with only ``devices`` (e.g. a train or test split)."""
+        keep = set(devices)
+        return Recording(
+            name=name or self.name,
+            readings=self.readings[self.readings["device_id"].isin(keep)].reset_index(drop=True),
+            failure_times={d: t for d, t in self.failure_times.items() if d in keep},
+            data_sha256=self.data_sha256,
+            step_seconds=self.step_seconds,
+            settings=self.settings,
+            events=None if self.events is None else self.events.restrict(keep),
+        )
 
 
 @dataclass(frozen=True)

@@ -494,12 +494,21 @@ def fit_regimes(
     *,
     seed: int = 0,
     iterations: int = 50,
+    init: Sequence[Sequence[float]] | None = None,
 ) -> RegimeNorm:
-    """Learn ``n_regimes`` operating regimes (k-means on the settings) and per-regime stats."""
+    """Learn ``n_regimes`` operating regimes (k-means on the settings) and per-regime stats.
+
+    ``init`` gives the starting centroids (``[n_regimes][settings]``, e.g. those
+    ``models.fleet.choose_regimes`` found); without it they are ``n_regimes`` readings
+    drawn with ``seed``.
+    """
     v = np.asarray(values, dtype=np.float64)
     s = np.asarray(settings, dtype=np.float64).reshape(v.shape[0], -1)
-    rng = np.random.default_rng(seed)
-    centroids = s[rng.choice(s.shape[0], size=n_regimes, replace=False)].copy()
+    if init is not None:
+        centroids = np.asarray(init, dtype=np.float64).reshape(n_regimes, s.shape[1]).copy()
+    else:
+        rng = np.random.default_rng(seed)
+        centroids = s[rng.choice(s.shape[0], size=n_regimes, replace=False)].copy()
     for _ in range(iterations):
         labels = np.argmin(((s[:, None, :] - centroids[None]) ** 2).sum(axis=2), axis=1)
         for k in range(n_regimes):

@@ -40,7 +40,7 @@ import os
 import random
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,12 +163,23 @@ def build_sequences(
     phases: int,
     regimes: RegimeNorm | None = None,
 ) -> SequenceSet:
-    """Labelled sequences of a recording at ``phases`` window alignments."""
+    """Labelled sequences of a recording at ``phases`` window alignments.
+
+    A recording with an event log (``recording.events``) is labelled from it, run by run,
+    with the stream job's sequences (:func:`models.labels.labelled_sequences`); otherwise
+    each device fails at ``recording.failure_times`` (:func:`models.data.make_sequences`).
+    """
+    from models.labels import labelled_sequences, seen_of, spans_of
+
+    seen = seen_of(spans_of(recording.readings)) if recording.events is not None else {}
     parts = []
     for p in range(max(1, phases)):
         origin = spec.origin_seconds + p * spec.window_seconds / max(1, phases)
         windows = window_features(recording, spec, origin_seconds=origin, regimes=regimes)
-        parts.append(make_sequences(windows, spec, recording.failure_times))
+        if recording.events is not None:
+            parts.append(labelled_sequences(windows, spec, recording.events, seen, origin))
+        else:
+            parts.append(make_sequences(windows, spec, recording.failure_times))
     return SequenceSet.concat(parts)
 
 
@@ -465,6 +476,7 @@ def train_model(
     *,
     progress: Progress | None = None,
     test: Recording | None = None,
+    regime_centroids: Sequence[Sequence[float]] | None = None,
 ) -> TrainResult:
     """Train, select, export. See the module docstring for the recipe.
 
@@ -476,6 +488,8 @@ def train_model(
         progress: Called with one line per epoch and step (default: the logger).
         test: Optional held-out test recording scored by the baseline for the report
             (the network's own test evaluation is :func:`models.evaluation.evaluate_cmapss`).
+        regime_centroids: Starting centroids of the ``config.regimes`` operating regimes
+            (from :func:`models.fleet.choose_regimes`); drawn at random when None.
 
     Raises:
         DataError: No failures (or only failures) in the training data, too few devices.
@@ -503,6 +517,7 @@ def train_model(
             recording.settings,
             config.regimes,
             seed=config.seed,
+            init=regime_centroids,
         )
     say(
         f"windowing {recording.name}: W={spec.window_seconds:g} s, K={spec.sequence_length}, "
