@@ -136,8 +136,13 @@ def bootstrap_ci(
     resamples: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    groups: npt.ArrayLike | None = None,
 ) -> dict[str, list[float]]:
-    """Percentile bootstrap confidence intervals of the metrics, resampling rows (devices).
+    """Percentile bootstrap confidence intervals of the metrics.
+
+    Resamples rows (one per device, as in the C-MAPSS protocol), or, with ``groups``
+    (a group per row, e.g. its device), whole groups: each resample draws as many groups
+    as there are, with replacement, and takes all their rows.
 
     Returns:
         ``{metric: [low, high]}`` for accuracy, precision, recall, f1 and pr_auc.
@@ -145,6 +150,8 @@ def bootstrap_ci(
     yt = np.asarray(y).astype(bool)
     r = np.asarray(risk, dtype=np.float64)
     rng = np.random.default_rng(seed)
+    if groups is not None:
+        return _group_bootstrap_ci(yt, r, threshold, np.asarray(groups), resamples, level, rng)
     idx = rng.integers(0, yt.size, size=(resamples, yt.size))
     ys, preds = yt[idx], r[idx] >= threshold
     tp = (preds & ys).sum(axis=1).astype(np.float64)
@@ -169,6 +176,51 @@ def bootstrap_ci(
     for name, v in values.items():
         v = v[np.isfinite(v)]
         out[name] = [round(float(np.percentile(v, lo)), 4), round(float(np.percentile(v, hi)), 4)]
+    return out
+
+
+def _group_bootstrap_ci(
+    y: npt.NDArray[np.bool_],
+    r: FloatArray,
+    threshold: float,
+    groups: npt.NDArray[Any],
+    resamples: int,
+    level: float,
+    rng: np.random.Generator,
+) -> dict[str, list[float]]:
+    _, gid = np.unique(groups, return_inverse=True)
+    n_groups = int(gid.max()) + 1 if gid.size else 0
+    pred = r >= threshold
+    # Per group: tp, fp, fn, tn; a resample's counts are the counts of its groups, summed.
+    cells = np.zeros((n_groups, 4))
+    for j, mask in enumerate((pred & y, pred & ~y, ~pred & y, ~pred & ~y)):
+        cells[:, j] = np.bincount(gid, weights=mask.astype(np.float64), minlength=n_groups)
+    draws = rng.integers(0, n_groups, size=(resamples, n_groups))
+    weight = np.stack([np.bincount(d, minlength=n_groups) for d in draws]).astype(np.float64)
+    tp, fp, fn, tn = (weight @ cells).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = {
+            "accuracy": (tp + tn) / np.maximum(tp + fp + fn + tn, 1),
+            "precision": np.where(tp + fp > 0, tp / (tp + fp), 0.0),
+            "recall": np.where(tp + fn > 0, tp / (tp + fn), 0.0),
+            "f1": np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0),
+        }
+    rows_of = [np.flatnonzero(gid == g) for g in range(n_groups)]
+    pr = []
+    for d in draws[: min(resamples, 500)]:
+        rows = np.concatenate([rows_of[g] for g in d]) if n_groups else np.empty(0, int)
+        pr.append(average_precision(y[rows], r[rows]))
+    values["pr_auc"] = np.asarray(pr, dtype=np.float64)
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    out: dict[str, list[float]] = {}
+    for name, v in values.items():
+        v = v[np.isfinite(v)]
+        # An empty interval: the metric is undefined in every resample (PR-AUC, no positive).
+        out[name] = (
+            [round(float(np.percentile(v, lo)), 4), round(float(np.percentile(v, hi)), 4)]
+            if v.size
+            else []
+        )
     return out
 
 

@@ -98,6 +98,7 @@ def write_model_card(
         f"{cfg['patience']}), best epoch{'s' if members > 1 else ''} {best_epochs}.{rul}",
         "",
         *study_lines(training.get("recipe_study")),
+        *_choice_lines(training),
         "## How good it is",
         "",
     ]
@@ -112,7 +113,10 @@ def write_model_card(
         f"{where}: F1 {val['f1']:.4f}, precision "
         f"{val['precision']:.4f}, recall {val['recall']:.4f}, PR-AUC {val['pr_auc']:.4f}."
     )
-    if report is not None:
+    fleet = "recording" in training or (report or {}).get("kind") == "recording"
+    if fleet:
+        lines += _fleet_result_lines(report)
+    elif report is not None:
         m, ci, p = report["metrics"], report["ci95"], report["protocol"]
         lines += [
             "",
@@ -139,12 +143,24 @@ def write_model_card(
             "Full report: `report.md`; plots: `training_curves.png`, `pr_curve.png`, "
             "`risk_over_life.png`.",
         ]
+    limits = (
+        [
+            f"- Trained on {data['source']} only: it knows the sensors, the machines and the "
+            "failure modes of that fleet and nothing else; retrain for another.",
+            "- Its figures come from the devices held out at training (`split.json`); a "
+            "fleet of other devices, or of the same ones later, can differ.",
+        ]
+        if fleet
+        else [
+            "- Trained on simulated turbofan data (C-MAPSS) with one operating condition and "
+            "one fault mode; it knows nothing of other machines, sensors or fault modes.",
+        ]
+    )
     lines += [
         "",
         "## Limits",
         "",
-        "- Trained on simulated turbofan data (C-MAPSS) with one operating condition and one "
-        "fault mode; it knows nothing of other machines, sensors or fault modes.",
+        *limits,
         "- Errors concentrate on devices whose remaining life is near the horizon boundary; "
         "with few test devices the confidence intervals are wide (see above).",
         "- The slope statistic is per second of event time: serving must use the same time "
@@ -174,3 +190,55 @@ def write_model_card(
     path.write_text("\n".join(lines), encoding="utf-8")
     logger.info("model card written to %s", path)
     return path
+
+
+def _choice_lines(training: Mapping[str, Any]) -> list[str]:
+    """What was chosen from the data, and why; what the data's reading noted."""
+    choices = training.get("choices") or {}
+    notes = training.get("notes") or []
+    if not choices and not notes:
+        return []
+    lines = ["## Choices", ""]
+    lines += [
+        f"- {name.replace('_', ' ')}: **{c['value']}**, {c['reason']}."
+        for name, c in choices.items()
+    ]
+    lines += [f"- Note: {n}" for n in notes]
+    return [*lines, ""]
+
+
+def _fleet_result_lines(report: Mapping[str, Any] | None) -> list[str]:
+    """The held-out evaluation of a model trained on a recording."""
+    if report is None:
+        return ["", "No held-out evaluation yet: run `prognos evaluate --model <this folder> "
+                "--data <the recording>`."]  # fmt: skip
+    from models.durations import format_duration
+    from models.fleet_report import events_rows
+
+    ev = report["events"]
+    tables = {"this model": ev} | {
+        name: b["events"] for name, b in (report.get("baselines") or {}).items()
+    }
+    lines = [
+        "",
+        f"Held-out devices ({report['protocol']['devices']}), alerts as the stream job raises "
+        f"them; caught: an alert opened between {format_duration(ev['max_lead_s'])} and "
+        f"{format_duration(ev['lead_s'])} before the failure:",
+        "",
+        *events_rows(tables),
+    ]
+    m, ci = report.get("metrics"), report.get("ci95") or {}
+    if m:
+        lines += [
+            "",
+            f"Window by window ({report['protocol']['windows_labelled']} labelled windows): "
+            + ", ".join(
+                f"{k} {m[k]:.4f}"
+                + (f" [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if len(ci.get(k, ())) == 2 else "")
+                for k in ("precision", "recall", "f1", "pr_auc")
+            )
+            + ".",
+        ]
+    lines += ["", "Full report: `report.md`; plots: " + ", ".join(
+        f"`{p}`" for p in report.get("plots", [])) + "."]  # fmt: skip
+    return lines

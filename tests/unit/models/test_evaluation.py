@@ -51,3 +51,22 @@ def test_bootstrap_ci_brackets_the_estimate() -> None:
     for name in ("accuracy", "precision", "recall", "f1"):
         assert ci[name][0] <= m[name] <= ci[name][1]
         assert ci[name][1] - ci[name][0] > 0.01
+
+
+def test_group_bootstrap_resamples_whole_devices() -> None:
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(30), 20)
+    y = (rng.random(600) < 0.3).astype(int)
+    risk = np.clip(y * 0.6 + rng.normal(0.2, 0.2, 600), 0, 1)
+    rows = bootstrap_ci(y, risk, 0.5)
+    by_device = bootstrap_ci(y, risk, 0.5, groups=groups)
+    point = binary_metrics(y, risk, 0.5)
+    for name in ("accuracy", "precision", "recall", "f1", "pr_auc"):
+        low, high = by_device[name]
+        assert low <= point[name] <= high
+    # One device's rows are not independent draws: resampling rows understates the spread
+    # less than here, where each device is one draw; both are intervals.
+    assert by_device["f1"][0] <= by_device["f1"][1] and rows["f1"][0] <= rows["f1"][1]
+    # A single group: every resample is the same data.
+    one = bootstrap_ci(y[:20], risk[:20], 0.5, groups=np.zeros(20))
+    assert one["accuracy"][0] == one["accuracy"][1]
