@@ -19,6 +19,7 @@ def register(subparsers: Any) -> None:
     _register_demo(subparsers)
     _register_smoke(subparsers)
     status.register(subparsers)
+    __import__("deploy.fleet_cli", fromlist=["register"]).register(subparsers)
 
 
 def _register_stack(subparsers: Any) -> None:

@@ -18,9 +18,12 @@ DEFAULT = Path(__file__).resolve().parents[3] / "models" / "default"
 def test_subcommands_registered() -> None:
     parser = build_parser()
     args = parser.parse_args(["train", "--out", "x", "--arch", "cnn", "--folds", "3"])
-    assert args.handler.__module__ == "models.cli" and args.arch == "cnn" and args.folds == 3
+    # train and evaluate read recordings (ingest) and apply the alert policy (stream): deploy.
+    assert args.handler.__module__ == "deploy.fleet_cli" and args.arch == "cnn" and args.folds == 3
+    assert args.regimes == "auto" and args.data == "cmapss:../shared/data/cmapss"
     assert parser.parse_args(["evaluate"]).model == "models/default"
-    assert parser.parse_args(["model", "info"]).path == "models/default"
+    info = parser.parse_args(["model", "info"])
+    assert info.path == "models/default" and info.handler.__module__ == "models.cli"
 
 
 def test_cli_module_imports_only_argparse() -> None:
@@ -63,7 +66,8 @@ def test_train_without_torch_says_how_to_install(
 @pytest.mark.parametrize(
     "module",
     ["models.errors", "models.features", "models.metadata", "models.scorer", "models.data",
-     "models.evaluation"],
+     "models.evaluation", "models.durations", "models.labels", "models.events", "models.fleet",
+     "models.fleet_report"],
 )  # fmt: skip
 def test_public_api_names_exist(module: str) -> None:
     mod = importlib.import_module(module)
