@@ -1,10 +1,13 @@
 """Publish readings to Kafka: keyed by device, idempotent, ``acks=all``, batched, compressed.
 
-:class:`ReadingProducer` validates each reading (:mod:`ingest.validation`) and sends the
-valid ones to the readings topic keyed by device id, so a device's readings stay in one
-partition, in order. A reading that breaks a rule goes to the dead-letter topic with the
-reason in headers (:mod:`ingest.deadletter`); a valid reading is never dropped. Both
-topics are created when missing before anything is sent (:func:`ingest.admin.ensure_topics`).
+:class:`ReadingProducer` validates each reading with the rules of the catalogue in force
+(:mod:`ingest.validation`, :mod:`ingest.catalogue`) and sends the valid ones to the
+readings topic keyed by device id, so a device's readings stay in one partition, in order.
+A reading that breaks a rule goes to the dead-letter topic with the reason in headers
+(:mod:`ingest.deadletter`); a valid reading is never dropped. When most of the first
+readings break the same rule (a recording the catalogue does not fit), the producer says
+so at once, at ERROR, with the fix (:mod:`ingest.watch`). Both topics are created when
+missing before anything is sent (:func:`ingest.admin.ensure_topics`).
 
 Delivery guarantees are not negotiable: the producer is idempotent (``enable_idempotence``)
 with ``acks=all``, unlimited retries within ``delivery_timeout_ms`` and at most 5 requests
@@ -31,6 +34,7 @@ from typing import Any, Final
 from kafka.partitioner.default import DefaultPartitioner
 
 from ingest.admin import broker_unavailable, ensure_topics
+from ingest.catalogue import Catalogue
 from ingest.codec import encode
 from ingest.config import KafkaConfig
 from ingest.deadletter import DeadLetterCounts, dead_letter_headers
@@ -41,7 +45,8 @@ from ingest.errors import (
     IdempotenceDisabledError,
 )
 from ingest.schema import Reading
-from ingest.validation import DEFAULT_LIMITS, Limits, Violation, check_size, validate
+from ingest.validation import Violation, rules_for
+from ingest.watch import RejectionWatch, rejection_message
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +72,7 @@ class ProducerSettings:
         delivery_timeout_ms: how long a record may be retried before it fails.
         max_in_flight: requests in flight per connection, at most 5 (idempotence).
         bootstrap_timeout_ms: how long to wait for the first broker to answer.
-        validate: check readings against :mod:`ingest.validation` before sending.
-        limits: size limits and the unknown-sensor rule.
+        validate: check readings against the catalogue's rules before sending.
         extra: further kafka-python producer settings; ones that would disable
             idempotence or ``acks=all`` are refused.
     """
@@ -80,7 +84,6 @@ class ProducerSettings:
     max_in_flight: int = 5
     bootstrap_timeout_ms: int = 10_000
     validate: bool = True
-    limits: Limits = DEFAULT_LIMITS
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -137,12 +140,15 @@ class ProducerStats:
         failed: records (readings or dead letters) the broker did not acknowledge.
         dead_letters: messages sent to the dead-letter topic, by reason ``field/rule``.
         first_error: the first delivery error, as text.
+        rejection: when most of the first readings broke the same rule: which, the
+            share, and the fix (see :mod:`ingest.watch`).
     """
 
     sent: int
     failed: int
     dead_letters: dict[str, int]
     first_error: str | None
+    rejection: str | None = None
 
     @property
     def dead_lettered(self) -> int:
@@ -196,6 +202,8 @@ class ReadingProducer:
         config: where to connect and which topics to use.
         settings: batching, compression and validation settings.
         source: the ``prognos.source`` header for dead letters this producer makes itself.
+        catalogue: the catalogue whose rules readings are validated with (None: the
+            default catalogue, :func:`ingest.catalogue.default_catalogue`).
 
     Raises:
         BrokerUnavailableError: no broker answered within ``bootstrap_timeout_ms``.
@@ -209,6 +217,7 @@ class ReadingProducer:
         config: KafkaConfig,
         settings: ProducerSettings | None = None,
         source: str = "producer",
+        catalogue: Catalogue | None = None,
     ) -> None:
         from kafka import KafkaProducer
         from kafka.errors import KafkaConfigurationError, KafkaError
@@ -216,6 +225,10 @@ class ReadingProducer:
         self.config = config
         self.settings = settings or ProducerSettings()
         self.source = source
+        self.rules = rules_for(catalogue)
+        self.catalogue = self.rules.catalogue
+        self._watch = RejectionWatch()
+        self._rejection: str | None = None
         self.topic = config.topic
         self.dlq_topic = config.dead_letter_topic
         self._lock = threading.Lock()
@@ -246,11 +259,13 @@ class ReadingProducer:
             self._producer.close(timeout=0)
             raise
         logger.info(
-            "producer connected to %s: topic %s, dead letters %s, idempotent, acks=all, %s compression",
+            "producer connected to %s: topic %s, dead letters %s, idempotent, acks=all, %s "
+            "compression; catalogue %s",
             config.bootstrap_servers,
             self.topic,
             self.dlq_topic,
             self.settings.compression_type or "no",
+            self.catalogue.origin,
         )
 
     # -- sending -----------------------------------------------------------------------
@@ -265,21 +280,21 @@ class ReadingProducer:
         Returns:
             True when it went to the readings topic, False when it was dead-lettered.
         """
-        violations: list[Violation] = (
-            validate(reading, self.settings.limits) if self.settings.validate else []
-        )
+        violations: list[Violation] = self.rules.validate(reading) if self.settings.validate else []
         if not violations:
             try:
                 value = encode(reading)
             except EncodeError as exc:
                 violations = [Violation(exc.field, exc.rule, exc.reason)]
             else:
-                too_big = check_size(value, self.settings.limits)
+                too_big = self.rules.check_size(value)
                 if too_big is None:
                     self._producer.send(
                         self.topic, value=value, key=reading.device_id.encode()
                     ).add_errback(self._on_error)
                     self._sent += 1
+                    if self._rejection is None:
+                        self._watched(None)
                     return True
                 violations = [too_big]
         self.dead_letter(
@@ -313,6 +328,15 @@ class ReadingProducer:
         self._dead.add(violations[0])
         logger.debug("dead letter from %s: %s", source, violations[0])
         self.send_raw(value, key, dead_letter_headers(violations, source))
+        if self._rejection is None:
+            self._watched(violations[0])
+
+    def _watched(self, violation: Violation | None) -> None:
+        """Tell the watch about one reading; say loudly, once, if one rule rejects most."""
+        found = self._watch.observe(violation)
+        if found is not None:
+            self._rejection = rejection_message(found, self.catalogue.origin, self.source)
+            logger.error("%s", self._rejection)
 
     def _on_error(self, exc: BaseException) -> None:
         with self._lock:
@@ -340,6 +364,11 @@ class ReadingProducer:
                 f"{self.config.bootstrap_servers}: {exc}",
                 failed=self._failed,
             ) from None
+        if self._rejection is None:
+            found = self._watch.finish()
+            if found is not None:
+                self._rejection = rejection_message(found, self.catalogue.origin, self.source)
+                logger.error("%s", self._rejection)
         stats = self.stats()
         if stats.failed:
             raise DeliveryError(
@@ -354,7 +383,11 @@ class ReadingProducer:
         """The counts so far (``sent`` includes records not yet acknowledged)."""
         with self._lock:
             return ProducerStats(
-                self._sent, self._failed, dict(self._dead.by_reason), self._first_error
+                self._sent,
+                self._failed,
+                dict(self._dead.by_reason),
+                self._first_error,
+                self._rejection,
             )
 
     def close(self, timeout: float | None = 30.0) -> None:

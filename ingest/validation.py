@@ -1,77 +1,97 @@
-"""Validation of readings: per-sensor physical ranges, finiteness, sizes, required fields.
+"""Validation of readings: the rules, each written once, in Python and in Spark SQL.
 
-The rules are data (:data:`SENSOR_RULES`, :data:`SETTING_RULES`, :class:`Limits`), applied
-here by :func:`validate` and exported by :func:`rules_as_dict` so the stream job applies the
-same range checks in Spark SQL.
+A rule is an object with a name (the ``rule`` of a :class:`Violation` and of the
+dead-letter headers), one message template, and two forms of the same test: ``broken``
+judges a value in Python (the producers, :func:`validate`) and ``column`` builds the Spark
+SQL expression the stream job evaluates (:mod:`stream.parse`). A rule over the entries of
+a map (sensors, settings, metadata) also has ``passes``: a compiled, lambda-free
+expression that is true only when no entry breaks it, from which the stream job's fast
+path is built (Spark runs the per-entry form, a higher-order function, interpreted).
+:class:`Rules` instantiates the rules for a :class:`~ingest.catalogue.Catalogue` (its
+ranges, limits and unknown-name policy) and applies them.
 
-Rules (the ``rule`` name a :class:`Violation` carries is in brackets):
+**Messages** are printf templates (``%s``, ``%d``) filled in Python with ``%`` and in
+Spark with ``format_string`` (Java's formatter) from the values each form returns, so a
+message reads the same from both. Numbers are written as the JVM writes a double
+(:func:`number_text`: ``250.0``, ``5.0E10``, ``NaN``).
 
-* ``d`` (device id) is non-empty [required] and at most ``Limits.max_device_id`` characters
-  [length]; ``s`` (seq) is >= 0 [range]; ``x`` has at least one sensor [required].
-* Every sensor or setting value is a finite number [finite] (``None`` — a dropout — is
-  allowed for sensors, not for settings) within the rule's ``[low, high]`` [range].
-* Names match ``[A-Za-z0-9_.:/-]{1,64}`` [name]; at most ``max_sensors`` sensors,
-  ``max_settings`` settings and ``max_metadata`` metadata entries [count]; metadata values at
-  most ``max_metadata_value`` characters [length]. The encoded message is at most
-  ``max_message_bytes`` (64 KiB) [size] — see :func:`check_size`.
-* **Unknown names.** A sensor or setting with no rule in the catalogue is *accepted* when
-  its name is valid and its value is finite with ``|value| <= Limits.generic_bound``
-  (1e9) [range]; so recordings with other sensors can be replayed without code. Set
-  ``Limits(allow_unknown=False)`` to refuse them instead [unknown].
+The rules, in the order they are checked (the ``rule`` name in brackets):
 
-The catalogue covers the simulator's sensors (SI-ish units) and NASA C-MAPSS's sensors
-``s1``–``s21`` and settings ``setting1``–``setting3``. C-MAPSS limits are envelopes around
-every operating condition of the data set (sea level to 42,000 ft, Mach 0–0.84, TRA 20–100)
-with a margin, not the narrow FD001 ranges, so FD002–FD004 pass too.
+* ``d`` (device id) is a non-empty string [required] of at most ``max_device_id``
+  characters [length]; ``s`` (seq) is an integer [type] >= 0 [range].
+* ``x`` has at least one sensor [required] and at most ``max_sensors`` [count]; ``o`` at
+  most ``max_settings`` settings [count]; ``m`` at most ``max_metadata`` entries [count].
+* Each entry of ``x``, ``o`` and ``m`` (field ``x.NAME``...): a name matching
+  ``[A-Za-z0-9_.:/-]{1,64}`` [name]; for sensors and settings a number [type] (``None``,
+  a dropout, is allowed for sensors only [required]) that is finite [finite], named in the
+  catalogue unless it accepts unknown names [unknown], and within the catalogue's range
+  ``[low, high]``, or ``±generic_bound`` for a name it does not declare [range]; for
+  metadata a string [type] of at most ``max_metadata_value`` characters [length].
+* The encoded message is at most ``max_message_bytes`` [size]: :func:`check_size`.
+
+A field breaking one rule is not judged by the next rules of that field, and an entry
+breaking one rule is not judged by the next rules. The first violation is the stream job's
+verdict too: it takes the first rule broken, and for a rule over entries the first entry
+breaking it. The ``type`` rules have no Spark form: Spark's schema has done that check
+(:mod:`stream.parse` refuses such a payload with rule ``type``).
+
+>>> from datetime import datetime, UTC
+>>> r = Reading("pump-0001", datetime(2026, 1, 1, tzinfo=UTC), 0, {"vibration": 250.0})
+>>> validate(r)
+[Violation(field='x.vibration', rule='range', message='250.0 is outside [0, 100] mm/s')]
 """
 
 from __future__ import annotations
 
+import abc
+import functools
 import logging
 import math
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from ingest.codec import MAX_MESSAGE_BYTES
+from ingest.catalogue import (
+    DEFAULT_LIMITS,
+    Catalogue,
+    Limits,
+    SensorRule,
+    default_catalogue,
+)
 from ingest.schema import Reading
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "NAME_PATTERN",
     "SENSOR_RULES",
     "SETTING_RULES",
+    "EntryRule",
+    "FieldRule",
     "Limits",
+    "Rules",
     "SensorRule",
+    "SparkCheck",
     "Violation",
     "check_size",
+    "number_text",
     "rules_as_dict",
+    "rules_for",
     "validate",
 ]
 
+NAME_PATTERN: Final = "[A-Za-z0-9_.:/-]{1,64}"
+"""What a sensor, setting or metadata name may be."""
+_NAME: Final = re.compile(NAME_PATTERN)
 
-@dataclass(frozen=True)
-class SensorRule:
-    """The physical range of one sensor or setting.
-
-    Attributes:
-        name: the sensor name in readings (``x`` key) or setting name (``o`` key).
-        unit: the unit of the values, for humans.
-        low: smallest plausible value (inclusive).
-        high: largest plausible value (inclusive).
-        description: what it measures.
-    """
-
-    name: str
-    unit: str
-    low: float
-    high: float
-    description: str = ""
-
-    def check(self, value: float) -> bool:
-        """Whether ``value`` lies in ``[low, high]``."""
-        return self.low <= value <= self.high
+Args = tuple[Any, ...]
+"""The values a message template is filled with."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +100,8 @@ class Violation:
 
     Attributes:
         field: the field in wire notation: ``d``, ``s``, ``x.vibration``, ``o.load``...
-        rule: the rule's name: ``required``, ``finite``, ``range``, ``name``, ``count``,
-            ``length``, ``size``, ``unknown`` (and, for undecodable bytes, the
+        rule: the rule's name: ``required``, ``type``, ``finite``, ``range``, ``name``,
+            ``count``, ``length``, ``size``, ``unknown`` (and, for undecodable bytes, the
             :class:`~ingest.errors.DecodeError` rules).
         message: a sentence for humans.
     """
@@ -92,217 +112,827 @@ class Violation:
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Size limits and the rule for unknown names."""
+class SparkCheck:
+    """One rule as the stream job evaluates it.
 
-    max_message_bytes: int = MAX_MESSAGE_BYTES
-    max_sensors: int = 256
-    max_settings: int = 32
-    max_metadata: int = 32
-    max_device_id: int = 128
-    max_metadata_value: int = 1024
-    generic_bound: float = 1e9
-    allow_unknown: bool = True
+    Attributes:
+        broken: true when the row breaks the rule.
+        field: the offending field (a column: an entry's field names the entry).
+        rule: the rule's name.
+        reason: the message.
+    """
 
-
-DEFAULT_LIMITS: Final = Limits()
-
-
-def _rules(*rules: SensorRule) -> dict[str, SensorRule]:
-    return {r.name: r for r in rules}
+    broken: Column
+    field: Column
+    rule: str
+    reason: Column
 
 
-SENSOR_RULES: Final[dict[str, SensorRule]] = _rules(
-    # The simulator's sensors.
-    SensorRule("vibration", "mm/s", 0.0, 100.0, "vibration velocity, RMS"),
-    SensorRule("bearing_temp", "degC", -40.0, 200.0, "bearing temperature"),
-    SensorRule("winding_temp", "degC", -40.0, 220.0, "motor winding temperature"),
-    SensorRule("motor_current", "A", 0.0, 500.0, "motor phase current, RMS"),
-    SensorRule("pressure", "bar", 0.0, 40.0, "discharge / static pressure"),
-    SensorRule("flow", "m3/h", 0.0, 2000.0, "volumetric flow"),
-    SensorRule("speed", "rpm", 0.0, 6000.0, "shaft speed"),
-    # NASA C-MAPSS (Saxena et al. 2008), temperatures in degrees Rankine, pressures in psia.
-    SensorRule("s1", "degR", 400.0, 600.0, "T2 total temperature at fan inlet"),
-    SensorRule("s2", "degR", 450.0, 800.0, "T24 total temperature at LPC outlet"),
-    SensorRule("s3", "degR", 1000.0, 2000.0, "T30 total temperature at HPC outlet"),
-    SensorRule("s4", "degR", 900.0, 1800.0, "T50 total temperature at LPT outlet"),
-    SensorRule("s5", "psia", 1.0, 20.0, "P2 pressure at fan inlet"),
-    SensorRule("s6", "psia", 1.0, 30.0, "P15 total pressure in bypass duct"),
-    SensorRule("s7", "psia", 50.0, 800.0, "P30 total pressure at HPC outlet"),
-    SensorRule("s8", "rpm", 1500.0, 2600.0, "Nf physical fan speed"),
-    SensorRule("s9", "rpm", 7000.0, 10000.0, "Nc physical core speed"),
-    SensorRule("s10", "-", 0.5, 2.0, "epr engine pressure ratio (P50/P2)"),
-    SensorRule("s11", "psia", 20.0, 70.0, "Ps30 static pressure at HPC outlet"),
-    SensorRule("s12", "pps/psi", 50.0, 700.0, "phi ratio of fuel flow to Ps30"),
-    SensorRule("s13", "rpm", 1500.0, 2600.0, "NRf corrected fan speed"),
-    SensorRule("s14", "rpm", 6500.0, 9500.0, "NRc corrected core speed"),
-    SensorRule("s15", "-", 5.0, 15.0, "BPR bypass ratio"),
-    SensorRule("s16", "-", 0.0, 0.1, "farB burner fuel-air ratio"),
-    SensorRule("s17", "-", 200.0, 500.0, "htBleed bleed enthalpy"),
-    SensorRule("s18", "rpm", 1500.0, 2600.0, "Nf_dmd demanded fan speed"),
-    SensorRule("s19", "%", 50.0, 120.0, "PCNfR_dmd demanded corrected fan speed"),
-    SensorRule("s20", "lbm/s", 0.0, 60.0, "W31 HPT coolant bleed"),
-    SensorRule("s21", "lbm/s", 0.0, 40.0, "W32 LPT coolant bleed"),
-    SensorRule("cycle", "cycles", 0.0, 100_000.0, "operating cycles since the record began"),
-)
-"""Sensor name -> rule."""
+def number_text(value: float) -> str:
+    """``value`` as the JVM writes a double (``Double.toString``, Spark's cast to string).
 
-SETTING_RULES: Final[dict[str, SensorRule]] = _rules(
-    # The simulator's operating settings.
-    SensorRule("load", "fraction", 0.0, 1.5, "load relative to rated"),
-    SensorRule("regime", "index", 0.0, 16.0, "operating regime number"),
-    # NASA C-MAPSS operational settings.
-    SensorRule("setting1", "kft", -1.0, 50.0, "altitude (about 0 in FD001)"),
-    SensorRule("setting2", "Mach", -0.1, 1.0, "Mach number (about 0 in FD001)"),
-    SensorRule("setting3", "%", 0.0, 120.0, "throttle resolver angle (100 in FD001)"),
-)
-"""Setting name -> rule."""
+    >>> [number_text(v) for v in (250.0, 5e10, 1e-4, 0.001, float("nan"), -float("inf"))]
+    ['250.0', '5.0E10', '1.0E-4', '0.001', 'NaN', '-Infinity']
 
-_NAME: Final = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")
+    Java 17 writes a few doubles with more digits than needed (``1e23`` as
+    ``9.999999999999999E22``); those read differently from the two sides.
+    """
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0 or 1e-3 <= abs(value) < 1e7:
+        return repr(value)  # plain decimals in this range, shortest digits, as Java's
+    _, digits, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    shown = "".join(map(str, digits))
+    scientific = exponent + len(shown) - 1
+    return f"{'-' if value < 0 else ''}{shown[0]}.{shown[1:] or '0'}E{scientific}"
 
 
-def _check_values(
-    key: str,
-    values: dict[str, Any],
-    rules: dict[str, SensorRule],
-    limits: Limits,
-    allow_null: bool,
-    out: list[Violation],
-) -> None:
-    for name, value in values.items():
-        rule = rules.get(name)
-        # Fast path for the common case: a known name with a float in range (NaN fails the
-        # comparison and takes the slow path).
-        if rule is not None and (
-            (value is None and allow_null)
-            or (type(value) is float and rule.low <= value <= rule.high)
-        ):
-            continue
-        where = f"{key}.{name}"
-        if not isinstance(name, str) or _NAME.fullmatch(name) is None:
-            out.append(Violation(where, "name", f"name {name!r} is not 1-64 of [A-Za-z0-9_.:/-]"))
-            continue
+def _bound_text(value: float) -> str:
+    return f"{value:.15g}"
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a double
+        return math.inf if value > 0 else -math.inf
+
+
+# -- Spark helpers (pyspark is imported only when the stream job builds its plan) ----------
+
+
+def _format(template: str, args: Sequence[Column]) -> Column:
+    from pyspark.sql import functions as F
+
+    column: Column = F.format_string(template, *args) if args else F.lit(template % ())
+    return column
+
+
+def _names_pass(values: Column, one: str) -> Column:
+    """True only when every key of a non-empty map matches the regular expression ``one``."""
+    from pyspark.sql import functions as F
+
+    joined = F.array_join(F.map_keys(values), ",")
+    # "," is not a name character, so splitting the joined names at "," gives the names back
+    # exactly when there are size - 1 commas; then one pattern checks them all.
+    commas = F.length(joined) - F.length(F.regexp_replace(joined, ",", ""))
+    result: Column = (commas == F.size(values) - 1) & joined.rlike(f"^{one}(,{one})*$")
+    return result
+
+
+def _no_nulls(values: Column) -> Column:
+    """True when an array has no null element: joined without and with a replacement for
+    nulls, the two texts are as long."""
+    from pyspark.sql import functions as F
+
+    as_text = values.cast("array<string>")
+    result: Column = F.length(F.array_join(as_text, "")) == F.length(F.array_join(as_text, "", "#"))
+    return result
+
+
+def _lookup(table: Mapping[str, Any]) -> Column:
+    """A literal map of ``table`` (name -> number or text)."""
+    from pyspark.sql import functions as F
+
+    names = sorted(table)
+    column: Column = F.map_from_arrays(
+        F.array(*[F.lit(n) for n in names]), F.array(*[F.lit(table[n]) for n in names])
+    )
+    return column
+
+
+@dataclass(frozen=True)
+class Entries:
+    """A map's columns, for the compiled forms of the rules over its entries.
+
+    Attributes:
+        values: the map (never null).
+        known: for sensors, the values of :attr:`Rules.sensor_names` in the map, read once
+            by position (the stream job's ``_known`` column); None to look each name up.
+    """
+
+    values: Column
+    known: Column | None = None
+
+    @functools.cached_property
+    def array(self) -> Column:
+        """The map's values."""
+        from pyspark.sql import functions as F
+
+        column: Column = F.map_values(self.values)
+        return column
+
+    @functools.cached_property
+    def lowest(self) -> Column:
+        """The smallest value (nulls skipped; NaN is above +inf; null for only nulls)."""
+        from pyspark.sql import functions as F
+
+        column: Column = F.array_min(self.array)
+        return column
+
+    @functools.cached_property
+    def highest(self) -> Column:
+        """The largest value (NaN above +inf)."""
+        from pyspark.sql import functions as F
+
+        column: Column = F.array_max(self.array)
+        return column
+
+    def value_of(self, names: Sequence[str], i: int) -> Column:
+        """The value of ``names[i]`` (``names`` sorted: the order of :attr:`known`)."""
+        return self.values[names[i]] if self.known is None else self.known[i]
+
+
+# -- the rules -------------------------------------------------------------------------------
+
+
+class FieldRule(abc.ABC):
+    """A rule over one field of a reading as a whole: its value in Python (``broken``) and
+    as a Spark column (``column``).
+
+    Attributes:
+        name: the rule's name.
+        message: the message template (``%s``, ``%d``), filled with what the forms return.
+    """
+
+    name: str
+    message: str
+    in_spark: ClassVar[bool] = True
+    """False for a rule Spark's schema has already made sure of (no Spark form)."""
+
+    @abc.abstractmethod
+    def broken(self, value: Any) -> Args | None:
+        """The message's values when the field's ``value`` breaks the rule, else None."""
+
+    def column(self, value: Column) -> tuple[Column, Args] | None:
+        """(true when broken, the message's values as columns); None when Spark's schema
+        has already made sure of it."""
+        return None
+
+    def text(self, args: Args) -> str:
+        """The message for ``args``."""
+        return self.message % args
+
+
+class EntryRule(abc.ABC):
+    """A rule over each entry (name, value) of a map: sensors, settings or metadata.
+
+    ``broken`` is the Python form, ``column`` the Spark form for one entry (run by a
+    higher-order function over the map), ``passes`` the compiled form for the whole map.
+
+    Attributes:
+        name: the rule's name.
+        message: the message template (``%s``, ``%d``).
+    """
+
+    name: str
+    message: str
+    in_spark: ClassVar[bool] = True
+    """False for a rule Spark's schema has already made sure of (no Spark form)."""
+
+    @abc.abstractmethod
+    def broken(self, name: Any, value: Any) -> Args | None:
+        """The message's values when the entry breaks the rule, else None."""
+
+    def column(self, key: Column, value: Column) -> tuple[Column, Args] | None:
+        """(true when the entry breaks the rule, the message's values); None when Spark's
+        schema has already made sure of it."""
+        return None
+
+    def passes(self, entries: Entries) -> Column | None:
+        """A compiled, lambda-free column, true only when no entry of a non-empty map
+        breaks the rule (false allowed for maps that pass: the per-entry form decides);
+        None when there is nothing to check."""
+        return None
+
+    def text(self, args: Args) -> str:
+        """The message for ``args``."""
+        return self.message % args
+
+
+class NonEmptyText(FieldRule):
+    """The device id is a non-empty string."""
+
+    name, message = "required", "device id must be a non-empty string"
+
+    def broken(self, value: Any) -> Args | None:
+        return () if not isinstance(value, str) or not value.strip() else None
+
+    def column(self, value: Column) -> tuple[Column, Args]:
+        from pyspark.sql import functions as F
+
+        return F.trim(value) == "", ()
+
+
+class MaxLength(FieldRule):
+    """A text field of at most ``limit`` characters."""
+
+    name = "length"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.message = f"%d characters exceeds {limit}"
+
+    def broken(self, value: Any) -> Args | None:
+        return (len(value),) if len(value) > self.limit else None
+
+    def column(self, value: Column) -> tuple[Column, Args]:
+        from pyspark.sql import functions as F
+
+        return F.length(value) > self.limit, (F.length(value),)
+
+
+class Integer(FieldRule):
+    """An integer field (Spark's schema reads it as a long)."""
+
+    name, message = "type", "must be an integer, got %s"
+    in_spark = False
+
+    def broken(self, value: Any) -> Args | None:
+        bad = isinstance(value, bool) or not isinstance(value, int)
+        return (type(value).__name__,) if bad else None
+
+
+class NotNegative(FieldRule):
+    """An integer field >= 0."""
+
+    name, message = "range", "%d is negative"
+
+    def broken(self, value: Any) -> Args | None:
+        return (value,) if value < 0 else None
+
+    def column(self, value: Column) -> tuple[Column, Args]:
+        return value < 0, (value,)
+
+
+class NonEmptyMap(FieldRule):
+    """A map with at least one entry."""
+
+    name, message = "required", "a reading needs at least one sensor"
+
+    def broken(self, value: Any) -> Args | None:
+        return () if not value else None
+
+    def column(self, value: Column) -> tuple[Column, Args]:
+        from pyspark.sql import functions as F
+
+        return F.size(value) == 0, ()
+
+
+class MaxCount(FieldRule):
+    """A map of at most ``limit`` entries."""
+
+    name = "count"
+
+    def __init__(self, limit: int, noun: str) -> None:
+        self.limit = limit
+        self.message = f"%d {noun} exceeds {limit}"
+
+    def broken(self, value: Any) -> Args | None:
+        return (len(value),) if len(value) > self.limit else None
+
+    def column(self, value: Column) -> tuple[Column, Args]:
+        from pyspark.sql import functions as F
+
+        return F.size(value) > self.limit, (F.size(value),)
+
+
+class ValidName(EntryRule):
+    """An entry's name is 1-64 of ``[A-Za-z0-9_.:/-]``.
+
+    Args:
+        compiled: False when a :class:`Declared` rule follows, whose compiled form (every
+            name one of the catalogue's, each valid) already implies this one's.
+    """
+
+    name, message = "name", "name is not 1-64 of [A-Za-z0-9_.:/-]"
+
+    def __init__(self, compiled: bool = True) -> None:
+        self.compiled = compiled
+
+    def broken(self, name: Any, value: Any) -> Args | None:
+        return () if not isinstance(name, str) or _NAME.fullmatch(name) is None else None
+
+    def column(self, key: Column, value: Column) -> tuple[Column, Args]:
+        return ~key.rlike(f"^{NAME_PATTERN}$"), ()
+
+    def passes(self, entries: Entries) -> Column | None:
+        return _names_pass(entries.values, NAME_PATTERN) if self.compiled else None
+
+
+class HasValue(EntryRule):
+    """An entry has a value (a setting; a sensor's ``null`` is a dropout)."""
+
+    name, message = "required", "must have a value"
+
+    def broken(self, name: Any, value: Any) -> Args | None:
+        return () if value is None else None
+
+    def column(self, key: Column, value: Column) -> tuple[Column, Args]:
+        return value.isNull(), ()
+
+    def passes(self, entries: Entries) -> Column:
+        return _no_nulls(entries.array)
+
+
+class Number(EntryRule):
+    """An entry's value is a number or ``None`` (Spark's schema reads doubles)."""
+
+    name, message = "type", "must be a number, got %s"
+    in_spark = False
+
+    def broken(self, name: Any, value: Any) -> Args | None:
+        bad = value is not None and (isinstance(value, bool) or not isinstance(value, int | float))
+        return (type(value).__name__,) if bad else None
+
+
+class Finite(EntryRule):
+    """An entry's value is finite: no NaN, no infinity."""
+
+    name, message = "finite", "%s is not a finite number"
+
+    def broken(self, name: Any, value: Any) -> Args | None:
         if value is None:
-            if not allow_null:
-                out.append(Violation(where, "required", "must have a value"))
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            out.append(Violation(where, "type", f"must be a number, got {type(value).__name__}"))
-            continue
-        if not math.isfinite(value):
-            out.append(Violation(where, "finite", f"{value} is not a finite number"))
-            continue
-        if rule is None:
-            if not limits.allow_unknown:
-                out.append(
-                    Violation(
-                        where, "unknown", f"no rule for {name!r} and unknown names are refused"
-                    )
+            return None
+        number = _as_float(value)
+        return (number_text(number),) if not math.isfinite(number) else None
+
+    def column(self, key: Column, value: Column) -> tuple[Column, Args]:
+        from pyspark.sql import functions as F
+
+        non_finite = F.isnan(value) | (value == F.lit(math.inf)) | (value == F.lit(-math.inf))
+        return value.isNotNull() & non_finite, (value.cast("string"),)
+
+    def passes(self, entries: Entries) -> Column:
+        from pyspark.sql import functions as F
+
+        # A map of only nulls gives null, which is not a pass.
+        result: Column = (entries.lowest > F.lit(-math.inf)) & (entries.highest < F.lit(math.inf))
+        return result
+
+
+class Declared(EntryRule):
+    """An entry with a value is named in the catalogue (when it refuses unknown names)."""
+
+    name = "unknown"
+
+    def __init__(self, names: Sequence[str], kind: str, origin: str) -> None:
+        self.names = frozenset(names)
+        self.sorted = sorted(names)
+        where = origin.replace("%", "%%")
+        self.message = (
+            f"not declared in the catalogue {where}, which refuses unknown names: add a "
+            f'[[{kind}]] entry for it, or set unknown = "accept"'
+        )
+
+    def broken(self, name: Any, value: Any) -> Args | None:
+        return () if value is not None and name not in self.names else None
+
+    def column(self, key: Column, value: Column) -> tuple[Column, Args]:
+        from pyspark.sql import functions as F
+
+        known = F.array(*[F.lit(n) for n in self.sorted])
+        return value.isNotNull() & ~F.array_contains(known, key), ()
+
+    def passes(self, entries: Entries) -> Column:
+        from pyspark.sql import functions as F
+
+        if not self.sorted:
+            return F.lit(False)
+        # Every name one of the catalogue's: one pattern over the joined names, as ValidName.
+        return _names_pass(entries.values, "(?:" + "|".join(map(re.escape, self.sorted)) + ")")
+
+
+class InRange(EntryRule):
+    """An entry's value lies in its catalogue range, or ``±bound`` for an undeclared name
+    (``bound`` None: undeclared names are left to :class:`Declared`)."""
+
+    name, message = "range", "%s is outside %s"
+
+    def __init__(self, rules: Mapping[str, SensorRule], bound: float | None) -> None:
+        self.rules = dict(rules)
+        self.sorted = sorted(rules)
+        self.bound = bound
+        self.ranges = {
+            n: f"[{_bound_text(r.low)}, {_bound_text(r.high)}]"
+            + (f" {r.unit}" if r.unit not in ("", "-") else "")
+            for n, r in self.rules.items()
+        }
+        self.generic = (
+            f"±{bound:g}, the range of a name the catalogue does not declare" if bound else ""
+        )
+
+    def broken(self, name: Any, value: Any) -> Args | None:
+        if value is None:
+            return None
+        rule = self.rules.get(name)
+        number = _as_float(value)
+        if rule is not None:
+            inside = rule.low <= number <= rule.high
+        elif self.bound is not None:
+            inside = abs(number) <= self.bound
+        else:
+            return None
+        return None if inside else (number_text(number), self.ranges.get(name, self.generic))
+
+    def column(self, key: Column, value: Column) -> tuple[Column, Args]:
+        from pyspark.sql import functions as F
+
+        lows = _lookup({n: r.low for n, r in self.rules.items()})[key]
+        highs = _lookup({n: r.high for n, r in self.rules.items()})[key]
+        text = _lookup(self.ranges)[key]
+        if self.bound is not None:
+            lows = F.coalesce(lows, F.lit(-self.bound))
+            highs = F.coalesce(highs, F.lit(self.bound))
+            text = F.coalesce(text, F.lit(self.generic))
+        return value.isNotNull() & ((value < lows) | (value > highs)), (value.cast("string"), text)
+
+    def passes(self, entries: Entries) -> Column:
+        from pyspark.sql import functions as F
+
+        cond: Column = F.lit(True)
+        for i, name in enumerate(self.sorted):
+            rule = self.rules[name]
+            value = entries.value_of(self.sorted, i)
+            cond = cond & (value.isNull() | value.between(rule.low, rule.high))
+        if self.bound is not None:
+            within = (entries.lowest >= -self.bound) & (entries.highest <= self.bound)
+            if any(max(-r.low, r.high) > self.bound for r in self.rules.values()):
+                # A declared range wider than the bound: readings whose names are all
+                # declared need not be within it.
+                escaped = "|".join(map(re.escape, self.sorted))
+                within = within | _names_pass(entries.values, f"(?:{escaped})")
+            cond = cond & within
+        return cond
+
+
+class Text(EntryRule):
+    """A metadata value is a string (Spark's schema reads text; only null is left)."""
+
+    name, message = "type", "must be a string, got %s"
+
+    def broken(self, name: Any, value: Any) -> Args | None:
+        if isinstance(value, str):
+            return None
+        return ("null" if value is None else type(value).__name__,)
+
+    def column(self, key: Column, value: Column) -> tuple[Column, Args]:
+        from pyspark.sql import functions as F
+
+        return value.isNull(), (F.lit("null"),)
+
+    def passes(self, entries: Entries) -> Column:
+        return _no_nulls(entries.array)
+
+
+class TextLength(EntryRule):
+    """A metadata value of at most ``limit`` characters."""
+
+    name = "length"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.message = f"%d characters exceeds {limit}"
+
+    def broken(self, name: Any, value: Any) -> Args | None:
+        return (len(value),) if len(value) > self.limit else None
+
+    def column(self, key: Column, value: Column) -> tuple[Column, Args]:
+        from pyspark.sql import functions as F
+
+        return F.length(value) > self.limit, (F.length(value),)
+
+    def passes(self, entries: Entries) -> Column:
+        from pyspark.sql import functions as F
+
+        # The values together no longer than the limit for one.
+        result: Column = F.length(F.array_join(entries.array, "")) <= self.limit
+        return result
+
+
+class PayloadSize:
+    """The encoded message is at most ``limit`` bytes (Python: :meth:`broken` on bytes)."""
+
+    name = "size"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.message = f"%d bytes exceeds the limit of {limit}"
+
+    def broken(self, data: bytes) -> Violation | None:
+        if len(data) > self.limit:
+            return Violation("payload", self.name, self.message % len(data))
+        return None
+
+    def check(self, value: Column) -> SparkCheck:
+        """The rule on the Kafka record's ``value`` column."""
+        from pyspark.sql import functions as F
+
+        size = F.octet_length(value)
+        return SparkCheck(
+            size > self.limit, F.lit("payload"), self.name, _format(self.message, (size,))
+        )
+
+
+def _broken_entry(rule: EntryRule) -> Any:
+    """The per-entry Spark form of ``rule`` as the predicate of a higher-order function."""
+
+    def broken(entry: Column) -> Column:
+        form = rule.column(entry["key"], entry["value"])
+        assert form is not None
+        return form[0]
+
+    return broken
+
+
+@dataclass(frozen=True)
+class FieldRules:
+    """The rules of one field of a reading, in order.
+
+    Attributes:
+        field: the wire key (``x``).
+        attr: the :class:`~ingest.schema.Reading` attribute (``sensors``).
+        rules: the rules over the field as a whole.
+        entries: the rules over each entry of a map field.
+        optional: a map that may be absent (Spark: null, read as empty).
+        spark_type: the map's Spark type, for the empty map.
+        quick: the Python fast path: name -> (low, high) of the entries known to pass
+            every rule when their value is a float in that range (or None, if ``nullable``).
+        nullable: an entry may be None (a dropout).
+        bound: the range of an undeclared (valid) name on the fast path; None: not taken.
+    """
+
+    field: str
+    attr: str
+    rules: tuple[FieldRule, ...]
+    entries: tuple[EntryRule, ...] = ()
+    optional: bool = False
+    spark_type: str = ""
+    quick: Mapping[str, tuple[float, float]] | None = None
+    nullable: bool = False
+    bound: float | None = None
+
+    def check(self, reading: Reading, out: list[Violation]) -> None:
+        """Append the violations of this field of ``reading`` to ``out``."""
+        value = getattr(reading, self.attr)
+        for rule in self.rules:
+            args = rule.broken(value)
+            if args is not None:
+                out.append(Violation(self.field, rule.name, rule.text(args)))
+                return
+        if self.entries and not self._quick(value):
+            self._check_entries(value, out)
+
+    def _quick(self, values: Mapping[Any, Any]) -> bool:
+        """True when every entry certainly passes every rule (the common case, cheaply)."""
+        quick = self.quick
+        if quick is None:
+            return False
+        for name, value in values.items():
+            limits = quick.get(name)
+            if value is None:
+                if self.nullable and (limits is not None or self._valid(name)):
+                    continue
+                return False
+            if type(value) is not float:
+                return False
+            if limits is not None:
+                if limits[0] <= value <= limits[1]:
+                    continue
+                return False
+            bound = self.bound
+            if bound is None or not -bound <= value <= bound or not self._valid(name):
+                return False
+        return True
+
+    @staticmethod
+    def _valid(name: Any) -> bool:
+        return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+    def _check_entries(self, values: Mapping[Any, Any], out: list[Violation]) -> None:
+        # Rule by rule, so the first violation is the stream job's (the first rule broken,
+        # by its first entry); an entry is judged by its first broken rule only.
+        failed: set[Any] = set()
+        for rule in self.entries:
+            for name, value in values.items():
+                if name in failed:
+                    continue
+                args = rule.broken(name, value)
+                if args is not None:
+                    failed.add(name)
+                    out.append(Violation(f"{self.field}.{name}", rule.name, rule.text(args)))
+
+    # -- Spark ------------------------------------------------------------------------------
+    def spark_value(self, p: Column) -> Column:
+        """The field of the reading's struct ``p`` (an absent optional map: empty)."""
+        from pyspark.sql import functions as F
+
+        column: Column = p[self.field]
+        if self.optional:
+            column = F.coalesce(column, F.create_map().cast(self.spark_type))
+        return column
+
+    def spark_checks(self, p: Column) -> Iterator[SparkCheck]:
+        """This field's rules that have a Spark form, as :class:`SparkCheck`, in order."""
+        from pyspark.sql import functions as F
+
+        value = self.spark_value(p)
+        for rule in self.rules:
+            form = rule.column(value)
+            if form is not None:
+                yield SparkCheck(
+                    form[0], F.lit(self.field), rule.name, _format(rule.message, form[1])
                 )
-            elif abs(value) > limits.generic_bound:
-                out.append(
-                    Violation(
-                        where,
-                        "range",
-                        f"{value} is beyond the generic bound ±{limits.generic_bound:g}",
-                    )
-                )
-        elif not rule.low <= value <= rule.high:
-            out.append(
-                Violation(
-                    where, "range", f"{value} {rule.unit} is outside [{rule.low:g}, {rule.high:g}]"
-                )
+        if not self.entries:
+            return
+        entries = F.map_entries(F.coalesce(value, F.create_map().cast(self.spark_type)))
+        for entry_rule in self.entries:
+            if not entry_rule.in_spark:
+                continue
+            bad = F.filter(entries, _broken_entry(entry_rule))
+            first = bad[0]
+            form = entry_rule.column(first["key"], first["value"])
+            assert form is not None
+            yield SparkCheck(
+                F.size(bad) > 0,
+                F.concat(F.lit(f"{self.field}."), first["key"]),
+                entry_rule.name,
+                _format(entry_rule.message, form[1]),
             )
 
+    def spark_passes(self, p: Column, known: Column | None = None) -> Column:
+        """True only when no rule of this field is broken, with compiled expressions."""
+        from pyspark.sql import functions as F
 
-def validate(reading: Reading, limits: Limits = DEFAULT_LIMITS) -> list[Violation]:
-    """Every rule ``reading`` breaks, in field order; empty when it is valid.
+        value = self.spark_value(p)
+        cond: Column = F.lit(True)
+        for rule in self.rules:
+            form = rule.column(value)
+            if form is not None:
+                cond = cond & ~form[0]
+        if self.entries:
+            entries = Entries(value, known)
+            every: Column = F.lit(True)
+            for entry_rule in self.entries:
+                passes = entry_rule.passes(entries)
+                if passes is not None:
+                    every = every & passes
+            cond = cond & ((F.size(value) == 0) | every)
+        return cond
+
+
+class Rules:
+    """The rules of a catalogue, in the order they are checked (see the module docstring).
+
+    Build with :func:`rules_for` (cached per catalogue).
+
+    Attributes:
+        catalogue: the catalogue they come from.
+        size: the message size rule.
+        fields: the rules of each field, in order.
+        sensor_names: the catalogue's sensor names, sorted: the order in which the stream
+            job reads them by position (its ``known_sensors`` column).
+    """
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        limits = catalogue.limits
+        accept = catalogue.unknown == "accept"
+        bound = limits.generic_bound if accept else None
+        sensors, settings = catalogue.sensors_by_name, catalogue.settings_by_name
+        self.size = PayloadSize(limits.max_message_bytes)
+        self.sensor_names: tuple[str, ...] = tuple(sorted(sensors))
+
+        def numbers(
+            table: Mapping[str, SensorRule], kind: str, null: bool
+        ) -> tuple[EntryRule, ...]:
+            declared = () if accept else (Declared(list(table), kind, catalogue.origin),)
+            required = () if null else (HasValue(),)
+            name = ValidName(compiled=accept)
+            return (name, *required, Number(), Finite(), *declared, InRange(table, bound))
+
+        self.fields: tuple[FieldRules, ...] = (
+            FieldRules("d", "device_id", (NonEmptyText(), MaxLength(limits.max_device_id))),
+            FieldRules("s", "seq", (Integer(), NotNegative())),
+            FieldRules(
+                "x",
+                "sensors",
+                (NonEmptyMap(), MaxCount(limits.max_sensors, "sensors")),
+                numbers(sensors, "sensor", True),
+                spark_type="map<string,double>",
+                quick={n: (r.low, r.high) for n, r in sensors.items()},
+                nullable=True,
+                bound=bound,
+            ),
+            FieldRules(
+                "o",
+                "settings",
+                (MaxCount(limits.max_settings, "settings"),),
+                numbers(settings, "setting", False),
+                optional=True,
+                spark_type="map<string,double>",
+                quick={n: (r.low, r.high) for n, r in settings.items()},
+                bound=bound,
+            ),
+            FieldRules(
+                "m",
+                "metadata",
+                (MaxCount(limits.max_metadata, "entries"),),
+                (ValidName(), Text(), TextLength(limits.max_metadata_value)),
+                optional=True,
+                spark_type="map<string,string>",
+            ),
+        )
+
+    def validate(self, reading: Reading) -> list[Violation]:
+        """Every rule ``reading`` breaks, field by field; empty when it is valid."""
+        out: list[Violation] = []
+        for rules in self.fields:
+            rules.check(reading, out)
+        return out
+
+    def check_size(self, data: bytes) -> Violation | None:
+        """A ``size`` violation when the encoded message is larger than the limit, else None."""
+        return self.size.broken(data)
+
+    def spark_checks(self, p: Column) -> list[SparkCheck]:
+        """Every rule with a Spark form over the reading's struct ``p``, in order (not the
+        size rule, which reads the record: :attr:`size`)."""
+        return [check for rules in self.fields for check in rules.spark_checks(p)]
+
+    def spark_passes(self, p: Column, known: Column | None = None) -> Column:
+        """Compiled and lambda-free: true only when no rule is broken (see
+        :meth:`EntryRule.passes`); ``known`` is the sensors' values by position."""
+        from functools import reduce
+
+        return reduce(
+            lambda a, b: a & b,
+            [r.spark_passes(p, known if r.field == "x" else None) for r in self.fields],
+        )
+
+
+_BUILT: dict[int, tuple[Catalogue, Rules]] = {}
+
+
+def rules_for(catalogue: Catalogue | None = None) -> Rules:
+    """The rules of ``catalogue`` (None: the default catalogue), built once per catalogue
+    object."""
+    if catalogue is None:
+        catalogue = default_catalogue()
+    built = _BUILT.get(id(catalogue))
+    if built is not None and built[0] is catalogue:
+        return built[1]
+    rules = Rules(catalogue)
+    if len(_BUILT) >= 64:
+        _BUILT.clear()
+    _BUILT[id(catalogue)] = (catalogue, rules)  # the catalogue held: its id stays its own
+    return rules
+
+
+def validate(reading: Reading, catalogue: Catalogue | None = None) -> list[Violation]:
+    """Every rule ``reading`` breaks, field by field; empty when it is valid.
 
     Args:
         reading: the reading to check.
-        limits: size limits and the unknown-name rule.
+        catalogue: the catalogue in force (None: the default catalogue).
 
     >>> from datetime import datetime, UTC
-    >>> r = Reading("pump-0001", datetime(2026, 1, 1, tzinfo=UTC), 0, {"vibration": 250.0})
-    >>> validate(r)
-    [Violation(field='x.vibration', rule='range', message='250.0 mm/s is outside [0, 100]')]
+    >>> r = Reading("pump-0001", datetime(2026, 1, 1, tzinfo=UTC), -1, {"vibration": float("nan")})
+    >>> [(v.field, v.rule, v.message) for v in validate(r)]
+    [('s', 'range', '-1 is negative'), ('x.vibration', 'finite', 'NaN is not a finite number')]
     """
-    out: list[Violation] = []
-    device = reading.device_id
-    if not isinstance(device, str) or not device.strip():
-        out.append(Violation("d", "required", "device id must be a non-empty string"))
-    elif len(device) > limits.max_device_id:
-        out.append(
-            Violation("d", "length", f"{len(device)} characters exceeds {limits.max_device_id}")
-        )
-    seq = reading.seq
-    if isinstance(seq, bool) or not isinstance(seq, int):
-        out.append(Violation("s", "type", f"must be an integer, got {type(seq).__name__}"))
-    elif seq < 0:
-        out.append(Violation("s", "range", f"{seq} is negative"))
-    sensors = reading.sensors
-    if not sensors:
-        out.append(Violation("x", "required", "a reading needs at least one sensor"))
-    elif len(sensors) > limits.max_sensors:
-        out.append(Violation("x", "count", f"{len(sensors)} sensors exceeds {limits.max_sensors}"))
-    else:
-        _check_values("x", sensors, SENSOR_RULES, limits, True, out)
-    settings = reading.settings
-    if len(settings) > limits.max_settings:
-        out.append(
-            Violation("o", "count", f"{len(settings)} settings exceeds {limits.max_settings}")
-        )
-    else:
-        _check_values("o", settings, SETTING_RULES, limits, False, out)
-    metadata = reading.metadata
-    if len(metadata) > limits.max_metadata:
-        out.append(
-            Violation("m", "count", f"{len(metadata)} entries exceeds {limits.max_metadata}")
-        )
-    else:
-        for name, value in metadata.items():
-            if not isinstance(name, str) or _NAME.fullmatch(name) is None:
-                out.append(
-                    Violation(f"m.{name}", "name", f"name {name!r} is not 1-64 of [A-Za-z0-9_.:/-]")
-                )
-            elif not isinstance(value, str):
-                out.append(
-                    Violation(f"m.{name}", "type", f"must be a string, got {type(value).__name__}")
-                )
-            elif len(value) > limits.max_metadata_value:
-                out.append(
-                    Violation(
-                        f"m.{name}",
-                        "length",
-                        f"{len(value)} characters exceeds {limits.max_metadata_value}",
-                    )
-                )
-    return out
+    return rules_for(catalogue).validate(reading)
 
 
 def check_size(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Violation | None:
     """A ``size`` violation when the encoded message is larger than the limit, else None."""
-    if len(data) > limits.max_message_bytes:
-        return Violation(
-            "payload", "size", f"{len(data)} bytes exceeds the limit of {limits.max_message_bytes}"
-        )
-    return None
+    return PayloadSize(limits.max_message_bytes).broken(data)
 
 
-def rules_as_dict(limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """The rules as plain data (JSON-ready), for the stream job's Spark SQL checks.
+def rules_as_dict(catalogue: Catalogue | None = None) -> dict[str, Any]:
+    """The catalogue's ranges and limits as plain data (JSON-ready).
 
     Returns:
         ``{"sensors": {name: {"unit", "low", "high", "description"}}, "settings": {...},
-        "limits": {...}}``; a name absent from the maps follows ``limits.generic_bound``
-        (and ``limits.allow_unknown``).
+        "limits": {..., "allow_unknown"}}``.
     """
+    catalogue = catalogue or default_catalogue()
 
-    def table(rules: dict[str, SensorRule]) -> dict[str, dict[str, Any]]:
-        return {n: {k: v for k, v in asdict(r).items() if k != "name"} for n, r in rules.items()}
+    def table(rules: Sequence[SensorRule]) -> dict[str, dict[str, Any]]:
+        return {r.name: {k: v for k, v in asdict(r).items() if k != "name"} for r in rules}
 
     return {
-        "sensors": table(SENSOR_RULES),
-        "settings": table(SETTING_RULES),
-        "limits": asdict(limits),
+        "sensors": table(catalogue.sensors),
+        "settings": table(catalogue.settings),
+        "limits": {**asdict(catalogue.limits), "allow_unknown": catalogue.unknown == "accept"},
     }
+
+
+SENSOR_RULES: Final[Mapping[str, SensorRule]] = default_catalogue().sensors_by_name
+"""Sensor name -> rule of the default catalogue (the shipped ``simulator`` and ``cmapss``)."""
+
+SETTING_RULES: Final[Mapping[str, SensorRule]] = default_catalogue().settings_by_name
+"""Setting name -> rule of the default catalogue."""

@@ -1,14 +1,19 @@
-"""Validation rules: ranges, finiteness, sizes, required fields, unknown names, C-MAPSS coverage."""
+"""Validation rules: ranges, finiteness, sizes, required fields, unknown names, C-MAPSS
+coverage, catalogues, and the Python forms of the rule objects."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ingest.catalogue import Catalogue, Limits, SensorRule, default_catalogue, shipped_catalogue
 from ingest.codec import encode
 from ingest.columns import cmapss_mapping, rows_to_readings
 from ingest.schema import Reading
@@ -16,10 +21,12 @@ from ingest.sources import CmapssSource
 from ingest.validation import (
     SENSOR_RULES,
     SETTING_RULES,
-    Limits,
+    Rules,
     Violation,
     check_size,
+    number_text,
     rules_as_dict,
+    rules_for,
     validate,
 )
 
@@ -67,7 +74,11 @@ def test_sensor_rules(sensors: dict[str, float | None], expected: list[tuple[str
 
 def test_violation_message_names_value_unit_and_limits() -> None:
     [v] = validate(reading({"vibration": 150.0}))
-    assert v.message == "150.0 mm/s is outside [0, 100]"
+    assert v.message == "150.0 is outside [0, 100] mm/s"
+    [v] = validate(reading({"oil_quality": 2e9}))
+    assert (
+        v.message == "2.0E9 is outside ±1e+09, the range of a name the catalogue does not declare"
+    )
 
 
 def test_required_and_scalar_fields() -> None:
@@ -88,9 +99,13 @@ def test_unknown_names_are_accepted_within_the_generic_bound() -> None:
 
 
 def test_unknown_names_can_be_refused() -> None:
-    strict = Limits(allow_unknown=False)
-    assert rules(validate(reading({"oil_quality": 1.0}), strict)) == [("x.oil_quality", "unknown")]
+    strict = replace(default_catalogue(), unknown="dead-letter", origin="strict.toml")
+    [v] = validate(reading({"oil_quality": 1.0}), strict)
+    assert (v.field, v.rule) == ("x.oil_quality", "unknown")
+    assert "strict.toml" in v.message and "[[sensor]]" in v.message
     assert validate(reading({"vibration": 1.0}), strict) == []
+    assert validate(reading({"vibration": 1.0, "oil_quality": None}), strict) == []  # no value
+    assert rules(validate(reading(settings={"zz": 1.0}), strict)) == [("o.zz", "unknown")]
 
 
 def test_counts_and_lengths_are_limited() -> None:
@@ -106,6 +121,8 @@ def test_size_limit_on_encoded_bytes() -> None:
     v = check_size(b"x" * 70_000)
     assert v is not None and (v.field, v.rule) == ("payload", "size")
     assert check_size(small, Limits(max_message_bytes=10)) is not None
+    tiny = Catalogue(limits=Limits(max_message_bytes=10))
+    assert rules_for(tiny).check_size(small) is not None
 
 
 def test_every_simulator_sensor_has_a_rule() -> None:
@@ -145,3 +162,106 @@ def test_rules_as_dict_is_plain_json_data() -> None:
     assert data["settings"]["setting3"]["high"] == 120.0
     assert data["limits"]["generic_bound"] == 1e9
     assert data["limits"]["max_message_bytes"] == 65536
+    assert data["limits"]["allow_unknown"] is True
+
+
+# -- catalogues ------------------------------------------------------------------------------
+
+PLANT = Catalogue(
+    sensors=(SensorRule("pressure", "bar", 50.0, 300.0), SensorRule("temp", "", -40.0, 120.0)),
+    settings=(SensorRule("load", "%", 0.0, 100.0),),
+    unknown="dead-letter",
+    origin="plant.toml",
+)
+
+
+def test_the_catalogue_in_force_decides_the_ranges() -> None:
+    # 120 bar is outside the simulator's pressure range, inside this plant's.
+    assert rules(validate(reading({"pressure": 120.0}))) == [("x.pressure", "range")]
+    assert validate(reading({"pressure": 120.0}), PLANT) == []
+    [v] = validate(reading({"pressure": 20.0}), PLANT)
+    assert v.message == "20.0 is outside [50, 300] bar"
+    [v] = validate(reading({"temp": 200.0}), PLANT)
+    assert v.message == "200.0 is outside [-40, 120]"  # no unit filled in yet
+    [v] = validate(reading({"pressure": 60.0}, settings={"load": 120.0}), PLANT)
+    assert v.message == "120.0 is outside [0, 100] %"
+
+
+def test_limits_come_from_the_catalogue() -> None:
+    small = Catalogue(limits=Limits(max_sensors=2, generic_bound=10.0))
+    assert rules(validate(reading({"a": 1.0, "b": 2.0, "c": 3.0}), small)) == [("x", "count")]
+    assert rules(validate(reading({"a": 11.0}), small)) == [("x.a", "range")]
+
+
+def test_the_first_violation_is_the_first_rule_broken_then_its_first_entry() -> None:
+    # As the stream job decides: rule by rule, and within a rule the first entry.
+    v = validate(reading({"a": math.nan, "b@d": 1.0, "c": 2e9}))
+    assert rules(v) == [("x.b@d", "name"), ("x.a", "finite"), ("x.c", "range")]
+    # an entry is judged by its first broken rule only
+    assert rules(validate(reading({"b@d": math.nan}))) == [("x.b@d", "name")]
+    # a field breaking one rule is not judged by the next
+    assert rules(validate(reading(device_id=7))) == [("d", "required")]
+    many = {f"k{i}": math.nan for i in range(40)}
+    assert rules(validate(reading(settings=many))) == [("o", "count")]
+
+
+def test_wrong_kinds_built_in_code_are_named() -> None:
+    assert rules(validate(reading(seq="1"))) == [("s", "type")]
+    assert rules(validate(reading({"a": "high"}))) == [("x.a", "type")]
+    assert rules(validate(reading({"a": True}))) == [("x.a", "type")]
+    assert rules(validate(reading({"a": 10**400}))) == [("x.a", "finite")]
+    [v] = validate(reading(metadata={"k": None}))  # type: ignore[dict-item]
+    assert (v.field, v.rule, v.message) == ("m.k", "type", "must be a string, got null")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (250.0, "250.0"),
+        (1234567.0, "1234567.0"),
+        (12345678.0, "1.2345678E7"),
+        (5e10, "5.0E10"),
+        (-2e9, "-2.0E9"),
+        (1e-4, "1.0E-4"),
+        (0.001, "0.001"),
+        (0.0, "0.0"),
+        (-0.0, "-0.0"),
+        (4294967295.0, "4.294967295E9"),
+        (math.nan, "NaN"),
+        (math.inf, "Infinity"),
+        (-math.inf, "-Infinity"),
+    ],
+)
+def test_numbers_are_written_as_the_jvm_writes_them(value: float, text: str) -> None:
+    # Spark 4 on Java 17 writes these so (checked in tests/integration/test_stream_consistency.py).
+    assert number_text(value) == text
+
+
+def _slow(catalogue: Catalogue) -> Rules:
+    """The rules without the Python fast path."""
+    rules = Rules(catalogue)
+    rules.fields = tuple(replace(f, quick=None) for f in rules.fields)
+    return rules
+
+
+_NAMES = st.sampled_from(
+    ["vibration", "s2", "pressure", "temp", "load", "oil", "b@d", "", "x" * 65]
+)
+_VALUES = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 100.0, 100.5, -1.0, 1e9, 1e9 + 1, 50.0, 300.0, 2, True, "1"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sensors=st.dictionaries(_NAMES, _VALUES, max_size=5),
+    setting_values=st.dictionaries(_NAMES, _VALUES, max_size=3),
+    catalogue=st.sampled_from([default_catalogue(), PLANT, shipped_catalogue("cmapss")]),
+)
+def test_the_fast_path_changes_nothing(
+    sensors: dict[str, object], setting_values: dict[str, object], catalogue: Catalogue
+) -> None:
+    r = reading(sensors, settings=setting_values)
+    assert rules_for(catalogue).validate(r) == _slow(catalogue).validate(r)
