@@ -27,6 +27,11 @@ def add_job_arguments(job: argparse.ArgumentParser) -> None:
     job.add_argument("--topic", help="readings topic (PROGNOS_TOPIC, prognos.readings)")
     job.add_argument("--dlq-topic", help="dead-letter topic (PROGNOS_DLQ_TOPIC, <topic>.dlq)")
     job.add_argument("--model", help="model folder (PROGNOS_MODEL, models/default)")
+    job.add_argument(
+        "--catalogue",
+        help="sensor catalogue to validate with: a TOML file or default, simulator, cmapss "
+        "(PROGNOS_CATALOGUE; default: the model folder's catalogue.toml, else default)",
+    )
     job.add_argument("--providers", help="ONNX Runtime providers: auto or a comma-separated list")
     job.add_argument(
         "--allow-fallback",
@@ -101,6 +106,7 @@ def job_config(args: argparse.Namespace) -> Any:
 
     config = StreamConfig.from_env(
         model_path=Path(args.model) if args.model else None,
+        catalogue=Path(args.catalogue) if args.catalogue else None,
         checkpoint=Path(args.checkpoint) if args.checkpoint else None,
         providers=args.providers,
         allow_fallback=args.allow_fallback or None,

@@ -8,6 +8,9 @@ variable                        meaning (default)
 ``PROGNOS_CHECKPOINT``          checkpoint location (``$PROGNOS_HOME/.prognos/checkpoints/
                                 stream``; ``PROGNOS_HOME`` defaults to the current folder,
                                 or the source tree under the ``prognos`` command)
+``PROGNOS_CATALOGUE``           the sensor catalogue readings are validated with: a TOML
+                                file or a shipped name (the model folder's
+                                ``catalogue.toml``, else the default catalogue)
 ==============================  ==========================================================
 
 Kafka's settings come from :class:`ingest.config.KafkaConfig` (``PROGNOS_KAFKA_*``,
@@ -18,12 +21,14 @@ Kafka's settings come from :class:`ingest.config.KafkaConfig` (``PROGNOS_KAFKA_*
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ingest.catalogue import Catalogue, default_catalogue, load_catalogue
 from ingest.config import KafkaConfig
 from models.metadata import DEFAULT_MODEL
 from stream.alerts import AlertPolicy
@@ -31,7 +36,12 @@ from stream.contract import DEFAULT_PREFIX
 from stream.errors import ConfigError
 from stream.redis_config import RedisConfig
 
-__all__ = ["DEFAULT_MODEL", "StreamConfig", "default_checkpoint"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_MODEL", "MODEL_CATALOGUE", "StreamConfig", "default_checkpoint"]
+
+MODEL_CATALOGUE = "catalogue.toml"
+"""The file in a model folder that records the catalogue the model was trained with."""
 
 
 def _count(env: Mapping[str, str], name: str) -> int:
@@ -62,6 +72,10 @@ class StreamConfig:
             the repr).
         checkpoint: checkpoint location (``PROGNOS_CHECKPOINT``).
         model_path: the model folder (``PROGNOS_MODEL``, the committed default model).
+        catalogue: the sensor catalogue readings are validated with, a TOML file or a
+            shipped name (``PROGNOS_CATALOGUE``); None: the model folder's
+            ``catalogue.toml`` if it has one, else the default catalogue (see
+            :meth:`load_catalogue`).
         key_prefix: prefix of every Redis key (``PROGNOS_KEY_PREFIX``, ``prognos``).
         providers: ONNX Runtime execution providers, ``auto`` or a comma-separated list.
         allow_fallback: accept CPU when a requested GPU provider is not active.
@@ -86,6 +100,7 @@ class StreamConfig:
     redis_url: str = field(repr=False)
     checkpoint: Path
     model_path: Path = DEFAULT_MODEL
+    catalogue: Path | None = None
     key_prefix: str = DEFAULT_PREFIX
     providers: str = "auto"
     allow_fallback: bool = False
@@ -142,10 +157,34 @@ class StreamConfig:
             "checkpoint": default_checkpoint(env),
             "model_path": Path(env.get("PROGNOS_MODEL") or DEFAULT_MODEL),
             "providers": env.get("PROGNOS_PROVIDERS") or "auto",
+            "catalogue": Path(env["PROGNOS_CATALOGUE"]) if env.get("PROGNOS_CATALOGUE") else None,
             "redis_wait_replicas": _count(env, "PROGNOS_REDIS_WAIT_REPLICAS"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def load_catalogue(self) -> Catalogue:
+        """The catalogue in force: :attr:`catalogue` if given, else the model folder's
+        ``catalogue.toml`` (the one it was trained with) if present, else the default.
+
+        Raises:
+            ingest.catalogue.CatalogueError: the file is missing or malformed (the message
+                names the file, the entry and the fix).
+        """
+        if self.catalogue is not None:
+            catalogue = load_catalogue(self.catalogue)
+        elif (self.model_path / MODEL_CATALOGUE).is_file():
+            catalogue = load_catalogue(self.model_path / MODEL_CATALOGUE)
+        else:
+            catalogue = default_catalogue()
+        logger.info(
+            "catalogue %s: %d sensors, %d settings, unknown names %s",
+            catalogue.origin,
+            len(catalogue.sensors),
+            len(catalogue.settings),
+            "accepted" if catalogue.unknown == "accept" else "dead-lettered",
+        )
+        return catalogue
 
     @property
     def redis(self) -> RedisConfig:

@@ -159,7 +159,7 @@ def build_query(
     from stream.parse import parse
 
     raw = kafka_source(spark, config)
-    parsed = parse(raw, config.max_future_skew_s)
+    parsed = parse(raw, config.max_future_skew_s, config.load_catalogue())
     sequences = window_sequences(parsed, scorer, _watermark_ms(config, scorer))
     scored = score(sequences, scorer, config)
     writer = scored.writeStream.foreachBatch(write_batch)

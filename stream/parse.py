@@ -1,18 +1,20 @@
 """Parse and validate readings in Spark SQL, with the schema and rules of :mod:`ingest`.
 
 Everything here runs in the JVM: ``from_json`` with :func:`ingest.schema.spark_schema`,
-and the range, finiteness, size and required-field rules of :mod:`ingest.validation`
-(exported by :func:`ingest.validation.rules_as_dict`) turned into SQL expressions. A row
-that breaks a rule gets an ``error`` struct (``field``, ``rule``, ``reason``), the first
-broken rule in the order below; rows without one are valid readings. The rules over
-sensors and settings need higher-order functions, which Spark runs interpreted; a compiled
-fast path (:func:`passes_every_rule`) first passes the readings that break no rule, so only
-the others pay for them.
+the wire format's own checks (JSON object, known keys, required keys, each field's type,
+version), the rules of the catalogue in force (:class:`ingest.validation.Rules`: each rule
+object gives its Spark SQL form, the same object whose Python form the producers apply,
+with one message template), and the job's clock-skew rule. A row that breaks a rule gets
+an ``error`` struct (``field``, ``rule``, ``reason``), the first broken rule in the order
+below; rows without one are valid readings. The rules over sensors and settings need
+higher-order functions, which Spark runs interpreted; a compiled fast path
+(:func:`passes_every_rule`, built from the rules' compiled forms) first passes the
+readings that break no rule, so only the others pay for them.
 
 Order of checks: size, JSON object, unknown top-level keys, required keys, each field's
-type, version, device id, sequence number, sensors (count, names, finite, range),
-settings (names, required value, finite, range), metadata (count, names, null values,
-value length), clock skew.
+type, version, then the catalogue's rules (device id, sequence number, sensors: required,
+count, names, finite, unknown, range; settings: count, names, required value, finite,
+unknown, range; metadata: count, names, null values, value length), clock skew.
 
 The clock-skew rule (documented in docs/readings.md): a reading whose event time is more than
 ``max_future_skew_s`` ahead of the job's clock is refused (``t``, ``clock-skew``); readings
@@ -24,22 +26,16 @@ that passes the rules is tracked.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-_NAME_PATTERN = "^[A-Za-z0-9_.:/-]{1,64}$"
+    from ingest.catalogue import Catalogue
+    from ingest.validation import SparkCheck
 
-
-def _bounds_map(table: dict[str, dict[str, Any]], which: str) -> Column:
-    from pyspark.sql import functions as F
-
-    names = sorted(table)
-    return F.map_from_arrays(
-        F.array(*[F.lit(n) for n in names]),
-        F.array(*[F.lit(float(table[n][which])) for n in names]),
-    )
+#: The metadata key of the ``known_sensors`` column that lists its names, in order.
+KNOWN_SENSORS_KEY = "prognos.known_sensors"
 
 
 def clock_limit(max_future_skew_s: float) -> Column:
@@ -64,219 +60,105 @@ def clock_limit(max_future_skew_s: float) -> Column:
     return limit
 
 
-def _non_finite(v: Any) -> Column:
-    from pyspark.sql import functions as F
-
-    result: Column = F.isnan(v) | (v == F.lit(float("inf"))) | (v == F.lit(float("-inf")))
-    return result
-
-
-def _out_of_range(lows: Column, highs: Column, bound: float) -> Any:
-    from pyspark.sql import functions as F
-
-    def predicate(e: Column) -> Column:
-        low = F.coalesce(lows[e["key"]], F.lit(-bound))
-        high = F.coalesce(highs[e["key"]], F.lit(bound))
-        return e["value"].isNotNull() & ((e["value"] < low) | (e["value"] > high))
-
-    return predicate
-
-
-def error_column(max_future_skew_s: float, fast_path: bool = True) -> Column:
+def error_column(
+    max_future_skew_s: float, fast_path: bool = True, catalogue: Catalogue | None = None
+) -> Column:
     """The ``error`` struct of a row with the columns of :func:`with_json`.
 
     Args:
         max_future_skew_s: the clock-skew rule's limit.
         fast_path: pass readings that :func:`passes_every_rule` accepts without running
             the rules (the same result, checked by the tests, at a fraction of the cost).
+        catalogue: the catalogue in force (None: the default catalogue); the same one as
+            :func:`with_json`'s.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import StructType
 
     from ingest.schema import FIELDS, SCHEMA_VERSION, spark_schema
-    from ingest.validation import rules_as_dict
+    from ingest.validation import SparkCheck, rules_for
 
-    rules = rules_as_dict()
-    limits = rules["limits"]
-    bound = float(limits["generic_bound"])
+    rules = rules_for(catalogue)
     schema = spark_schema()
     text = F.col("value").cast("string")
     keys = F.col("_keys")
     p = F.col("p")
     allowed = F.array(*[F.lit(f.key) for f in FIELDS])
 
-    checks: list[tuple[Column, Column, str, Column]] = []
-
-    def check(cond: Column, field: Column | str, rule: str, reason: Column | str) -> None:
-        checks.append(
-            (
-                cond,
-                F.lit(field) if isinstance(field, str) else field,
-                rule,
-                F.lit(reason) if isinstance(reason, str) else reason,
-            )
+    def check(cond: Column, field: Column | str, rule: str, reason: Column | str) -> SparkCheck:
+        return SparkCheck(
+            cond,
+            F.lit(field) if isinstance(field, str) else field,
+            rule,
+            F.lit(reason) if isinstance(reason, str) else reason,
         )
 
-    size = F.octet_length(F.col("value"))
-    check(
-        size > limits["max_message_bytes"],
-        "payload",
-        "size",
-        F.format_string(f"%d bytes exceeds the limit of {limits['max_message_bytes']}", size),
-    )
-    check(keys.isNull(), "payload", "json", "not a JSON object")
+    # The wire format's own checks (the codec's, ingest.codec, for the producers).
     unknown = F.array_except(keys, allowed)
-    check(
-        F.size(unknown) > 0,
-        unknown[0],
-        "unknown-field",  # the codec's name (ingest.codec) for the same fault
-        F.format_string("unknown field %s; schema version 1 has v, d, t, s, x, o, m", unknown[0]),
-    )
-    for f in FIELDS:
-        if f.required:
-            check(
-                ~F.array_contains(keys, f.key),
-                f.key,
-                "required",
-                f"missing field {f.key} ({f.doc})",
-            )
+    checks = [
+        rules.size.check(F.col("value")),
+        check(keys.isNull(), "payload", "json", "not a JSON object"),
+        check(
+            F.size(unknown) > 0,
+            unknown[0],
+            "unknown-field",  # the codec's name (ingest.codec) for the same fault
+            F.format_string(
+                "unknown field %s; schema version 1 has v, d, t, s, x, o, m", unknown[0]
+            ),
+        ),
+    ]
+    checks += [
+        check(~F.array_contains(keys, f.key), f.key, "required", f"missing field {f.key} ({f.doc})")
+        for f in FIELDS
+        if f.required
+    ]
     for f in FIELDS:
         alone = F.from_json(text, StructType([schema[f.key]]))[f.key]
         present = F.get_json_object(text, f"$.{f.key}").isNotNull()
-        check(
-            p[f.key].isNull() & present & alone.isNull(),
-            f.key,
-            "type",
-            f"{f.key} has the wrong type ({f.kind})",
-        )
-    check(
-        p["v"] != SCHEMA_VERSION,
-        "v",
-        "version",
-        F.format_string(
-            f"schema version %d is not supported (this job reads {SCHEMA_VERSION})", p["v"]
-        ),
-    )
-    check(F.trim(p["d"]) == "", "d", "required", "device id must be a non-empty string")
-    check(
-        F.length(p["d"]) > limits["max_device_id"],
-        "d",
-        "length",
-        F.format_string(f"%d characters exceeds {limits['max_device_id']}", F.length(p["d"])),
-    )
-    check(p["s"] < 0, "s", "range", F.format_string("%d is negative", p["s"]))
-
-    x = p["x"]
-    check(F.size(x) == 0, "x", "required", "a reading needs at least one sensor")
-    check(
-        F.size(x) > limits["max_sensors"],
-        "x",
-        "count",
-        F.format_string(f"%d sensors exceeds {limits['max_sensors']}", F.size(x)),
-    )
-    for key, values, allow_null, table in (
-        ("x", x, True, rules["sensors"]),
-        ("o", p["o"], False, rules["settings"]),
-    ):
-        entries = F.map_entries(F.coalesce(values, F.create_map().cast("map<string,double>")))
-        lows, highs = _bounds_map(table, "low"), _bounds_map(table, "high")
-        bad_name = F.filter(entries, lambda e: ~e["key"].rlike(_NAME_PATTERN))
-        check(
-            F.size(bad_name) > 0,
-            F.concat(F.lit(f"{key}."), bad_name[0]["key"]),
-            "name",
-            "name is not 1-64 of [A-Za-z0-9_.:/-]",
-        )
-        if not allow_null:
-            nulls = F.filter(entries, lambda e: e["value"].isNull())
+        checks.append(
             check(
-                F.size(nulls) > 0,
-                F.concat(F.lit(f"{key}."), nulls[0]["key"]),
-                "required",
-                "must have a value",
+                p[f.key].isNull() & present & alone.isNull(),
+                f.key,
+                "type",
+                f"{f.key} has the wrong type ({f.kind})",
             )
-        non_finite = F.filter(entries, lambda e: e["value"].isNotNull() & _non_finite(e["value"]))
-        check(
-            F.size(non_finite) > 0,
-            F.concat(F.lit(f"{key}."), non_finite[0]["key"]),
-            "finite",
-            F.format_string("%s is not a finite number", non_finite[0]["value"].cast("string")),
         )
-
-        bad = F.filter(entries, _out_of_range(lows, highs, bound))
-        first = bad[0]
+    checks.append(
         check(
-            F.size(bad) > 0,
-            F.concat(F.lit(f"{key}."), first["key"]),
-            "range",
+            p["v"] != SCHEMA_VERSION,
+            "v",
+            "version",
             F.format_string(
-                "%s is outside [%s, %s]",
-                first["value"].cast("string"),
-                F.coalesce(lows[first["key"]], F.lit(-bound)).cast("string"),
-                F.coalesce(highs[first["key"]], F.lit(bound)).cast("string"),
+                f"schema version %d is not supported (this job reads {SCHEMA_VERSION})", p["v"]
             ),
         )
-    check(
-        F.size(F.coalesce(p["o"], F.create_map().cast("map<string,double>")))
-        > limits["max_settings"],
-        "o",
-        "count",
-        f"more than {limits['max_settings']} settings",
     )
-    metadata = _metadata(p)
-    check(
-        F.size(metadata) > limits["max_metadata"],
-        "m",
-        "count",
-        f"more than {limits['max_metadata']} metadata entries",
-    )
-    meta = F.map_entries(metadata)
-    bad_name = F.filter(meta, lambda e: ~e["key"].rlike(_NAME_PATTERN))
-    check(
-        F.size(bad_name) > 0,
-        F.concat(F.lit("m."), bad_name[0]["key"]),
-        "name",
-        "name is not 1-64 of [A-Za-z0-9_.:/-]",
-    )
-    nulls = F.filter(meta, lambda e: e["value"].isNull())
-    check(
-        F.size(nulls) > 0,
-        F.concat(F.lit("m."), nulls[0]["key"]),
-        "type",
-        "must be a string, got null",
-    )
-    too_long = F.filter(meta, lambda e: F.length(e["value"]) > limits["max_metadata_value"])
-    check(
-        F.size(too_long) > 0,
-        F.concat(F.lit("m."), too_long[0]["key"]),
-        "length",
-        F.format_string(
-            f"%d characters exceeds {limits['max_metadata_value']}",
-            F.length(too_long[0]["value"]),
-        ),
-    )
-    check(
-        p["t"] > clock_limit(max_future_skew_s),
-        "t",
-        "clock-skew",
-        F.format_string(
-            f"event time %s is more than {max_future_skew_s:g}s ahead of the job's clock",
-            p["t"].cast("string"),
-        ),
+    # The catalogue's rules: the same objects the producers validate with.
+    checks += rules.spark_checks(p)
+    checks.append(
+        check(
+            p["t"] > clock_limit(max_future_skew_s),
+            "t",
+            "clock-skew",
+            F.format_string(
+                f"event time %s is more than {max_future_skew_s:g}s ahead of the job's clock",
+                p["t"].cast("string"),
+            ),
+        )
     )
 
     result = F.lit(None).cast("struct<field:string,rule:string,reason:string>")
-    for cond, field, rule, reason in reversed(checks):
+    for c in reversed(checks):
         result = F.when(
-            F.coalesce(cond, F.lit(False)),
-            F.struct(field.alias("field"), F.lit(rule).alias("rule"), reason.alias("reason")),
+            F.coalesce(c.broken, F.lit(False)),
+            F.struct(c.field.alias("field"), F.lit(c.rule).alias("rule"), c.reason.alias("reason")),
         ).otherwise(result)
     if not fast_path:
         return result
     # The rules above walk every sensor with higher-order functions, which Spark evaluates
     # interpreted, row by row and entry by entry. Most readings are valid: the fast path
     # passes them with compiled expressions, and only the others go through the rules.
-    return F.when(~passes_every_rule(max_future_skew_s), result)
+    return F.when(~passes_every_rule(max_future_skew_s, catalogue), result)
 
 
 def _metadata(p: Column) -> Column:
@@ -286,137 +168,91 @@ def _metadata(p: Column) -> Column:
     return F.coalesce(p["m"], F.create_map().cast("map<string,string>"))
 
 
-def _names_pass(values: Column) -> Column:
-    """True only when every key of a non-empty map is a valid name."""
-    from pyspark.sql import functions as F
+def known_sensor_names(catalogue: Catalogue | None = None) -> tuple[str, ...]:
+    """The sensor names of ``catalogue`` (None: the default), sorted: the order of the
+    ``known_sensors`` column of :func:`parse` (and ``_known`` of :func:`with_json`)."""
+    from ingest.validation import rules_for
 
-    joined = F.array_join(F.map_keys(values), ",")
-    # "," is not a name character, so splitting the joined names at "," gives the names back
-    # exactly when there are size - 1 commas; then one pattern checks them all.
-    commas = F.length(joined) - F.length(F.regexp_replace(joined, ",", ""))
-    one = _NAME_PATTERN[1:-1]
-    return (commas == F.size(values) - 1) & joined.rlike(f"^{one}(,{one})*$")
+    return rules_for(catalogue).sensor_names
 
 
-def _no_nulls(values: Column) -> Column:
-    """True when an array has no null element: joined without and with a replacement for
-    nulls, the two texts are as long."""
-    from pyspark.sql import functions as F
-
-    as_text = values.cast("array<string>")
-    return F.length(F.array_join(as_text, "")) == F.length(F.array_join(as_text, "", "#"))
-
-
-def _entries_pass(
-    values: Column,
-    table: dict[str, dict[str, Any]],
-    bound: float,
-    known: Column | None = None,
-) -> Column:
-    """True only when every entry of a sensor or setting map has a valid name and a finite
-    value within its bound (the table's for a known name, ``±bound`` for any value).
-
-    ``known``, when given, is the array of the map's values for the table's names in sorted
-    order (see :func:`known_sensor_names`), read by position instead of looking each name up
-    in the map again.
-    """
-    from pyspark.sql import functions as F
-
-    cond = _names_pass(values)
-    vals = F.map_values(values)
-    # array_min/array_max skip nulls and order NaN above +inf, so these also refuse NaN and
-    # infinities; a map of only nulls gives null, which is not a pass.
-    cond = cond & (F.array_min(vals) >= -bound) & (F.array_max(vals) <= bound)
-    for i, (name, limits) in enumerate(sorted(table.items())):
-        value = values[name] if known is None else known[i]
-        cond = cond & (value.isNull() | value.between(float(limits["low"]), float(limits["high"])))
-    return cond
-
-
-def known_sensor_names() -> tuple[str, ...]:
-    """The sensor names with a range rule, sorted: the order of the ``known_sensors`` column
-    of :func:`parse` (and ``_known`` of :func:`with_json`)."""
-    from ingest.validation import rules_as_dict
-
-    return tuple(sorted(rules_as_dict()["sensors"]))
-
-
-def known_sensor_values(sensors: Column) -> Column:
+def known_sensor_values(sensors: Column, catalogue: Catalogue | None = None) -> Column:
     """The values of :func:`known_sensor_names` in a sensor map, as an array (null where
-    absent): each name looked up once, to be read by position after."""
+    absent): each name looked up once, to be read by position after. Its names travel in
+    the column's metadata (:data:`KNOWN_SENSORS_KEY`), see :func:`known_names_of`."""
     from pyspark.sql import functions as F
 
-    values: Column = F.array(*[sensors[name] for name in known_sensor_names()])
+    names = known_sensor_names(catalogue)
+    values: Column = F.array(*[sensors[name] for name in names]).alias(
+        "known_sensors", metadata={KNOWN_SENSORS_KEY: list(names)}
+    )
     return values
 
 
-def passes_every_rule(max_future_skew_s: float) -> Column:
+def known_names_of(frame: DataFrame, column: str = "known_sensors") -> tuple[str, ...]:
+    """The names of ``frame``'s known-sensors column, in order (from its metadata; the
+    default catalogue's for a column without them)."""
+    metadata = frame.schema[column].metadata if column in frame.columns else {}
+    names = metadata.get(KNOWN_SENSORS_KEY)
+    return tuple(names) if names is not None else known_sensor_names()
+
+
+def passes_every_rule(max_future_skew_s: float, catalogue: Catalogue | None = None) -> Column:
     """True only for a reading that every rule of :func:`error_column` accepts, tested with
     compiled, lambda-free expressions (for rows with the columns of :func:`with_json`).
 
-    False (never null) for a few valid readings too, which the rules then accept: every
-    sensor null, a repeated top-level key, ``"o": null`` or ``"m": null``, metadata values
-    longer together than the limit for one.
+    The catalogue's part comes from its rules' compiled forms
+    (:meth:`ingest.validation.Rules.spark_passes`). False (never null) for a few valid
+    readings too, which the rules then accept: every sensor null, a repeated top-level
+    key, ``"o": null`` or ``"m": null``, metadata values longer together than the limit
+    for one, an undeclared sensor that is null when the catalogue refuses unknown names,
+    a value beyond ``generic_bound`` in a declared range wider than it.
     """
     from pyspark.sql import functions as F
 
     from ingest.schema import FIELDS, SCHEMA_VERSION
-    from ingest.validation import rules_as_dict
+    from ingest.validation import rules_for
 
-    rules = rules_as_dict()
-    limits = rules["limits"]
-    bound = float(limits["generic_bound"])
+    rules = rules_for(catalogue)
     keys = F.col("_keys")
     p = F.col("p")
-    empty = F.create_map().cast("map<string,double>")
     known = sum(F.array_contains(keys, f.key).cast("int") for f in FIELDS)
-    cond = (F.octet_length(F.col("value")) <= limits["max_message_bytes"]) & (known == F.size(keys))
+    cond = ~rules.size.check(F.col("value")).broken & (known == F.size(keys))
     for f in FIELDS:
         present = F.array_contains(keys, f.key)
         cond = cond & (
             present & p[f.key].isNotNull() if f.required else ~present | p[f.key].isNotNull()
         )
-    x, o = p["x"], F.coalesce(p["o"], empty)
-    m = _metadata(p)
-    meta = F.map_values(m)
     cond = (
         cond
         & (p["v"] == SCHEMA_VERSION)
-        & (F.trim(p["d"]) != "")
-        & (F.length(p["d"]) <= limits["max_device_id"])
-        & (p["s"] >= 0)
-        & (F.size(x) >= 1)
-        & (F.size(x) <= limits["max_sensors"])
-        & _entries_pass(x, rules["sensors"], bound, F.col("_known"))
-        & (F.size(o) <= limits["max_settings"])
-        & _no_nulls(F.map_values(o))
-        & ((F.size(o) == 0) | _entries_pass(o, rules["settings"], bound))
-        & (F.size(m) <= limits["max_metadata"])
-        & ((F.size(m) == 0) | _names_pass(m))
-        & _no_nulls(meta)
-        # the values together no longer than the limit for one
-        & (F.length(F.array_join(meta, "")) <= limits["max_metadata_value"])
+        & rules.spark_passes(p, F.col("_known"))
         & (p["t"] <= clock_limit(max_future_skew_s))
     )
     return F.coalesce(cond, F.lit(False))
 
 
-def parse(raw: DataFrame, max_future_skew_s: float = 86_400.0) -> DataFrame:
+def parse(
+    raw: DataFrame, max_future_skew_s: float = 86_400.0, catalogue: Catalogue | None = None
+) -> DataFrame:
     """Parse Kafka rows into readings, each with its ``error`` struct (null when valid).
 
     Args:
         raw: rows of Spark's Kafka source (``key``, ``value``, ``topic``, ``partition``,
             ``offset``, ``timestamp``).
         max_future_skew_s: the clock-skew rule's limit.
+        catalogue: the catalogue whose rules apply (None: the default catalogue).
 
     Returns:
         The Kafka columns plus ``device_id``, ``event_time``, ``seq``, ``sensors``,
-        ``settings``, ``known_sensors`` (the values of :func:`known_sensor_names`, null
-        where absent) and ``error``.
+        ``settings``, ``known_sensors`` (the values of the catalogue's sensors, null where
+        absent; their names in the column's metadata, see :func:`known_names_of`) and
+        ``error``.
     """
     from pyspark.sql import functions as F
 
-    return with_json(raw).select(
+    names = known_sensor_names(catalogue)
+    return with_json(raw, catalogue).select(
         "key",
         "value",
         "topic",
@@ -427,15 +263,15 @@ def parse(raw: DataFrame, max_future_skew_s: float = 86_400.0) -> DataFrame:
         F.col("p.s").alias("seq"),
         F.col("p.x").alias("sensors"),
         F.col("p.o").alias("settings"),
-        F.col("_known").alias("known_sensors"),
-        error_column(max_future_skew_s).alias("error"),
+        F.col("_known").alias("known_sensors", metadata={KNOWN_SENSORS_KEY: list(names)}),
+        error_column(max_future_skew_s, catalogue=catalogue).alias("error"),
     )
 
 
-def with_json(raw: DataFrame) -> DataFrame:
+def with_json(raw: DataFrame, catalogue: Catalogue | None = None) -> DataFrame:
     """``raw`` plus ``_clock_ms`` (the job's clock), ``_keys`` (the top-level keys), ``p``
-    (the reading's struct) and ``_known`` (the sensors of :func:`known_sensor_names`), the
-    columns :func:`error_column` reads."""
+    (the reading's struct) and ``_known`` (the sensors of :func:`known_sensor_names` of
+    ``catalogue``), the columns :func:`error_column` reads."""
     from pyspark.sql import functions as F
 
     from ingest.schema import spark_schema
@@ -463,7 +299,9 @@ def with_json(raw: DataFrame) -> DataFrame:
             # range rules and the window operator's input looked up about a hundred names per
             # reading, the JVM's hottest code. Looked up once here, in a projection of its own,
             # they are read by position after it.
-            known_sensor_values(F.col("p.x")).alias("_known"),
+            known_sensor_values(F.col("p.x"), catalogue).alias(
+                "_known", metadata={KNOWN_SENSORS_KEY: list(known_sensor_names(catalogue))}
+            ),
         )
     )
 

@@ -388,12 +388,11 @@ def route(parsed: DataFrame) -> DataFrame:
         F.col("error.reason"),
         source,
     )
+    known = parsed.schema["known_sensors"].metadata  # its names (stream.parse.known_names_of)
     return parsed.select(
         F.when(valid, F.col("device_id")).otherwise(F.lit(DEAD_LETTER_KEY)).alias("device_id"),
-        *[
-            F.when(valid, F.col(c)).alias(c)
-            for c in ("event_time", "seq", "sensors", "settings", "known_sensors")
-        ],
+        *[F.when(valid, F.col(c)).alias(c) for c in ("event_time", "seq", "sensors", "settings")],
+        F.when(valid, F.col("known_sensors")).alias("known_sensors", metadata=known),
         F.when(~valid, packed).alias(PACKED_DEAD_LETTER),
     )
 
@@ -420,10 +419,10 @@ def sequences(
     """
     from pyspark.sql import functions as F
 
-    from stream.parse import known_sensor_names
+    from stream.parse import known_names_of
 
     present = set(readings.columns)
-    position = {name: i for i, name in enumerate(known_sensor_names())}
+    position = {name: i for i, name in enumerate(known_names_of(readings))}
 
     def sensor(name: str) -> Column:
         # By position in the known sensors' array where the parse has it (a map lookup

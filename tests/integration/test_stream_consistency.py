@@ -1,7 +1,9 @@
 """The stream job agrees with the Python definitions it reuses.
 
-Validation rules come from :mod:`ingest.validation` and are evaluated by Spark SQL in the
-JVM; these tests run the same payloads through both and compare. Window features are
+Validation rules come from :mod:`ingest.validation` (each rule object gives its Python and
+its Spark SQL form) and are evaluated by Spark SQL in the JVM; these tests run the same
+payloads through both, with the default catalogue and with catalogues that refuse unknown
+names, and compare the verdicts and the messages. Window features are
 computed in the stream's stateful operator by :mod:`models.features` itself; a streaming
 run over C-MAPSS (with dropouts and duplicates, over several micro-batches) checks the
 operator's windows and sequences against that definition.
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
+from ingest.catalogue import Catalogue, SensorRule, default_catalogue, shipped_catalogue
 from ingest.codec import decode
 from ingest.errors import IngestError
 from ingest.validation import validate
@@ -87,33 +90,114 @@ NAMED_DIFFERENTLY = {
 }
 
 
-def _python_verdict(payload: bytes) -> tuple[str, str] | None:
+#: A catalogue that refuses unknown names, with a declared range wider than the generic
+#: bound (the fast path's ``within | all declared`` branch) and a setting.
+STRICT = Catalogue(
+    sensors=(
+        *shipped_catalogue("cmapss").sensors,
+        SensorRule("vibration", "mm/s", 0.0, 100.0),
+        SensorRule("counter", "count", 0.0, 5e12),
+    ),
+    settings=shipped_catalogue("cmapss").settings,
+    unknown="dead-letter",
+    origin="strict.toml",
+)
+#: The default catalogue, but refusing unknown names.
+DEFAULT_STRICT = Catalogue(
+    sensors=default_catalogue().sensors,
+    settings=default_catalogue().settings,
+    unknown="dead-letter",
+    origin="default-strict.toml",
+)
+CATALOGUES = {"default": None, "strict": STRICT, "default-strict": DEFAULT_STRICT}
+
+STRICT_PAYLOADS = [
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0,"counter":4e12}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0,"counter":6e12}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0,"counter":-1.0}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0,"other":1.0}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0,"other":null}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"other":NaN,"s2":642.0}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0},"o":{"zz":1.0}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0,"s3":1e4,"new":1.0}}',
+]
+
+
+def _python_verdict(payload: bytes, catalogue: Catalogue | None = None) -> tuple[str, str] | None:
+    first = _python_first(payload, catalogue)
+    return None if first is None else first[:2]
+
+
+def _python_first(
+    payload: bytes, catalogue: Catalogue | None = None
+) -> tuple[str, str, str] | None:
+    """(field, rule, message) of the first violation the producers see, or None."""
     try:
         reading = decode(payload)
     except IngestError as exc:
-        return (getattr(exc, "field", "payload"), getattr(exc, "rule", "?"))
-    violations = validate(reading)
-    return (violations[0].field, violations[0].rule) if violations else None
+        return (getattr(exc, "field", "payload"), getattr(exc, "rule", "?"), str(exc))
+    violations = validate(reading, catalogue)
+    return (violations[0].field, violations[0].rule, violations[0].message) if violations else None
 
 
-def test_spark_and_python_agree_on_valid_and_invalid(spark: Any) -> None:
-    rows = [(b"k", p, "t", 0, i) for i, p in enumerate(PAYLOADS)]
+@pytest.mark.parametrize("name", CATALOGUES)
+def test_spark_and_python_agree_on_valid_and_invalid(spark: Any, name: str) -> None:
+    """The same verdict, and for a rule of :mod:`ingest.validation` the same message: each
+    is written once, in the rule object both forms come from."""
+    catalogue = CATALOGUES[name]
+    payloads = PAYLOADS + STRICT_PAYLOADS
+    rows = [(b"k", p, "t", 0, i) for i, p in enumerate(payloads)]
     df = spark.createDataFrame(
         rows, "key binary, value binary, topic string, partition int, offset long"
     )
-    spark_verdicts = {
-        r.offset: None if r.error is None else (r.error.field, r.error.rule)
-        for r in parse(df).select("offset", "error").collect()
+    errors = {
+        r.offset: r.error
+        for r in parse(df, catalogue=catalogue).select("offset", "error").collect()
     }
     disagreements = []
-    for i, payload in enumerate(PAYLOADS):
-        expected = _python_verdict(payload)
-        got = spark_verdicts[i]
+    messages = 0
+    for i, payload in enumerate(payloads):
+        first = _python_first(payload, catalogue)
+        expected = None if first is None else first[:2]
+        error = errors[i]
+        got = None if error is None else (error.field, error.rule)
         if expected != got and (expected, got) not in NAMED_DIFFERENTLY:
             disagreements.append((payload[:80], expected, got))
+        elif first is not None and error is not None and expected == got:
+            try:
+                decode(payload)
+            except IngestError:
+                continue  # the codec's own messages, not a rule of ingest.validation
+            messages += 1
+            if first[2] != error.reason:
+                disagreements.append((payload[:80], first[2], error.reason))
     assert not disagreements, disagreements
-    valid = [i for i, p in enumerate(PAYLOADS) if _python_verdict(p) is None]
-    assert len(valid) >= 4  # the corpus has valid readings, not only broken ones
+    valid = [p for p in payloads if _python_verdict(p, catalogue) is None]
+    assert len(valid) >= 3  # the corpus has valid readings, not only broken ones
+    assert messages >= 15
+
+
+def test_the_catalogue_in_force_decides(spark: Any) -> None:
+    df = spark.createDataFrame(
+        [(b"k", p, "t", 0, i) for i, p in enumerate(STRICT_PAYLOADS)],
+        "key binary, value binary, topic string, partition int, offset long",
+    )
+    got = {
+        r.offset: None if r.error is None else (r.error.field, r.error.rule)
+        for r in parse(df, catalogue=STRICT).select("offset", "error").collect()
+    }
+    assert got == {
+        0: None,  # 4e12 is in the declared range, beyond the generic bound
+        1: ("x.counter", "range"),
+        2: ("x.counter", "range"),
+        3: ("x.other", "unknown"),
+        4: None,  # an undeclared sensor without a value
+        5: ("x.other", "finite"),
+        6: ("o.zz", "unknown"),
+        7: ("x.new", "unknown"),  # the first rule broken (unknown, before range) decides
+    }
+    names = parse(df, catalogue=STRICT).schema["known_sensors"].metadata["prognos.known_sensors"]
+    assert names == sorted(s.name for s in STRICT.sensors)
 
 
 def _mutants(count: int, seed: int) -> list[bytes]:
@@ -192,22 +276,24 @@ def _mutants(count: int, seed: int) -> list[bytes]:
     return out
 
 
-def test_fast_path_agrees_with_the_rules(spark: Any) -> None:
+@pytest.mark.parametrize("name", CATALOGUES)
+def test_fast_path_agrees_with_the_rules(spark: Any, name: str) -> None:
     """The compiled fast path (:func:`stream.parse.passes_every_rule`) passes only what the
     rules accept: the error column with and without it is the same on every payload, and it
     does pass the plain valid readings (else it would save nothing)."""
-    payloads = PAYLOADS + _mutants(600, seed=11)
+    catalogue = CATALOGUES[name]
+    payloads = PAYLOADS + STRICT_PAYLOADS + _mutants(600, seed=11)
     df = spark.createDataFrame(
         [(b"k", p, "t", 0, i) for i, p in enumerate(payloads)],
         "key binary, value binary, topic string, partition int, offset long",
     )
     rows = (
-        with_json(df)
+        with_json(df, catalogue)
         .select(
             "offset",
-            error_column(86_400.0, fast_path=True).alias("fast"),
-            error_column(86_400.0, fast_path=False).alias("rules"),
-            passes_every_rule(86_400.0).alias("passes"),
+            error_column(86_400.0, fast_path=True, catalogue=catalogue).alias("fast"),
+            error_column(86_400.0, fast_path=False, catalogue=catalogue).alias("rules"),
+            passes_every_rule(86_400.0, catalogue).alias("passes"),
         )
         .collect()
     )
@@ -218,8 +304,9 @@ def test_fast_path_agrees_with_the_rules(spark: Any) -> None:
     assert not wrongly_passed, wrongly_passed
     valid = [r for r in rows if r.rules is None]
     invalid = [r for r in rows if r.rules is not None]
-    assert len(valid) > 50 and len(invalid) > 300  # the corpus covers both
-    assert rows[0].passes  # the plain reading
+    assert len(valid) > 40 and len(invalid) > 300  # the corpus covers both
+    plain = {r.offset: r for r in rows}[len(PAYLOADS) + len(STRICT_PAYLOADS)]
+    assert plain.rules is None and plain.passes  # the plain C-MAPSS reading of the mutants
     assert sum(r.passes for r in valid) / len(valid) > 0.8, "the fast path passes few"
 
 
@@ -279,11 +366,12 @@ def _stream_sequences(
     spec: FeatureSpec,
     norm: NormStats,
     folder: Path,
-    known: bool = False,
+    known: str = "",
 ) -> list[Any]:
     """Rows through :func:`stream.sequence.sequences` as a streaming query, a file a batch;
-    with ``known``, with the ``known_sensors`` column the parse adds (sensors read by
-    position), else from the map only."""
+    with ``known`` (a catalogue name), with the ``known_sensors`` column the parse adds for
+    that catalogue (sensors read by position, its names in the column's metadata), else
+    from the map only."""
     import json
 
     from stream.parse import known_sensor_values
@@ -307,7 +395,9 @@ def _stream_sequences(
         .withWatermark("event_time", f"{int(spec.window_seconds * 1000)} milliseconds")
     )
     if known:
-        readings = readings.withColumn("known_sensors", known_sensor_values(F.col("sensors")))
+        readings = readings.withColumn(
+            "known_sensors", known_sensor_values(F.col("sensors"), KNOWN[known])
+        )
     got: list[Any] = []
     query = (
         sequences(readings, spec, norm)
@@ -321,9 +411,20 @@ def _stream_sequences(
     return got
 
 
-@pytest.mark.parametrize("known", [False, True], ids=["map", "known-sensors"])
+#: Catalogues whose sensors the parse reads by position: all of the model's, or some.
+KNOWN = {
+    "default": default_catalogue(),
+    "some": Catalogue(
+        sensors=tuple(s for s in STRICT.sensors if s.name in ("s3", "s11", "counter"))
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "known", ["", "default", "some"], ids=["map", "known-sensors", "some-known"]
+)
 def test_stream_sequences_match_the_numpy_definition(
-    spark: Any, cmapss_dir: Path, tmp_path: Path, known: bool
+    spark: Any, cmapss_dir: Path, tmp_path: Path, known: str
 ) -> None:
     """Windows, dropouts, duplicates and micro-batch boundaries, checked against the
     function the model was trained with (:func:`models.features.compute_window_features`),
