@@ -299,15 +299,6 @@ class Catalogue:
         if len(set(self.metadata)) != len(self.metadata):
             raise CatalogueError(f"{self.origin}: metadata names a field twice")
         _check_limits(self.limits, self.origin)
-        missing = [e.name for e in (*self.sensors, *self.settings) if e.unit == ""]
-        if missing:
-            logger.warning(
-                "%s: no unit yet for %s; fill in unit = ... (one of ingest.catalogue.UNITS, "
-                '"-" if dimensionless)',
-                self.origin,
-                ", ".join(missing[:10])
-                + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""),
-            )
 
     # -- lookups ---------------------------------------------------------------------------
     @cached_property
@@ -364,7 +355,17 @@ class Catalogue:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise CatalogueError(f"{origin}: not valid TOML: {exc}") from None
-        return cls.from_dict(data, origin=origin, text=text)
+        catalogue = cls.from_dict(data, origin=origin, text=text)
+        missing = [e.name for e in (*catalogue.sensors, *catalogue.settings) if e.unit == ""]
+        if missing:
+            logger.warning(
+                "%s: no unit yet for %s; fill in unit = ... (one of ingest.catalogue.UNITS, "
+                '"-" if dimensionless)',
+                origin,
+                ", ".join(missing[:10])
+                + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""),
+            )
+        return catalogue
 
     @classmethod
     def from_dict(
@@ -658,8 +659,8 @@ def default_catalogue() -> Catalogue:
 def load_catalogue(spec: str | Path | None) -> Catalogue:
     """The catalogue named by ``spec``: a TOML file, a shipped name, or None for the default.
 
-    A ``spec`` that is an existing file, or ends in ``.toml``, is read as a file; otherwise
-    it names a shipped catalogue (``default``, ``simulator``, ``cmapss``).
+    A ``spec`` that is a file, or ends in ``.toml``, is read as a file; otherwise it names a
+    shipped catalogue (``default``, ``simulator``, ``cmapss``).
 
     Raises:
         CatalogueError: the file is missing or malformed, or no such shipped catalogue.
@@ -667,9 +668,9 @@ def load_catalogue(spec: str | Path | None) -> Catalogue:
     if spec is None or spec == "":
         return default_catalogue()
     path = Path(spec)
-    if not path.exists() and path.suffix == "" and str(spec) in ("default", *SHIPPED):
+    if not path.is_file() and path.suffix == "" and str(spec) in ("default", *SHIPPED):
         return shipped_catalogue(str(spec))
-    if path.exists() or path.suffix.lower() == ".toml":
+    if path.is_file() or path.suffix.lower() == ".toml":
         return Catalogue.load(path)
     raise CatalogueError(
         f"catalogue {spec!r}: no such file, and not a shipped catalogue "
