@@ -637,6 +637,21 @@ class PayloadSize:
         )
 
 
+_VALID_NAMES: set[str] = set()
+
+
+def _valid(name: Any) -> bool:
+    """Whether ``name`` is a valid name (remembered: a fleet has few names)."""
+    if name in _VALID_NAMES:
+        return True
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+        return False
+    if len(_VALID_NAMES) >= 10_000:
+        _VALID_NAMES.clear()
+    _VALID_NAMES.add(name)
+    return True
+
+
 def _broken_entry(rule: EntryRule) -> Any:
     """The per-entry Spark form of ``rule`` as the predicate of a higher-order function."""
 
@@ -659,10 +674,13 @@ class FieldRules:
         entries: the rules over each entry of a map field.
         optional: a map that may be absent (Spark: null, read as empty).
         spark_type: the map's Spark type, for the empty map.
-        quick: the Python fast path: name -> (low, high) of the entries known to pass
-            every rule when their value is a float in that range (or None, if ``nullable``).
+        quick: the Python fast path for numbers: name -> (low, high) of the entries known
+            to pass every rule when their value is a float in that range (or None, if
+            ``nullable``).
         nullable: an entry may be None (a dropout).
         bound: the range of an undeclared (valid) name on the fast path; None: not taken.
+        text_limit: the Python fast path for texts: a valid name with a string of at most
+            this many characters passes every rule.
     """
 
     field: str
@@ -674,6 +692,7 @@ class FieldRules:
     quick: Mapping[str, tuple[float, float]] | None = None
     nullable: bool = False
     bound: float | None = None
+    text_limit: int | None = None
 
     def check(self, reading: Reading, out: list[Violation]) -> None:
         """Append the violations of this field of ``reading`` to ``out``."""
@@ -690,27 +709,33 @@ class FieldRules:
         """True when every entry certainly passes every rule (the common case, cheaply)."""
         quick = self.quick
         if quick is None:
-            return False
+            limit = self.text_limit
+            if limit is None:
+                return False
+            for name, value in values.items():
+                if value.__class__ is not str or len(value) > limit or not _valid(name):
+                    return False
+            return True
         for name, value in values.items():
             limits = quick.get(name)
-            if value is None:
-                if self.nullable and (limits is not None or self._valid(name)):
-                    continue
-                return False
-            if type(value) is not float:
-                return False
-            if limits is not None:
+            if limits is not None and value.__class__ is float:
                 if limits[0] <= value <= limits[1]:
                     continue
                 return False
+            if value is None:
+                if self.nullable and (limits is not None or _valid(name)):
+                    continue
+                return False
             bound = self.bound
-            if bound is None or not -bound <= value <= bound or not self._valid(name):
+            if (
+                limits is not None
+                or bound is None
+                or value.__class__ is not float
+                or not -bound <= value <= bound
+                or not _valid(name)
+            ):
                 return False
         return True
-
-    @staticmethod
-    def _valid(name: Any) -> bool:
-        return isinstance(name, str) and _NAME.fullmatch(name) is not None
 
     def _check_entries(self, values: Mapping[Any, Any], out: list[Violation]) -> None:
         # Rule by rule, so the first violation is the stream job's (the first rule broken,
@@ -844,6 +869,7 @@ class Rules:
                 (ValidName(), Text(), TextLength(limits.max_metadata_value)),
                 optional=True,
                 spark_type="map<string,string>",
+                text_limit=limits.max_metadata_value,
             ),
         )
 

@@ -258,10 +258,16 @@ _VALUES = st.one_of(
 @given(
     sensors=st.dictionaries(_NAMES, _VALUES, max_size=5),
     setting_values=st.dictionaries(_NAMES, _VALUES, max_size=3),
+    metadata=st.dictionaries(
+        _NAMES, st.one_of(st.none(), st.integers(), st.text(max_size=3), st.just("v" * 1025))
+    ),
     catalogue=st.sampled_from([default_catalogue(), PLANT, shipped_catalogue("cmapss")]),
 )
 def test_the_fast_path_changes_nothing(
-    sensors: dict[str, object], setting_values: dict[str, object], catalogue: Catalogue
+    sensors: dict[str, object],
+    setting_values: dict[str, object],
+    metadata: dict[str, object],
+    catalogue: Catalogue,
 ) -> None:
-    r = reading(sensors, settings=setting_values)
+    r = reading(sensors, settings=setting_values, metadata=metadata)
     assert rules_for(catalogue).validate(r) == _slow(catalogue).validate(r)
