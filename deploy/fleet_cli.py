@@ -222,6 +222,12 @@ def register(subparsers: Any) -> None:
         "default from the readings per window)",
     )
     train.add_argument(
+        "--log-scale",
+        default="auto",
+        help="recording: sensors read as log(1 + v): auto (default: the heavy-tailed "
+        "non-negative ones, such as counters), none, or a comma-separated list",
+    )
+    train.add_argument(
         "--test-fraction",
         type=float,
         default=0.2,
@@ -230,8 +236,9 @@ def register(subparsers: Any) -> None:
     train.add_argument(
         "--catalogue",
         metavar="FILE",
-        help="recording: the sensor catalogue to record with the model (default: inferred "
-        "from the training data)",
+        help="recording: the sensor catalogue to validate readings with and to record with "
+        "the model as catalogue.toml (default: the default catalogue validates, and one "
+        "inferred from the training data is recorded)",
     )
     train.add_argument(
         "--lead",
@@ -311,6 +318,12 @@ def register(subparsers: Any) -> None:
     )
     evaluate.add_argument(
         "--cooldown", type=int, default=3, help="windows without a new alert after a resolve"
+    )
+    evaluate.add_argument(
+        "--catalogue",
+        metavar="FILE",
+        help="the sensor catalogue to validate readings with, as the stream job would "
+        "(default: the model folder's catalogue.toml, else the default catalogue)",
     )
     _recording_options(evaluate)
     evaluate.set_defaults(handler=_evaluate)
@@ -544,6 +557,9 @@ def _train_recording(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         seed=args.seed,
         phases=args.phases,
+        log_scale=args.log_scale
+        if args.log_scale in ("auto", "none")
+        else tuple(s.strip() for s in args.log_scale.split(",") if s.strip()),
     )
     plan = plan_training(recording, options, name=fleet_data.spec_name(data.path))
     notes = [*data.notes, *plan.notes]

@@ -23,6 +23,9 @@ Rules (each is also an exact Spark SQL aggregate, named for reference):
   (Spark ``regr_slope(v, event_time_s)``); 0 when the sensor has fewer than 2 values or its
   values' event times do not vary (``coalesce(regr_slope(...), 0)`` when ``count(v) >= 1``).
 * A statistic over no values is missing (NaN here, null in Spark).
+* A sensor the spec transforms (``spec.transforms``, e.g. ``log1p``: ``sign(v)·log(1+|v|)``
+  for counters and other heavy-tailed values) is transformed value by value first, and its
+  features are named ``"log1p(<sensor>)__<stat>"``.
 
 Model-input order is ``spec.features``: for each sensor in ``spec.sensors``, each statistic
 in ``spec.statistics``; the name of a feature is ``"<sensor>__<stat>"`` (e.g. ``s2__mean``).
@@ -63,9 +66,11 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "FD001_SENSORS",
     "STATISTICS",
+    "TRANSFORMS",
     "FeatureSpec",
     "NormStats",
     "RegimeNorm",
+    "apply_transforms",
     "compute_window_features",
     "compute_windows_features",
     "fit_norm_stats",
@@ -77,6 +82,9 @@ __all__ = [
 
 #: The statistics a spec may use, in their canonical order.
 STATISTICS: tuple[str, ...] = ("mean", "std", "min", "max", "last", "slope")
+
+#: The value transforms a spec may apply to a sensor before its statistics.
+TRANSFORMS: tuple[str, ...] = ("log1p",)
 
 #: FD001 sensors that vary over the training file, then the engine's age. Dropped: s1, s5,
 #: s10, s16, s18 and s19 (constant) and s6 (21.60-21.61, nearly constant); see the C-MAPSS
@@ -119,6 +127,9 @@ class FeatureSpec:
         statistics: Statistics per sensor, a subset of :data:`STATISTICS` in any order.
         origin_seconds: Window alignment: window starts are ``origin + j*W`` (Unix seconds).
         name: A label for reports (e.g. ``"cmapss-fd001"``).
+        transforms: ``(sensor, transform)`` pairs: a sensor's values go through the
+            transform (one of :data:`TRANSFORMS`) before its statistics are computed;
+            its features are then named ``"<transform>(<sensor>)__<stat>"``.
     """
 
     sensors: tuple[str, ...]
@@ -128,6 +139,7 @@ class FeatureSpec:
     statistics: tuple[str, ...] = STATISTICS
     origin_seconds: float = 0.0
     name: str = "default"
+    transforms: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.sensors:
@@ -141,6 +153,14 @@ class FeatureSpec:
             raise ValueError(f"FeatureSpec.window_seconds must be > 0, got {self.window_seconds}")
         if self.sequence_length < 1 or self.horizon_windows < 1:
             raise ValueError("FeatureSpec.sequence_length and horizon_windows must be >= 1")
+        for sensor, transform in self.transforms:
+            if sensor not in self.sensors or transform not in TRANSFORMS:
+                raise ValueError(
+                    f"FeatureSpec.transforms ({sensor!r}, {transform!r}): name a sensor of the "
+                    f"spec and one of {TRANSFORMS}"
+                )
+        if len({s for s, _ in self.transforms}) != len(self.transforms):
+            raise ValueError(f"FeatureSpec.transforms names a sensor twice: {self.transforms}")
 
     @property
     def features(self) -> tuple[tuple[str, str], ...]:
@@ -149,8 +169,12 @@ class FeatureSpec:
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        """Feature names in model-input order, ``"<sensor>__<stat>"``."""
-        return tuple(f"{s}__{stat}" for s, stat in self.features)
+        """Feature names in model-input order, ``"<sensor>__<stat>"`` (``"log1p(<sensor>)__
+        <stat>"`` for a transformed sensor)."""
+        how = dict(self.transforms)
+        return tuple(
+            f"{how[s]}({s})__{stat}" if s in how else f"{s}__{stat}" for s, stat in self.features
+        )
 
     @property
     def n_features(self) -> int:
@@ -177,6 +201,8 @@ class FeatureSpec:
             "sequence_length": self.sequence_length,
             "horizon_windows": self.horizon_windows,
             "origin_seconds": self.origin_seconds,
+            # Only when there are any: the specs of earlier models stay byte for byte.
+            **({"transforms": dict(self.transforms)} if self.transforms else {}),
             "features": list(self.feature_names),
         }
 
@@ -191,6 +217,7 @@ class FeatureSpec:
             horizon_windows=int(data["horizon_windows"]),
             origin_seconds=float(data.get("origin_seconds", 0.0)),
             name=str(data.get("name", "default")),
+            transforms=tuple((str(k), str(v)) for k, v in (data.get("transforms") or {}).items()),
         )
         if "features" in data and tuple(data["features"]) != spec.feature_names:
             raise ValueError("spec 'features' does not match its sensors and statistics")
@@ -271,7 +298,28 @@ def _window_inputs(
         )
     if not np.isfinite(t).all():
         raise InputShapeError("window event times hold NaN or Inf: every reading needs a time")
+    if spec.transforms:
+        v = apply_transforms(spec, v)
     return t, v
+
+
+def apply_transforms(spec: FeatureSpec, values: npt.ArrayLike) -> FloatArray:
+    """``values`` (``[n, len(spec.sensors)]``) with the spec's transforms applied (a copy).
+
+    ``log1p`` is ``sign(v) * log(1 + |v|)``: counters and other heavy-tailed values (0, 3,
+    64600 reallocated sectors) become steps a network can compare; NaN stays NaN.
+
+    >>> spec = FeatureSpec(("a", "b"), 60.0, 1, 1, transforms=(("b", "log1p"),))
+    >>> apply_transforms(spec, [[5.0, 0.0], [5.0, 99.0]]).round(3).tolist()
+    [[5.0, 0.0], [5.0, 4.605]]
+    """
+    out = np.array(values, dtype=np.float64, copy=True)
+    index = {s: i for i, s in enumerate(spec.sensors)}
+    for sensor, transform in spec.transforms:
+        column = out[..., index[sensor]]
+        if transform == "log1p":
+            out[..., index[sensor]] = np.sign(column) * np.log1p(np.abs(column))
+    return out
 
 
 def _segment_features(spec: FeatureSpec, t: FloatArray, v: FloatArray, starts: Any) -> FloatArray:

@@ -20,6 +20,8 @@ in ``deploy``, which may use ``ingest``) into a :class:`models.data.Recording` w
                       least 2 windows
   sequence length K   25% of the median run to failure, 2 to 10 windows
   phases              readings per window, at most 5 (more alignments repeat the same windows)
+  log scale           ``log1p`` for non-negative sensors whose skewness is above 5 (counters
+                      such as reallocated sectors: 0, 3, 64600), when there are no regimes
   regimes             ``auto``: k-means on the standardised settings; the fewest clusters
                       (2 to 8) that leave at most 1% of the settings' variance, which one
                       more cluster does not halve, else one
@@ -95,6 +97,8 @@ class FleetOptions:
             devices alike).
         seed: Seed of the split and of the regimes' k-means.
         phases: Window alignments for training.
+        log_scale: ``"auto"`` (heavy-tailed non-negative sensors, when there are no
+            regimes), ``"none"``, or the sensors to read through ``log1p``.
     """
 
     window_s: float | None = None
@@ -106,6 +110,11 @@ class FleetOptions:
     test_fraction: float = 0.2
     seed: int = 7
     phases: int | None = None
+    log_scale: str | tuple[str, ...] = "auto"
+
+
+#: Skewness above which a non-negative sensor is read through log1p (``log_scale="auto"``).
+HEAVY_TAIL_SKEW = 5.0
 
 
 @dataclass(frozen=True)
@@ -413,6 +422,8 @@ def plan_training(
             f"{', '.join(devices[:3])}): their windows read it as missing (the training mean); "
             "if it has another column name there, map it with --mapping"
         )
+    transforms, why_log = _log_scale(train_rec, sensors, options.log_scale, n_regimes, where)
+    choices["log_scale"] = {"value": [s for s, _ in transforms], "reason": why_log}
     spec = FeatureSpec(
         sensors=sensors,
         window_seconds=w,
@@ -420,6 +431,7 @@ def plan_training(
         horizon_windows=h,
         statistics=statistics,
         name=name,
+        transforms=transforms,
     )
     return TrainingPlan(
         spec=spec,
@@ -430,6 +442,44 @@ def plan_training(
         test_devices=tuple(test),
         choices=choices,
         notes=tuple(notes),
+    )
+
+
+def _log_scale(
+    recording: Recording,
+    sensors: Sequence[str],
+    option: str | tuple[str, ...],
+    regimes: int,
+    where: str,
+) -> tuple[tuple[tuple[str, str], ...], str]:
+    """The sensors to read through ``log1p``, and why."""
+    if option == "none":
+        return (), "--log-scale none"
+    if not isinstance(option, str):
+        unknown = [s for s in option if s not in sensors]
+        if unknown:
+            raise DataError(
+                f"{where}: --log-scale names {', '.join(unknown)}, not among the sensors "
+                f"({', '.join(sensors)})"
+            )
+        return tuple((s, "log1p") for s in option), "--log-scale"
+    if regimes > 1:
+        return (), "none: readings are standardised per regime first"
+    chosen, why = [], []
+    for sensor in sensors:
+        v = recording.readings[sensor].to_numpy(np.float64)
+        v = v[np.isfinite(v)]
+        if v.size < 3 or v.min() < 0 or v.std() == 0:
+            continue
+        skew = float(((v - v.mean()) ** 3).mean() / v.std() ** 3)
+        if skew > HEAVY_TAIL_SKEW:
+            chosen.append(sensor)
+            why.append(f"{sensor} {skew:.0f}")
+    if not chosen:
+        return (), f"no sensor is heavy-tailed (non-negative, skewness above {HEAVY_TAIL_SKEW:g})"
+    return (
+        tuple((s, "log1p") for s in chosen),
+        f"heavy-tailed, non-negative (skewness {', '.join(why)}): read as log(1 + v)",
     )
 
 

@@ -209,3 +209,24 @@ def test_regimes_standardise_each_regime() -> None:
     assert NormStats(mean=(0.0,), scale=(1.0,), regimes=regimes).to_dict()["regimes"][
         "settings"
     ] == ["op"]
+
+
+def test_a_transformed_sensor_is_read_through_log1p_and_named_so() -> None:
+    plain = FeatureSpec(("a", "b"), 10.0, 2, 1, statistics=("mean", "max"))
+    spec = FeatureSpec(("a", "b"), 10.0, 2, 1, statistics=("mean", "max"),
+                       transforms=(("b", "log1p"),))  # fmt: skip
+    assert spec.feature_names == ("a__mean", "a__max", "log1p(b)__mean", "log1p(b)__max")
+    values = [[1.0, 0.0], [3.0, 99.0], [5.0, np.nan]]
+    got = compute_window_features(spec, [0.0, 1.0, 2.0], values)
+    assert got[:2].tolist() == compute_window_features(plain, [0.0, 1.0, 2.0], values)[:2].tolist()
+    assert got[2:] == pytest.approx([np.log(100.0) / 2, np.log(100.0)])
+    # The stream's many-windows path gives the same numbers.
+    many = compute_windows_features(spec, [0.0, 1.0, 2.0], values, [0])
+    assert np.array_equal(many[0], got, equal_nan=True)
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    # A spec without transforms writes no key: earlier models' metadata stays as it was.
+    assert "transforms" not in plain.to_dict() and FeatureSpec.from_dict(plain.to_dict()) == plain
+    with pytest.raises(ValueError, match="transforms"):
+        FeatureSpec(("a",), 10.0, 2, 1, transforms=(("z", "log1p"),))
+    with pytest.raises(ValueError, match="transforms"):
+        FeatureSpec(("a",), 10.0, 2, 1, transforms=(("a", "sqrt"),))

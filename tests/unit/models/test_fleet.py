@@ -205,3 +205,19 @@ def test_the_backblaze_rule_flags_windows_with_a_reading_above_zero() -> None:
     spec = FeatureSpec(("smart_5_raw",), 10.0, 2, 1, statistics=("mean",))
     scored = score_windows(lambda x: np.zeros(len(x)), NormStats((0.0,), (1.0,)), spec, rec)
     assert rule_risk(rule, rec, scored, spec).tolist() == [0.0, 1.0, 1.0]
+
+
+def test_heavy_tailed_counters_are_read_on_a_log_scale() -> None:
+    rec = fleet()
+    rng = np.random.default_rng(5)
+    frame = rec.readings.assign(sectors=np.where(rng.random(len(rec.readings)) < 0.02,
+                                                 rng.integers(1, 5000, len(rec.readings)), 0))  # fmt: skip
+    rec = Recording(rec.name, frame, {}, rec.data_sha256, events=rec.events)
+    plan = plan_training(rec)
+    assert plan.spec.transforms == (("sectors", "log1p"),)
+    assert "sectors" in plan.choices["log_scale"]["reason"]
+    assert plan_training(rec, FleetOptions(log_scale="none")).spec.transforms == ()
+    chosen = plan_training(rec, FleetOptions(log_scale=("temp",))).spec.transforms
+    assert chosen == (("temp", "log1p"),)
+    with pytest.raises(DataError, match="--log-scale names vib"):
+        plan_training(rec, FleetOptions(log_scale=("vib",)))
