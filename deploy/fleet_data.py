@@ -26,7 +26,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,8 +37,9 @@ import numpy as np
 from ingest.columns import CMAPSS_BASE_TIME, ColumnMapping, RawRow, parse_iso, rows_to_readings
 from ingest.errors import RowError
 from ingest.replay import ReplayOptions, prepare_replay
+from ingest.schema import Reading
 from ingest.sources import open_source
-from ingest.validation import validate
+from ingest.validation import Violation, validate
 from models.data import Recording
 from models.errors import DataError
 from models.labels import EventLog, flag_failures, spans_of
@@ -79,6 +80,7 @@ class FleetData:
     notes: list[str]
     options: dict[str, Any]
     files: list[Path] = field(default_factory=list)
+    metadata: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary for ``training.json``."""
@@ -209,13 +211,14 @@ def read(args: argparse.Namespace) -> FleetData:
         if len(first_bad) < _SHOWN:
             first_bad.append(text)
 
+    check = _validator(args)
     for item in rows_to_readings(plan.source, resolved):
         rows += 1
         if isinstance(item, RowError):
             reject(f"{item.field}/{item.rule}", str(item))
             continue
         row, reading = item
-        violations = validate(reading)
+        violations = check(reading)
         if violations:
             v = violations[0]
             reject(f"{v.field}/{v.rule}", f"{row.source}: {v.field}: {v.message}")
@@ -306,7 +309,32 @@ def read(args: argparse.Namespace) -> FleetData:
         notes=notes,
         options=_recorded_options(args),
         files=files,
+        metadata=tuple(resolved.metadata),
     )
+
+
+def _validator(args: argparse.Namespace) -> Callable[[Reading], list[Violation]]:
+    """The producer's check of a reading, with the catalogue in force.
+
+    ``--catalogue FILE`` if given, else the model folder's ``catalogue.toml`` when
+    evaluating a model that has one (the stream job validates with it), else the default.
+    """
+    path = getattr(args, "catalogue", None)
+    if not path and getattr(args, "model", None):
+        folder = Path(args.model)
+        folder = folder if folder.is_dir() else folder.parent
+        if (folder / "catalogue.toml").is_file():
+            path = str(folder / "catalogue.toml")
+    if not path:
+        return validate
+    try:
+        from ingest.catalogue import load_catalogue
+    except ImportError:
+        raise DataError(
+            f"--catalogue {path}: this install has no sensor catalogues (ingest.catalogue)"
+        ) from None
+    catalogue = load_catalogue(Path(path))
+    return lambda reading: validate(reading, catalogue)
 
 
 def _flag(row: RawRow, column: str) -> bool | None:
@@ -489,34 +517,31 @@ def write_catalogue(out: Path, args: argparse.Namespace, data: FleetData) -> dic
     """Write the catalogue the model was trained with as ``out/catalogue.toml``.
 
     The user's ``--catalogue FILE`` if given, else one inferred from the training data
-    (:mod:`ingest.catalogue`). Returns what was written, or None where this install has no
-    catalogue support yet.
+    (:func:`ingest.infer.infer_from_values`: ranges from robust quantiles with a margin,
+    units left for the user to fill). The stream job validates with it unless given
+    another. Returns what was written (for ``training.json``), or None where this install
+    has no catalogue support.
     """
     try:
-        from ingest import catalogue as catalogues
+        from ingest.catalogue import load_catalogue
+        from ingest.infer import infer_from_values, sampling_period
     except ImportError:
         return None
     target = out / "catalogue.toml"
     if getattr(args, "catalogue", None):
-        chosen = catalogues.Catalogue.load(Path(args.catalogue))
-        chosen.save(target, header=f"the catalogue {args.catalogue} this model was trained with")
-        return {"file": "catalogue.toml", "from": str(args.catalogue)}
-    inferred = _infer_catalogue(data)
-    if inferred is None:
-        return None
-    inferred.save(target, header=f"inferred from {data.path} when this model was trained")
-    return {"file": "catalogue.toml", "from": f"inferred from {data.path}"}
-
-
-def _infer_catalogue(data: FleetData) -> Any:
-    try:
-        from ingest import infer
-    except ImportError:
-        return None
+        chosen = load_catalogue(Path(args.catalogue))
+        chosen.save(target, header=f"{args.catalogue}, the catalogue this model was trained with")
+        return {"file": "catalogue.toml", "from": str(args.catalogue), "notes": []}
     frame = data.recording.readings
-    sensors = {s: frame[s].to_numpy(np.float64) for s in data.recording.sensors}
-    settings = {s: frame[s].to_numpy(np.float64) for s in data.recording.settings}
-    fn = getattr(infer, "infer_from_values", None)
-    if fn is None:
-        return None
-    return fn(sensors, settings, source=str(data.path))
+    times = {d: g.to_numpy() for d, g in frame.groupby("device_id")["event_time"]}
+    notes: list[str] = []
+    inferred = infer_from_values(
+        {s: frame[s].to_numpy(np.float64) for s in data.recording.sensors},
+        {s: frame[s].to_numpy(np.float64) for s in data.recording.settings},
+        source=str(data.path),
+        metadata=tuple(data.metadata),
+        sampling_period_s=sampling_period(times),
+        notes=notes,
+    )
+    inferred.save(target, header=f"inferred from {data.path} when this model was trained")
+    return {"file": "catalogue.toml", "from": f"inferred from {data.path}", "notes": notes}

@@ -274,6 +274,13 @@ def test_training_writes_the_split_the_choices_and_the_held_out_report(
         assert key in ev
     assert ev["lead_s"] == 2 * HOUR and ev["max_lead_s"] == 8 * HOUR
     assert "## Choices" in (model / "MODEL_CARD.md").read_text()
+    # The catalogue the model was trained with, inferred from the training data.
+    pytest.importorskip("ingest.infer", reason="this tree has no catalogue inference yet")
+    from ingest.catalogue import Catalogue
+
+    catalogue = Catalogue.load(model / "catalogue.toml")
+    assert {s.name for s in catalogue.sensors} == {"temp", "vib"}
+    assert training["catalogue"]["from"].startswith("inferred from")
 
 
 def test_evaluate_reuses_the_training_options_and_scores_the_held_out_devices(
