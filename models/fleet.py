@@ -771,7 +771,8 @@ RULES: Mapping[str, Rule] = {
         sensors=("smart_5_raw", "smart_197_raw"),
         description="alert when the reallocated (SMART 5) or current pending (SMART 197) "
         "sector count is above zero",
-        source="Backblaze, 'What SMART stats indicate hard drive failures?' (Drive Stats)",
+        source="Backblaze's Drive Stats: reallocated and pending sectors above zero mark a "
+        "drive at risk; data: Hard drive data and stats, Backblaze, Inc.",
         test=_any_above_zero,
     ),
 }

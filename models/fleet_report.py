@@ -206,7 +206,7 @@ def render_fleet_report_md(report: Mapping[str, Any]) -> str:
         lines += [
             "## Window by window",
             "",
-            f"Protocol: {p['name']}. {p['scored']}; label: {p['label']}. "
+            f"Protocol: {p['name']}. Scored: {p['scored']}; label: {p['label']}. "
             f"{p['windows_scored']} windows scored, {p['windows_labelled']} labelled, "
             f"{p['positives']} positive.",
             "",
@@ -289,12 +289,14 @@ def plot_risk_before_failure(
     )
     for ax in axes.flat[len(last_runs) :]:
         ax.axis("off")
+    # Risks of rare failures are small: the axis fits them and the threshold, not [0, 1].
+    top = min(1.02, max(2 * threshold, 1.1 * max(float(r[3].max()) for r in last_runs), 0.05))
     for ax, (device, _, rel, risk) in zip(axes.flat, last_runs, strict=False):
         ax.plot(rel / size, risk, lw=1.0, marker=".", ms=2)
         ax.axhline(threshold, color="tab:red", ls="--", lw=0.8)
         ax.axvspan(-horizon_s / size, -lead_s / size, color="tab:green", alpha=0.12)
         ax.axvline(0.0, color="black", lw=0.6)
-        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylim(0.0, top)
         ax.set_title(str(device)[:18], fontsize=6)
         ax.tick_params(labelsize=5)
     fig.suptitle(
