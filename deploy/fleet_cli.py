@@ -265,7 +265,10 @@ def register(subparsers: Any) -> None:
     cm.add_argument("--window-cycles", type=int, default=5, help="C-MAPSS: W in cycles (default 5)")
     cm.add_argument("--horizon-cycles", type=int, default=30, help="C-MAPSS: horizon (default 30)")
     cm.add_argument(
-        "--window-seconds", type=float, default=None, help="sim: window length W in seconds"
+        "--window-seconds",
+        type=float,
+        default=None,
+        help="sim: window length W in seconds (default 300)",
     )
     cm.add_argument("--horizon-windows", type=int, default=None, help="sim: horizon H in windows")
     train.add_argument("--model-version", default="", help="version string stored in the model")
