@@ -3,16 +3,16 @@
 The model code (``models``) takes plain data; this module joins it to the rest of the
 system, which only ``deploy`` may do:
 
-* a recording is read as ``prognos replay`` reads it (:mod:`ingest.sources`, the column
-  options of :mod:`ingest.columns`) and each reading is checked by the rules the producer
-  applies (:mod:`ingest.validation`), so the model learns from the readings the stream job
-  will see; rows that do not map and readings that break a rule are counted and named,
-  never dropped silently;
-* failures come from a failure log (``--failures FILE``, one row per failure) or a flag
-  column (``--failure-column``), maintenance from ``--maintenance FILE``;
-* ``evaluate`` applies the stream job's alert policy (:class:`stream.config.StreamConfig`,
-  :func:`stream.alerts.step`) to every window the job would score, window by window and
-  device by device, and judges the alerts with :func:`models.events.event_metrics`.
+* :mod:`deploy.fleet_data` reads a recording as ``prognos replay`` reads it (the column
+  options of :mod:`ingest.columns`), checks each reading with the producer's rules
+  (:mod:`ingest.validation`) and reads the failure and maintenance logs; what it leaves out
+  is counted and named, never dropped silently;
+* :mod:`models.fleet` chooses what the user left open and holds out the test devices,
+  :mod:`models.training` trains;
+* :mod:`deploy.fleet_eval` applies the stream job's alert policy
+  (:class:`stream.config.StreamConfig`, :func:`stream.alerts.step`) to every window the job
+  would score, device by device in time order, and judges the alerts with
+  :func:`models.events.event_metrics`.
 
 ``--data cmapss:DIR[#FD00x]`` and ``--data sim:PATH`` work as before (the C-MAPSS
 protocol, the simulator loader). Only argparse is imported at module level.
@@ -24,28 +24,6 @@ import argparse
 from typing import Any
 
 DEFAULT_CMAPSS = "cmapss:../shared/data/cmapss"
-
-#: The column and event options a model records in training.json, for evaluate to reuse.
-_RECORDED = (
-    "format",
-    "mapping",
-    "device_column",
-    "time_column",
-    "seq_column",
-    "time_format",
-    "sensors",
-    "settings",
-    "metadata",
-    "cycle_seconds",
-    "base_time",
-    "failures",
-    "maintenance",
-    "failure_column",
-    "events_device_column",
-    "events_time_column",
-    "maintenance_keeps_age",
-)
-_PATHS = ("mapping", "failures", "maintenance")
 
 
 def _at_least_one(text: str) -> int:
@@ -661,6 +639,7 @@ def _evaluate_recording(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from deploy import fleet_data, fleet_eval
+    from deploy.fleet_data import RECORDED_OPTIONS
     from models.errors import DataError
     from models.metadata import resolve_model_path
 
@@ -670,11 +649,11 @@ def _evaluate_recording(args: argparse.Namespace) -> int:
     if (model_dir / "training.json").is_file():
         training = json.loads((model_dir / "training.json").read_text(encoding="utf-8"))
     recorded = (training.get("recording") or {}).get("options") or {}
-    given = [o for o in _RECORDED if getattr(args, o, None) not in (None, False)]
+    given = [o for o in RECORDED_OPTIONS if getattr(args, o, None) not in (None, False)]
     given = [o for o in given if o != "cycle_seconds" or args.cycle_seconds != 600.0]
     if not given and recorded:
         for option, value in recorded.items():
-            if option in _RECORDED:
+            if option in RECORDED_OPTIONS:
                 setattr(args, option, value)
         print(
             "using the column and event options the model was trained with (training.json): "

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -47,7 +47,37 @@ from models.metadata import sha256_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FleetData", "read", "read_events", "spec_name", "write_catalogue"]
+__all__ = [
+    "RECORDED_OPTIONS",
+    "FleetData",
+    "read",
+    "read_events",
+    "spec_name",
+    "write_catalogue",
+]
+
+#: The column and event options a model records in training.json, for evaluate to reuse.
+RECORDED_OPTIONS: Final = (
+    "format",
+    "mapping",
+    "device_column",
+    "time_column",
+    "seq_column",
+    "time_format",
+    "sensors",
+    "settings",
+    "metadata",
+    "cycle_seconds",
+    "base_time",
+    "failures",
+    "maintenance",
+    "failure_column",
+    "events_device_column",
+    "events_time_column",
+    "maintenance_keeps_age",
+)
+#: Those of them that name files (recorded as absolute paths).
+_PATH_OPTIONS: Final = ("mapping", "failures", "maintenance")
 
 _SHOWN = 5
 _TRUE = frozenset({"1", "1.0", "true", "yes", "y", "t"})
@@ -147,14 +177,12 @@ def _mapping(args: argparse.Namespace) -> ColumnMapping | None:
 
 
 def _recorded_options(args: argparse.Namespace) -> dict[str, Any]:
-    from deploy.fleet_cli import _PATHS, _RECORDED
-
     out: dict[str, Any] = {}
-    for option in _RECORDED:
+    for option in RECORDED_OPTIONS:
         value = getattr(args, option, None)
         if value in (None, False):
             continue
-        if option in _PATHS:
+        if option in _PATH_OPTIONS:
             value = str(Path(value).resolve())
         out[option] = value
     return out

@@ -75,6 +75,13 @@ def refused(capsys: pytest.CaptureFixture[str], code: int) -> str:
     return out.err
 
 
+def test_the_cli_module_imports_only_argparse() -> None:
+    source = (Path(__file__).resolve().parents[3] / "deploy" / "fleet_cli.py").read_text()
+    top = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert top == ["from __future__ import annotations", "import argparse",
+                   "from typing import Any"]  # fmt: skip
+
+
 def test_the_options_parse_durations_and_regimes() -> None:
     parser = build_parser()
     args = parser.parse_args(["train", "--out", "m", "--data", "x.csv", "--window", "1h",
