@@ -24,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "FORMATS",
+    "Catalogue",
     "ColumnMapping",
     "IngestError",
     "KafkaConfig",
@@ -36,6 +37,7 @@ __all__ = [
     "encode",
     "ensure_topics",
     "kafka_answers",
+    "load_catalogue",
     "open_source",
     "publish",
     "read_readings",
@@ -45,6 +47,7 @@ __all__ = [
 
 _EXPORTS = {
     "FORMATS": "ingest.sources",
+    "Catalogue": "ingest.catalogue",
     "ColumnMapping": "ingest.columns",
     "IngestError": "ingest.errors",
     "KafkaConfig": "ingest.config",
@@ -57,6 +60,7 @@ _EXPORTS = {
     "encode": "ingest.codec",
     "ensure_topics": "ingest.admin",
     "kafka_answers": "ingest.admin",
+    "load_catalogue": "ingest.catalogue",
     "open_source": "ingest.sources",
     "publish": "ingest.publish",
     "read_readings": "ingest.consumer",

@@ -7,7 +7,8 @@ Hierarchy::
 
     IngestError                     root of this package; ``retriable`` says if a retry can help
     ├── ConfigError                 a setting is missing, malformed or unsafe
-    │   └── IdempotenceDisabledError   a producer setting would turn idempotence or acks=all off
+    │   ├── IdempotenceDisabledError   a producer setting would turn idempotence or acks=all off
+    │   └── CatalogueError             a sensor catalogue is malformed (ingest.catalogue)
     ├── BrokerUnavailableError      the Kafka bootstrap servers do not answer (retriable)
     ├── DeliveryError               records were not acknowledged by the broker (retriable)
     ├── TopicError                  the cluster refused to create the readings or dead-letter topic

@@ -97,6 +97,11 @@ def register(subparsers: Any) -> None:
         "--no-publish", action="store_true", help="do not publish to Kafka (with --record)"
     )
     sim.add_argument("--topic", help="readings topic (PROGNOS_TOPIC, prognos.readings)")
+    sim.add_argument(
+        "--catalogue",
+        help="sensor catalogue to validate with: a TOML file or a shipped name "
+        "(PROGNOS_CATALOGUE; default: the simulator's and C-MAPSS's together)",
+    )
     sim.set_defaults(handler=_simulate)
 
 
@@ -168,7 +173,14 @@ def _simulate(args: argparse.Namespace) -> int:
 
             kafka = KafkaConfig.from_env().with_topic(args.topic)
             topic = kafka.topic
-            producer = stack.enter_context(ReadingProducer(kafka, source="simulator"))
+            import os
+
+            from ingest.catalogue import load_catalogue
+
+            catalogue = load_catalogue(args.catalogue or os.environ.get("PROGNOS_CATALOGUE"))
+            producer = stack.enter_context(
+                ReadingProducer(kafka, source="simulator", catalogue=catalogue)
+            )
         report = run_fleet(
             fleet,
             steps=args.steps,

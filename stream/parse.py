@@ -304,28 +304,3 @@ def with_json(raw: DataFrame, catalogue: Catalogue | None = None) -> DataFrame:
             ),
         )
     )
-
-
-def dead_letter_records(rows: DataFrame) -> DataFrame:
-    """The dead letters among ``rows`` (the job's output: the dead-letter columns of
-    :func:`stream.sequence.route`) as Kafka records for the dead-letter topic: original key
-    and bytes, the reason in headers (the names of :mod:`ingest.deadletter`)."""
-    from pyspark.sql import functions as F
-
-    from ingest.deadletter import HEADER_FIELD, HEADER_REASON, HEADER_RULE, HEADER_SOURCE
-
-    def header(name: str, value: Column) -> Column:
-        return F.struct(
-            F.lit(name).alias("key"), F.coalesce(value, F.lit("")).cast("binary").alias("value")
-        )
-
-    return rows.where(F.col("dl_rule").isNotNull()).select(
-        F.col("dl_key").alias("key"),
-        F.col("dl_value").alias("value"),
-        F.array(
-            header(HEADER_FIELD, F.col("dl_field")),
-            header(HEADER_RULE, F.col("dl_rule")),
-            header(HEADER_REASON, F.concat_ws(": ", F.col("dl_field"), F.col("dl_reason"))),
-            header(HEADER_SOURCE, F.col("dl_source")),
-        ).alias("headers"),
-    )

@@ -184,6 +184,7 @@ class RedisAlertSink:
 
         write = client.pipeline(transaction=False)
         n_events = 0
+        applied_before = 0
         for device, (state_json, last) in zip(devices, stored, strict=True):
             state = DeviceState.from_json(state_json)
             before = last.decode() if isinstance(last, bytes) else (last or "")
@@ -193,6 +194,7 @@ class RedisAlertSink:
                 events.extend(produced)
             latest = by_device[device][-1]
             if str(state.last_window_end_ms) == before and not events:
+                applied_before += 1
                 continue  # everything in this batch was applied before (a replay)
             args: list[Any] = [
                 device,
@@ -226,9 +228,14 @@ class RedisAlertSink:
         t0 = time.perf_counter()
         applied = write.execute()
         redis_s += time.perf_counter() - t0
-        skipped = sum(1 for a in applied if a == 0)
+        # Found applied when read, or by the compare-and-set (a write between read and write).
+        skipped = applied_before + sum(1 for a in applied if a == 0)
         if skipped:
-            logger.info("%d devices already had this batch applied (replayed batch)", skipped)
+            logger.info(
+                "%d of %d devices already had this batch applied (replayed batch)",
+                skipped,
+                len(devices),
+            )
         redis_s += self._update_fleet(client)
         if self.wait_replicas:
             t0 = time.perf_counter()

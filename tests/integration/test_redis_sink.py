@@ -40,6 +40,7 @@ def test_a_replayed_batch_writes_nothing_twice(redis_url: str, key_prefix: str) 
     try:
         events = _events(client, key_prefix)
         assert first.events == 3 and again.events == 0
+        assert first.skipped_devices == 0 and again.skipped_devices == 2  # seen as a replay
         # Redis round trips are part of the sink's time, and not all of it (the policy).
         assert 0 < first.redis_seconds < first.seconds
         assert [(e["device_id"], e["kind"]) for e in events] == [
