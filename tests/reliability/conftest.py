@@ -82,7 +82,7 @@ def golden(
             tmp_path_factory.mktemp("golden") / "checkpoint",
             chaos,
         )
-        snap = snapshot(redis_url, prefix)
+        snap = snapshot(redis_url, prefix, kafka_bootstrap, topic)
     finally:
         admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         try:
@@ -107,6 +107,8 @@ def golden(
             duplicated=len(ids) - len(set(ids)),
             differing=0,
             state_differs=0,
+            dead_letters_expected=len(snap.dead_letters),
+            dead_letters_duplicated=sum(1 for n in snap.dead_letters.values() if n > 1),
             job_starts=1,
             seconds=round(time.monotonic() - started, 1),
             passed=True,
@@ -120,6 +122,10 @@ def golden(
     assert len(ids) == len(set(ids)), "the golden run has a duplicated alert event"
     assert len(snap.devices) == recording.engines
     assert late == 0, f"{late} readings were late in the golden run; raise --watermark"
+    # Every invalid record is in the dead-letter topic once and counted once.
+    assert produced.bad_acked and set(snap.dead_letters) == produced.bad_acked
+    assert set(snap.dead_letters.values()) == {1}
+    assert snap.dead_letter_counts == {"payload/json": str(len(produced.bad_acked))}
     yield Golden(recording, produced.sent, snap)
 
 

@@ -11,7 +11,10 @@ lets it finish. What reached Redis is then compared with the golden run:
 * **duplicated**: events that appear more than once;
 * **differing**: events whose content differs from the golden one, plus events the golden
   run does not have;
-* **state**: devices whose latest state (``P:device:<id>``, ``P:risk``, ``P:open``) differs.
+* **state**: devices whose latest state (``P:device:<id>``, ``P:risk``, ``P:open``) differs;
+* **dead letters**: the recording's invalid records (:data:`BAD_EVERY`) must reach the
+  dead-letter topic each once (read ``read_committed``, keyed by their bytes) and be
+  counted once in ``P:deadletters``: lost, duplicated, and whether the counts differ.
 
 Every job segment runs with ``--available-now``: it processes what the topic holds and exits
 0, which is how the harness knows the job completed; it then also checks that the
@@ -38,6 +41,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -60,9 +64,11 @@ class ChaosSettings:
     Attributes:
         long: the long variant.
         seed: seed of every random choice (``PROGNOS_CHAOS_SEED``).
-        engines: FD001 engines in the recording (units 1..engines).
+        engines: FD001 engines in the recording (units 1..engines): enough batches with
+            alert events and dead letters for the job-kill fault's write kills and retries.
         max_offsets: ``--max-offsets-per-trigger`` of the golden and fault runs.
-        watermark_s: ``--watermark`` (three windows: batch boundaries never make a reading late).
+        watermark_s: ``--watermark``; ``None`` (the CI variant): the job's shipped default,
+            one window. The long variant runs with three windows.
         kills: SIGKILLs of the stream job in one run.
         redis_outages: ``short`` (the sink's retries bridge it) or ``long`` (beyond them: the
             job must stop with an error, and the harness restarts it), in order. CI runs a
@@ -77,10 +83,10 @@ class ChaosSettings:
 
     long: bool = False
     seed: int = 8
-    engines: int = 12
+    engines: int = 20
     max_offsets: int = 500
-    watermark_s: float = 9000.0
-    kills: int = 2
+    watermark_s: float | None = None
+    kills: int = 3
     redis_outages: tuple[str, ...] = ("short",)
     produce_kills: int = 1
     consume_kills: int = 1
@@ -102,6 +108,7 @@ class ChaosSettings:
             seed=seed,
             engines=40,
             max_offsets=1000,
+            watermark_s=9000.0,
             kills=4,
             redis_outages=("short", "long", "short"),
             produce_kills=2,
@@ -170,6 +177,17 @@ def make_recording(
 
 
 # -- producing ---------------------------------------------------------------------------------
+#: About one reading in this many is followed by a record that is not a reading
+#: (``not a reading: <device>/<seq>``): the stream job dead-letters it. Which readings is
+#: decided by the reading itself (a hash of device and seq), so a recording replayed in
+#: parts (the backlog fault) sends the same invalid records as the golden run.
+BAD_EVERY = 97
+
+
+def _followed_by_a_bad_record(device: str, seq: int, every: int) -> bool:
+    return zlib.crc32(f"{device}/{seq}".encode()) % every == 0
+
+
 @dataclass(frozen=True)
 class ProduceResult:
     """What a replay sent and what the broker acknowledged.
@@ -179,30 +197,45 @@ class ProduceResult:
         acked: readings the broker acknowledged, as (device, seq), with their ack times.
         failed: records the producer reported as not delivered.
         seconds: wall time of the replay, flush included.
+        bad_acked: the invalid records (:data:`BAD_EVERY`) the broker acknowledged.
     """
 
     sent: int
     acked: dict[tuple[str, int], float]
     failed: int
     seconds: float
+    bad_acked: frozenset[bytes] = frozenset()
 
 
 class _AckRecorder:
-    """Wraps the kafka-python producer inside :class:`ingest.producer.ReadingProducer` and
-    records each acknowledged reading: the producer itself counts failures, not acks."""
+    """Wraps the kafka-python producer inside :class:`ingest.producer.ReadingProducer`,
+    records each acknowledged reading (the producer itself counts failures, not acks), and
+    after some readings (:data:`BAD_EVERY`) sends an invalid record beside them."""
 
-    def __init__(self, inner: Any, topic: str) -> None:
+    def __init__(self, inner: Any, topic: str, bad_every: int | None) -> None:
         self._inner = inner
         self._topic = topic
+        self._bad_every = bad_every
         self.acked: list[tuple[bytes, float]] = []
+        self.bad_acked: set[bytes] = set()
 
     def _ack(self, value: bytes, _metadata: Any) -> None:
         self.acked.append((value, time.time()))
+
+    def _bad_ack(self, value: bytes, _metadata: Any) -> None:
+        self.bad_acked.add(value)
 
     def send(self, topic: str, **kwargs: Any) -> Any:
         future = self._inner.send(topic, **kwargs)
         if topic == self._topic:
             future.add_callback(self._ack, kwargs["value"])
+            reading = json.loads(kwargs["value"])
+            device, seq = reading["d"], reading["s"]
+            if self._bad_every and _followed_by_a_bad_record(device, seq, self._bad_every):
+                bad = f"not a reading: {device}/{seq}".encode()
+                self._inner.send(topic, key=kwargs.get("key"), value=bad).add_callback(
+                    self._bad_ack, bad
+                )
         return future
 
     def __getattr__(self, name: str) -> Any:
@@ -210,9 +243,14 @@ class _AckRecorder:
 
 
 def produce(
-    recording: Recording, bootstrap: str, topic: str, speed: float | None = None
+    recording: Recording,
+    bootstrap: str,
+    topic: str,
+    speed: float | None = None,
+    bad_every: int | None = BAD_EVERY,
 ) -> ProduceResult:
-    """Replay ``recording`` into ``topic`` with the project's producer (idempotent, acks=all).
+    """Replay ``recording`` into ``topic`` with the project's producer (idempotent, acks=all),
+    and an invalid record after about one reading in ``bad_every``.
 
     Raises:
         ingest.errors.DeliveryError: some readings were not acknowledged.
@@ -228,7 +266,7 @@ def produce(
     # is for a user who mistyped the address, not for a broker that is coming back).
     settings = ProducerSettings(bootstrap_timeout_ms=60_000)
     producer = ReadingProducer(config, settings)
-    recorder = _AckRecorder(producer._producer, topic)
+    recorder = _AckRecorder(producer._producer, topic, bad_every)
     producer._producer = recorder
     with producer:
         report = replay_file(recording.path, producer, ReplayOptions(progress=False, speed=speed))
@@ -236,7 +274,13 @@ def produce(
     for value, at in recorder.acked:
         reading = decode(value)
         acked[(reading.device_id, reading.seq)] = at
-    return ProduceResult(report.sent, acked, producer.stats().failed, time.monotonic() - started)
+    return ProduceResult(
+        report.sent,
+        acked,
+        producer.stats().failed,
+        time.monotonic() - started,
+        frozenset(recorder.bad_acked),
+    )
 
 
 def create_topic(bootstrap: str, name: str, partitions: int = 2) -> str:
@@ -345,7 +389,7 @@ def job_args(
     max_offsets: int | None = None,
 ) -> list[str]:
     """``prognos stream`` arguments of a job segment (``--available-now``)."""
-    return [
+    args = [
         "--topic",
         topic,
         "--checkpoint",
@@ -355,9 +399,10 @@ def job_args(
         "--available-now",
         "--max-offsets-per-trigger",
         str(max_offsets or settings.max_offsets),
-        "--watermark",
-        str(settings.watermark_s),
     ]
+    if settings.watermark_s is not None:
+        args += ["--watermark", str(settings.watermark_s)]
+    return args
 
 
 def job_env(bootstrap: str, redis_url: str) -> dict[str, str]:
@@ -402,7 +447,7 @@ def run_in_process(
         checkpoint=checkpoint,
         available_now=True,
         max_offsets_per_trigger=settings.max_offsets,
-        watermark_seconds=settings.watermark_s,
+        watermark_seconds=settings.watermark_s,  # None: the job's default
     )
     kafka = KafkaConfig.from_env({"PROGNOS_KAFKA_BOOTSTRAP": bootstrap, "PROGNOS_TOPIC": topic})
     job = StreamJob(spark, replace(config, kafka=kafka))
@@ -599,15 +644,33 @@ class Snapshot:
         devices: device -> its ``P:device:<id>`` hash.
         risk: the ``P:risk`` hash.
         open: the ``P:open`` set.
+        dead_letters: the dead-letter topic's records (their bytes) -> how often each is
+            there, read ``read_committed``.
+        dead_letter_counts: the ``P:deadletters`` hash.
     """
 
     events: tuple[tuple[str, str], ...]
     devices: dict[str, dict[str, str]]
     risk: dict[str, str]
     open: frozenset[str]
+    dead_letters: Counter[bytes] = field(default_factory=Counter)
+    dead_letter_counts: dict[str, str] = field(default_factory=dict)
 
 
-def snapshot(redis_url: str, prefix: str) -> Snapshot:
+def dead_letters(bootstrap: str, topic: str) -> Counter[bytes]:
+    """How often each record (by its bytes) is in the dead-letter topic of ``topic``."""
+    from ingest.consumer import read_records
+
+    return Counter(
+        r.value for r in read_records(bootstrap, f"{topic}.dlq", timeout_s=60, decode_values=False)
+    )
+
+
+def snapshot(
+    redis_url: str, prefix: str, bootstrap: str | None = None, topic: str | None = None
+) -> Snapshot:
+    """What a run left in Redis, and (given ``bootstrap`` and ``topic``) in its dead-letter
+    topic."""
     import redis
 
     client: Any = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -626,6 +689,8 @@ def snapshot(redis_url: str, prefix: str) -> Snapshot:
             devices,
             client.hgetall(Keys(prefix).risk),
             frozenset(client.smembers(Keys(prefix).open)),
+            dead_letters(bootstrap, topic) if bootstrap and topic else Counter(),
+            client.hgetall(Keys(prefix).deadletters),
         )
     finally:
         client.close()
@@ -641,11 +706,22 @@ class Comparison:
     differing: tuple[str, ...]
     unexpected: tuple[str, ...]
     state_differs: tuple[str, ...]
+    dead_letters_expected: int = 0
+    dead_letters_lost: tuple[str, ...] = ()
+    dead_letters_duplicated: tuple[str, ...] = ()
+    dead_letter_counts_differ: bool = False
 
     @property
     def ok(self) -> bool:
         return not (
-            self.lost or self.duplicated or self.differing or self.unexpected or self.state_differs
+            self.lost
+            or self.duplicated
+            or self.differing
+            or self.unexpected
+            or self.state_differs
+            or self.dead_letters_lost
+            or self.dead_letters_duplicated
+            or self.dead_letter_counts_differ
         )
 
     def describe(self) -> str:
@@ -657,9 +733,13 @@ class Comparison:
                 ("differing", self.differing),
                 ("unexpected", self.unexpected),
                 ("devices whose state differs", self.state_differs),
+                ("dead letters lost", self.dead_letters_lost),
+                ("dead letters duplicated", self.dead_letters_duplicated),
             )
             if ids
         ]
+        if self.dead_letter_counts_differ:
+            parts.append("the dead-letter counts differ")
         return "; ".join(parts) or "identical to the golden run"
 
 
@@ -682,6 +762,16 @@ def compare(golden: Snapshot, run: Snapshot) -> Comparison:
         differing=tuple(sorted(e for e in set(expected) & set(got) if expected[e] != got[e])),
         unexpected=tuple(sorted(set(got) - set(expected))),
         state_differs=tuple(state),
+        dead_letters_expected=len(golden.dead_letters),
+        dead_letters_lost=tuple(
+            sorted(
+                v.decode(errors="replace") for v in set(golden.dead_letters) - set(run.dead_letters)
+            )
+        ),
+        dead_letters_duplicated=tuple(
+            sorted(v.decode(errors="replace") for v, n in run.dead_letters.items() if n > 1)
+        ),
+        dead_letter_counts_differ=golden.dead_letter_counts != run.dead_letter_counts,
     )
 
 
@@ -697,6 +787,10 @@ class FaultRow:
     duplicated: int
     differing: int
     state_differs: int
+    dead_letters_expected: int = 0
+    dead_letters_lost: int = 0
+    dead_letters_duplicated: int = 0
+    dead_letter_counts_differ: bool = False
     recovery_s: list[float | None] = field(default_factory=list)
     injections: int = 0
     job_starts: int = 0
@@ -717,6 +811,10 @@ class FaultRow:
             duplicated=len(comparison.duplicated),
             differing=len(comparison.differing) + len(comparison.unexpected),
             state_differs=len(comparison.state_differs),
+            dead_letters_expected=comparison.dead_letters_expected,
+            dead_letters_lost=len(comparison.dead_letters_lost),
+            dead_letters_duplicated=len(comparison.dead_letters_duplicated),
+            dead_letter_counts_differ=comparison.dead_letter_counts_differ,
             **kwargs,
         )
 
@@ -735,16 +833,23 @@ class Report:
 
     def markdown(self) -> str:
         variant = "long (PROGNOS_CHAOS_LONG=1)" if self.settings.long else "CI"
+        watermark = (
+            "the default watermark (one window)"
+            if self.settings.watermark_s is None
+            else f"watermark {self.settings.watermark_s:g} s"
+        )
         lines = [
             f"Reliability suite, {variant} variant, seed {self.settings.seed}: "
-            f"FD001 engines 1-{self.settings.engines}",
+            f"FD001 engines 1-{self.settings.engines}, {watermark}, an invalid record after "
+            f"about one reading in {BAD_EVERY}",
         ]
         if self.rows:
             lines += [
                 "",
                 "| fault | readings sent | alerts expected | lost | duplicated | differing "
-                "| state differs | recovery (s) | job starts | notes |",
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+                "| state differs | dead letters expected / lost / duplicated / counts "
+                "| recovery (s) | job starts | notes |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
             ]
         for r in self.rows:
             times = [t for t in r.recovery_s if t is not None]
@@ -755,9 +860,14 @@ class Report:
             )
             if times and len(times) > 1:
                 recovery += f" (max {max(times):.1f})"
+            dead = (
+                f"{r.dead_letters_expected} / {r.dead_letters_lost} / "
+                f"{r.dead_letters_duplicated} / "
+                f"{'differ' if r.dead_letter_counts_differ else 'equal'}"
+            )
             lines.append(
                 f"| {r.fault} | {r.readings_sent:,} | {r.alerts_expected} | {r.lost} | "
-                f"{r.duplicated} | {r.differing} | {r.state_differs} | {recovery} | "
+                f"{r.duplicated} | {r.differing} | {r.state_differs} | {dead} | {recovery} | "
                 f"{r.job_starts} | {r.notes} |"
             )
         for f in self.fuzz:

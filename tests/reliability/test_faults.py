@@ -29,6 +29,7 @@ from tests.reliability.harness import (
     ChaosSettings,
     Comparison,
     FaultRow,
+    JobProcess,
     Run,
     batch_sizes,
     compare,
@@ -56,7 +57,9 @@ def _judge(
     ``details`` are the row's fields the fault test knows (recovery, injections, seconds,
     extra); the comparison fills in the outcome.
     """
-    comparison = compare(golden.snapshot, snapshot(run.redis_url, run.prefix))
+    comparison = compare(
+        golden.snapshot, snapshot(run.redis_url, run.prefix, run.bootstrap, run.topic)
+    )
     row = FaultRow.from_comparison(
         fault,
         readings_sent,
@@ -74,63 +77,100 @@ def _assert_equal(comparison: Comparison, fault: str) -> None:
     assert comparison.ok, f"{fault}: {comparison.describe()}"
 
 
+#: What the restarted job logs when it replays a batch whose writes were already done.
+REPLAYED = {
+    "alert write": "already had this batch applied (replayed batch)",
+    "dead-letter write": "were published before (a replayed batch)",
+}
+#: How many times a write kill is tried before the suite gives up on landing one before
+#: Spark's commit (each try costs a restart).
+WRITE_KILL_TRIES = 4
+
+
+def _marker(client: Any, run: Run, mode: str) -> int:
+    """What grows as batches write: alert events, or the batches whose dead letters counted."""
+    keys = Keys(run.prefix)
+    if mode == "alert write":
+        return int(client.xlen(keys.alerts))
+    return sum(int(v) + 1 for v in client.hvals(keys.deadletters_counted))
+
+
 def _kill_job_at_random_batches(
     run: Run, rng: Any, kills: int, timeout_s: float
-) -> list[dict[str, Any]]:
-    """Start segments and SIGKILL each, alternating two kill points:
+) -> tuple[list[dict[str, Any]], JobProcess]:
+    """Start segments and SIGKILL them, cycling through three kill points:
 
     ``mid-batch``: 0-4 s after the segment's first or second commit (random), anywhere in
     the next batch; ``alert write``: the moment the sink's writes of a batch with alert
-    events show up in Redis, before Spark commits that batch (often part-way through the
-    batch's writes), so the restarted job replays a batch whose alerts are already, fully
-    or partly, in Redis: the case the sink's idempotence is for.
+    events show up in Redis; ``dead-letter write``: the moment a batch's dead letters are
+    published and counted. The two write kills aim before Spark commits the batch, so the
+    restarted job replays a batch whose writes are already, fully or partly, done: the case
+    the sink's and the dead-letter publisher's idempotence is for. A write kill that lands
+    after the commit (the restarted job then logs no replay) is tried again on a later
+    batch, up to :data:`WRITE_KILL_TRIES` times; the test fails if none replays.
+
+    Returns the kills and the segment running after the last one (to be finished).
     """
     import redis
 
-    client = redis.Redis.from_url(run.redis_url)
-    done = []
+    client = redis.Redis.from_url(run.redis_url, decode_responses=True)
+    done: list[dict[str, Any]] = []
+    job = run.start()
     try:
         for i in range(kills):
-            mode = ("mid-batch", "alert write")[i % 2]
-            job = run.start()
-            committed = last_commit(run.checkpoint)
-            delay = 0.0
-            if mode == "mid-batch":
-                after = committed + rng.randint(1, 2)
-                delay = round(rng.uniform(0.0, 4.0), 2)
-                if wait_for_commit(job, run.checkpoint, after - 1, timeout_s) is None:
+            mode = ("mid-batch", "alert write", "dead-letter write")[i % 3]
+            for attempt in range(1, WRITE_KILL_TRIES + 1):
+                committed = last_commit(run.checkpoint)
+                delay = 0.0
+                if mode == "mid-batch":
+                    after = committed + rng.randint(1, 2)
+                    delay = round(rng.uniform(0.0, 4.0), 2)
+                    if wait_for_commit(job, run.checkpoint, after - 1, timeout_s) is None:
+                        raise AssertionError(
+                            f"the job finished (exit {job.poll()}) before batch {after}: the "
+                            f"recording is too short for {kills} kills; log:\n{job.log_tail()}"
+                        )
+                    time.sleep(delay)
+                else:
+                    before = _marker(client, run, mode)
+                    deadline = time.monotonic() + timeout_s
+                    while _marker(client, run, mode) == before and job.poll() is None:
+                        if time.monotonic() > deadline:
+                            raise AssertionError(f"no {mode} within {timeout_s:.0f}s")
+                        time.sleep(0.005)
+                if job.poll() is not None:
                     raise AssertionError(
-                        f"the job finished (exit {job.poll()}) before batch {after}: the "
-                        f"recording is too short for {kills} kills; log:\n{job.log_tail()}"
+                        f"the job finished before its {mode} kill: the recording is too short"
                     )
-                time.sleep(delay)
-            else:
-                events = client.xlen(Keys(run.prefix).alerts)
-                deadline = time.monotonic() + timeout_s
-                while client.xlen(Keys(run.prefix).alerts) == events and job.poll() is None:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"no alert written within {timeout_s:.0f}s")
-                    time.sleep(0.005)
-            if job.poll() is not None:
-                raise AssertionError(
-                    f"the job finished before its {mode} kill: the recording is too short"
-                )
-            committed = last_commit(run.checkpoint)
-            at = job.kill()
-            done.append(
-                {
+                committed = last_commit(run.checkpoint)
+                at = job.kill()
+                job = run.start()
+                kill: dict[str, Any] = {
                     "mode": mode,
                     "last_commit": committed,
                     "delay_s": delay,
                     "at": at,
+                    "attempt": attempt,
                     "alerts_in_redis": int(client.xlen(Keys(run.prefix).alerts)),
-                    # The batch being written was not committed: the restart replays it.
-                    "replayed": last_commit(run.checkpoint) == committed,
+                    "replayed": None,
                 }
-            )
+                done.append(kill)
+                if mode == "mid-batch":
+                    break
+                # The restarted segment's first batch is the killed one, replayed or not.
+                if wait_for_commit(job, run.checkpoint, committed, timeout_s) is None:
+                    job.wait(timeout_s)  # it finished: its log is complete
+                kill["replayed"] = REPLAYED[mode] in job.log_text()
+                if kill["replayed"]:
+                    break
+            else:
+                raise AssertionError(
+                    f"none of {WRITE_KILL_TRIES} {mode} kills landed before Spark's commit: "
+                    "the replay of a written batch was never tested"
+                )
     finally:
         client.close()
-    return done
+    return done, job
 
 
 def test_stream_job_sigkilled_at_random_batches(
@@ -149,20 +189,17 @@ def test_stream_job_sigkilled_at_random_batches(
     started = time.monotonic()
     produced = produce(golden.recording, kafka_bootstrap, unique_topic)
     run = Run("job-kill", unique_topic, kafka_bootstrap, redis_url, key_prefix, tmp_path, chaos)
-    kills = _kill_job_at_random_batches(
+    kills, job = _kill_job_at_random_batches(
         run, chaos.rng("job-kill"), chaos.kills, chaos.job_timeout_s
     )
-    run.finish(run.start())
+    run.finish(job)
     run.check_consumed()
 
     def describe(k: dict[str, Any]) -> str:
         if k["mode"] == "mid-batch":
             return f"{k['delay_s']:.1f}s after batch {k['last_commit']}"
         replayed = "not committed: replayed" if k["replayed"] else "already committed"
-        return (
-            f"as batch {k['last_commit'] + 1} wrote alerts ({k['alerts_in_redis']} in Redis; "
-            f"{replayed})"
-        )
+        return f"at the {k['mode']} of batch {k['last_commit'] + 1} ({replayed})"
 
     fault = f"stream job SIGKILL x{len(kills)}, restart on the checkpoint"
     comparison = _judge(
@@ -464,6 +501,6 @@ def test_backlog_after_downtime(
             "stopped_after_batch": stopped_after,
         },
     )
-    assert sum(sizes.values()) == sent_backlog.sent
+    assert sum(sizes.values()) == sent_backlog.sent + len(sent_backlog.bad_acked)
     assert max(sizes.values()) <= chaos.backlog_max_offsets, sizes
     _assert_equal(comparison, fault)
