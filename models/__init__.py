@@ -4,7 +4,9 @@ export, and the ONNX Runtime scorer (numpy and onnxruntime only at run time).
 :class:`Scorer` loads a model folder (checksum-verified, its :class:`ModelMetadata` with
 the :class:`FeatureSpec` it was trained with) and scores sequences of window features
 computed by :func:`compute_windows_features`, the code training used. Training
-(``models.training``) needs the ``train`` extra (PyTorch).
+(``models.training``) needs the ``train`` extra (PyTorch). A user's recording is labelled
+from its :class:`EventLog` (``models.labels``) and its alerts are judged by
+:func:`event_metrics` (``models.events``), the same table for ``evaluate`` and a backtest.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_MODEL",
+    "EventLog",
     "FeatureSpec",
     "ModelError",
     "ModelMetadata",
@@ -22,11 +25,13 @@ __all__ = [
     "compute_window_features",
     "compute_windows_features",
     "evaluate_cmapss",
+    "event_metrics",
     "load_data",
 ]
 
 _EXPORTS = {
     "DEFAULT_MODEL": "models.metadata",
+    "EventLog": "models.labels",
     "FeatureSpec": "models.features",
     "ModelError": "models.errors",
     "ModelMetadata": "models.metadata",
@@ -35,6 +40,7 @@ _EXPORTS = {
     "compute_window_features": "models.features",
     "compute_windows_features": "models.features",
     "evaluate_cmapss": "models.evaluation",
+    "event_metrics": "models.events",
     "load_data": "models.data",
 }
 
