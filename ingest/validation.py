@@ -195,13 +195,18 @@ def _no_nulls(values: Column) -> Column:
     return result
 
 
-def _lookup(table: Mapping[str, Any]) -> Column:
-    """A literal map of ``table`` (name -> number or text)."""
+def _lookup(table: Mapping[str, Any], kind: str) -> Column:
+    """A literal map of ``table``, name -> ``kind`` (``double`` or ``string``).
+
+    Typed even when ``table`` is empty (a catalogue without settings): an empty ``array()``
+    is of type void, which Spark cannot look a string key up in.
+    """
     from pyspark.sql import functions as F
 
     names = sorted(table)
     column: Column = F.map_from_arrays(
-        F.array(*[F.lit(n) for n in names]), F.array(*[F.lit(table[n]) for n in names])
+        F.array(*[F.lit(n) for n in names]).cast("array<string>"),
+        F.array(*[F.lit(table[n]) for n in names]).cast(f"array<{kind}>"),
     )
     return column
 
@@ -496,7 +501,7 @@ class Declared(EntryRule):
     def column(self, key: Column, value: Column) -> tuple[Column, Args]:
         from pyspark.sql import functions as F
 
-        known = F.array(*[F.lit(n) for n in self.sorted])
+        known = F.array(*[F.lit(n) for n in self.sorted]).cast("array<string>")
         return value.isNotNull() & ~F.array_contains(known, key), ()
 
     def passes(self, entries: Entries) -> Column:
@@ -543,9 +548,9 @@ class InRange(EntryRule):
     def column(self, key: Column, value: Column) -> tuple[Column, Args]:
         from pyspark.sql import functions as F
 
-        lows = _lookup({n: r.low for n, r in self.rules.items()})[key]
-        highs = _lookup({n: r.high for n, r in self.rules.items()})[key]
-        text = _lookup(self.ranges)[key]
+        lows = _lookup({n: r.low for n, r in self.rules.items()}, "double")[key]
+        highs = _lookup({n: r.high for n, r in self.rules.items()}, "double")[key]
+        text = _lookup(self.ranges, "string")[key]
         if self.bound is not None:
             lows = F.coalesce(lows, F.lit(-self.bound))
             highs = F.coalesce(highs, F.lit(self.bound))
