@@ -107,6 +107,47 @@ def _recording_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _evaluation_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``evaluate`` that ``backtest`` shares."""
+    parser.add_argument("--model", default="models/default", help="model folder")
+    parser.add_argument("--out", default=None, help="report folder (default: the model folder)")
+    parser.add_argument("--cycle-seconds", type=float, default=600.0, help="event time per cycle")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument(
+        "--lead",
+        type=_duration,
+        default=None,
+        help="a failure counts as caught by an alert at least this long before it "
+        "(default one window)",
+    )
+    parser.add_argument(
+        "--max-lead",
+        type=_duration,
+        default=None,
+        help="... and at most this long before it (default the model's horizon)",
+    )
+    parser.add_argument(
+        "--include-training-devices",
+        action="store_true",
+        help="score the devices the model was trained on too (optimistic figures)",
+    )
+    parser.add_argument(
+        "--threshold", type=float, help="alert threshold (default the model's), as `stream`"
+    )
+    parser.add_argument(
+        "--hysteresis", type=float, default=0.1, help="alert hysteresis (default 0.1)"
+    )
+    parser.add_argument(
+        "--cooldown", type=int, default=3, help="windows without a new alert after a resolve"
+    )
+    parser.add_argument(
+        "--catalogue",
+        metavar="FILE",
+        help="the sensor catalogue to validate readings with, as the stream job would "
+        "(default: the model folder's catalogue.toml, else the default catalogue)",
+    )
+
+
 def register(subparsers: Any) -> None:
     """Add ``train`` and ``evaluate`` to the ``prognos`` parser."""
     train = subparsers.add_parser(
@@ -266,48 +307,32 @@ def register(subparsers: Any) -> None:
         "times, false alerts per device-month, beside a rule baseline where one applies. "
         "Writes report.json, report.md and PNG plots (matplotlib).",
     )
-    evaluate.add_argument("--model", default="models/default", help="model folder")
     evaluate.add_argument(
         "--data", default=DEFAULT_CMAPSS, help="cmapss:DIR[#FD001], or a recording FILE"
     )
-    evaluate.add_argument("--out", default=None, help="report folder (default: the model folder)")
-    evaluate.add_argument("--cycle-seconds", type=float, default=600.0, help="event time per cycle")
-    evaluate.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    evaluate.add_argument(
-        "--lead",
-        type=_duration,
-        default=None,
-        help="a failure counts as caught by an alert at least this long before it "
-        "(default one window)",
-    )
-    evaluate.add_argument(
-        "--max-lead",
-        type=_duration,
-        default=None,
-        help="... and at most this long before it (default the model's horizon)",
-    )
-    evaluate.add_argument(
-        "--include-training-devices",
-        action="store_true",
-        help="score the devices the model was trained on too (optimistic figures)",
-    )
-    evaluate.add_argument(
-        "--threshold", type=float, help="alert threshold (default the model's), as `stream`"
-    )
-    evaluate.add_argument(
-        "--hysteresis", type=float, default=0.1, help="alert hysteresis (default 0.1)"
-    )
-    evaluate.add_argument(
-        "--cooldown", type=int, default=3, help="windows without a new alert after a resolve"
-    )
-    evaluate.add_argument(
-        "--catalogue",
-        metavar="FILE",
-        help="the sensor catalogue to validate readings with, as the stream job would "
-        "(default: the model folder's catalogue.toml, else the default catalogue)",
-    )
+    _evaluation_options(evaluate)
     _recording_options(evaluate)
     evaluate.set_defaults(handler=_evaluate)
+
+    backtest = subparsers.add_parser(
+        "backtest",
+        help="replay a recording through Kafka, Spark and Redis and judge the alerts",
+        description="Replay the devices `evaluate` scores (those held out at training) into a "
+        "topic of their own on the local stack or PROGNOS_KAFKA_BOOTSTRAP, run the stream job "
+        "over it with the model (--available-now), read the alerts back from Redis and print "
+        "the event table `evaluate` prints, beside evaluate's own, naming every difference "
+        "(windows the job never closed, readings it dead-lettered or dropped as late). Writes "
+        "backtest.json (and evaluate's report) into --out.",
+    )
+    backtest.add_argument("data_path", metavar="RECORDING", help="the recording (CSV, ...)")
+    _evaluation_options(backtest)
+    backtest.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the backtest's topic and Redis keys (default: delete them at the end)",
+    )
+    _recording_options(backtest)
+    backtest.set_defaults(handler=_backtest)
 
 
 def _progress(line: str) -> None:
@@ -634,84 +659,20 @@ def _duration_or_error(text: str, option: str) -> float:
 
 
 def _evaluate_recording(args: argparse.Namespace) -> int:
-    import json
-    import logging
     from pathlib import Path
 
-    from deploy import fleet_data, fleet_eval
-    from deploy.fleet_data import RECORDED_OPTIONS
-    from models.errors import DataError
-    from models.metadata import resolve_model_path
+    from deploy import fleet_eval
 
-    onnx_path, _ = resolve_model_path(args.model)
-    model_dir = onnx_path.parent
-    training: dict[str, Any] = {}
-    if (model_dir / "training.json").is_file():
-        training = json.loads((model_dir / "training.json").read_text(encoding="utf-8"))
-    recorded = (training.get("recording") or {}).get("options") or {}
-    given = [o for o in RECORDED_OPTIONS if getattr(args, o, None) not in (None, False)]
-    given = [o for o in given if o != "cycle_seconds" or args.cycle_seconds != 600.0]
-    if not given and recorded:
-        for option, value in recorded.items():
-            if option in RECORDED_OPTIONS:
-                setattr(args, option, value)
-        print(
-            "using the column and event options the model was trained with (training.json): "
-            + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in recorded.items() if v),
-            flush=True,
-        )
-    data = fleet_data.read(args)
-    recording = data.recording
-    notes = list(data.notes)
-    split_path = model_dir / "split.json"
-    in_data = set(recording.devices)
-    if args.include_training_devices or not split_path.is_file():
-        devices = sorted(in_data)
-        if split_path.is_file():
-            why = "every device, also those the model was trained on (--include-training-devices)"
-            logging.getLogger(__name__).warning(
-                "scoring the devices the model was trained on too: its figures are optimistic"
-            )
-            notes.append(
-                "the devices the model was trained on are scored too: the figures are optimistic"
-            )
-        else:
-            why = "every device (the model has no split.json)"
-            notes.append(f"{model_dir} has no split.json: every device of the recording is scored")
-    else:
-        split = json.loads(split_path.read_text(encoding="utf-8"))
-        test = [str(d) for d in split.get("test_devices", [])]
-        devices = sorted(set(test) & in_data)
-        why = f"held out at training ({split_path})"
-        absent = sorted(set(test) - in_data)
-        if absent:
-            notes.append(
-                f"{len(absent)} of the {len(test)} held-out devices are not in {data.path} "
-                f"(e.g. {', '.join(absent[:3])})"
-            )
-        if not devices:
-            raise DataError(
-                f"{data.path}: none of the {len(test)} devices held out at training "
-                f"({split_path}) is in the recording; evaluate on the data the model was "
-                "trained on, or pass --include-training-devices for a recording of other devices"
-            )
-    out = Path(args.out or model_dir)
-    report = fleet_eval.evaluate(
-        model_dir,
-        recording.restrict(devices),
-        devices=devices,
-        devices_from=why,
-        out=out,
-        lead_s=args.lead,
-        max_lead_s=args.max_lead,
-        plots=not args.no_plots,
-        notes=notes,
-        data_source=str(data.path),
-        threshold=args.threshold,
-        hysteresis=args.hysteresis,
-        cooldown=args.cooldown,
-        training=training or None,
-    )
+    inputs = fleet_eval.evaluation_inputs(args)
+    out = Path(args.out or inputs.model_dir)
+    report = fleet_eval.evaluate_inputs(inputs, args, out)
     fleet_eval.print_table(report)
     print(f"report: {out}/report.md")
     return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from deploy.backtest import run_backtest
+
+    args.data = args.data_path
+    return run_backtest(args)

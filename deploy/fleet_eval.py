@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from deploy.fleet_data import FleetData
 from models.data import Recording
 from models.durations import format_duration
 from models.errors import DataError
@@ -30,7 +31,125 @@ from stream.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["alert_openings", "evaluate", "policy_for", "print_table"]
+__all__ = [
+    "EvaluationInputs",
+    "alert_openings",
+    "evaluate",
+    "evaluate_inputs",
+    "evaluation_inputs",
+    "judge",
+    "policy_for",
+    "print_table",
+]
+
+
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """What ``evaluate`` (and ``backtest``) work on: the model, the recording, the devices.
+
+    Attributes:
+        model_dir: the model folder.
+        training: the model's ``training.json`` (empty when it has none).
+        data: the recording as read, with its event log.
+        devices: the devices to evaluate.
+        devices_from: why those (held out at training, or every device).
+        notes: what the user should know.
+    """
+
+    model_dir: Path
+    training: dict[str, Any]
+    data: FleetData
+    devices: list[str]
+    devices_from: str
+    notes: list[str]
+
+
+def evaluation_inputs(args: Any) -> EvaluationInputs:
+    """The model, the recording read with the options it was trained with (unless others are
+    given) and the devices held out at training (all, with ``--include-training-devices``).
+
+    Raises:
+        DataError: none of the held-out devices is in the recording.
+    """
+    import json
+
+    from deploy import fleet_data
+    from deploy.fleet_data import RECORDED_OPTIONS
+    from models.metadata import resolve_model_path
+
+    onnx_path, _ = resolve_model_path(args.model)
+    model_dir = onnx_path.parent
+    training: dict[str, Any] = {}
+    if (model_dir / "training.json").is_file():
+        training = json.loads((model_dir / "training.json").read_text(encoding="utf-8"))
+    recorded = (training.get("recording") or {}).get("options") or {}
+    given = [o for o in RECORDED_OPTIONS if getattr(args, o, None) not in (None, False)]
+    given = [o for o in given if o != "cycle_seconds" or args.cycle_seconds != 600.0]
+    if not given and recorded:
+        for option, value in recorded.items():
+            if option in RECORDED_OPTIONS:
+                setattr(args, option, value)
+        print(
+            "using the column and event options the model was trained with (training.json): "
+            + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in recorded.items() if v),
+            flush=True,
+        )
+    data = fleet_data.read(args)
+    recording = data.recording
+    notes = list(data.notes)
+    split_path = model_dir / "split.json"
+    in_data = set(recording.devices)
+    if args.include_training_devices or not split_path.is_file():
+        devices = sorted(in_data)
+        if split_path.is_file():
+            why = "every device, also those the model was trained on (--include-training-devices)"
+            logger.warning(
+                "scoring the devices the model was trained on too: its figures are optimistic"
+            )
+            notes.append(
+                "the devices the model was trained on are scored too: the figures are optimistic"
+            )
+        else:
+            why = "every device (the model has no split.json)"
+            notes.append(f"{model_dir} has no split.json: every device of the recording is scored")
+    else:
+        split = json.loads(split_path.read_text(encoding="utf-8"))
+        test = [str(d) for d in split.get("test_devices", [])]
+        devices = sorted(set(test) & in_data)
+        why = f"held out at training ({split_path})"
+        absent = sorted(set(test) - in_data)
+        if absent:
+            notes.append(
+                f"{len(absent)} of the {len(test)} held-out devices are not in {data.path} "
+                f"(e.g. {', '.join(absent[:3])})"
+            )
+        if not devices:
+            raise DataError(
+                f"{data.path}: none of the {len(test)} devices held out at training "
+                f"({split_path}) is in the recording; evaluate on the data the model was "
+                "trained on, or pass --include-training-devices for a recording of other devices"
+            )
+    return EvaluationInputs(model_dir, training, data, devices, why, notes)
+
+
+def evaluate_inputs(inputs: EvaluationInputs, args: Any, out: Path) -> dict[str, Any]:
+    """:func:`evaluate` on ``inputs`` with the command line's policy and lead options."""
+    return evaluate(
+        inputs.model_dir,
+        inputs.data.recording.restrict(inputs.devices),
+        devices=inputs.devices,
+        devices_from=inputs.devices_from,
+        out=out,
+        lead_s=args.lead,
+        max_lead_s=args.max_lead,
+        plots=not args.no_plots,
+        notes=inputs.notes,
+        data_source=str(inputs.data.path),
+        threshold=args.threshold,
+        hysteresis=args.hysteresis,
+        cooldown=args.cooldown,
+        training=inputs.training or None,
+    )
 
 
 def policy_for(
@@ -83,7 +202,7 @@ def alert_openings(
     return out
 
 
-def _judge(
+def judge(
     openings: Mapping[str, Sequence[float]],
     recording: Recording,
     scored: ScoredWindows,
@@ -91,6 +210,7 @@ def _judge(
     max_lead_s: float,
     window_s: float,
 ) -> EventTable:
+    """The event table of ``openings`` against the recording's failure log."""
     log = recording.events
     assert log is not None
     return event_metrics(
@@ -154,7 +274,7 @@ def evaluate(
         meta.threshold, threshold=threshold, hysteresis=hysteresis, cooldown=cooldown
     )
     openings = alert_openings(scored, policy, w, meta.model_version)
-    table = _judge(openings, recording, scored, lead, max_lead, w)
+    table = judge(openings, recording, scored, lead, max_lead, w)
     baselines: dict[str, tuple[dict[str, Any], ScoredWindows, EventTable]] = {}
     for rule in applicable_rules(recording.sensors):
         rule_scored = replace(scored, risk=rule_risk(rule, recording, scored, spec))
@@ -169,7 +289,7 @@ def evaluate(
                 "(threshold 0.5)",
             },
             rule_scored,
-            _judge(rule_open, recording, rule_scored, lead, max_lead, w),
+            judge(rule_open, recording, rule_scored, lead, max_lead, w),
         )
     short = sorted(set(scored.spans) - set(scored.device.tolist()))
     all_notes = list(notes)
