@@ -183,8 +183,10 @@ def known_sensor_values(sensors: Column, catalogue: Catalogue | None = None) -> 
     from pyspark.sql import functions as F
 
     names = known_sensor_names(catalogue)
-    values: Column = F.array(*[sensors[name] for name in names]).cast("array<double>").alias(
-        "known_sensors", metadata={KNOWN_SENSORS_KEY: list(names)}
+    values: Column = (
+        F.array(*[sensors[name] for name in names])
+        .cast("array<double>")
+        .alias("known_sensors", metadata={KNOWN_SENSORS_KEY: list(names)})
     )
     return values
 

@@ -54,7 +54,9 @@ def test_a_new_users_path_on_backblaze(
     drives = BACKBLAZE / "drives_sample3000.csv"
     failures = BACKBLAZE / "failures.csv"
     if not drives.is_file():
-        pytest.fail(f"the Backblaze sample is not at {drives}; the repo expects ../shared beside it")
+        pytest.fail(
+            f"the Backblaze sample is not at {drives}; the repo expects ../shared beside it"
+        )
     catalogue = tmp_path / "disks.toml"
 
     # 1. A catalogue from the recording: every value it holds passes.
