@@ -53,31 +53,12 @@ def _regimes(text: str) -> str | int:
 
 def _recording_options(parser: argparse.ArgumentParser) -> None:
     """The column options of ``prognos replay`` and the event options."""
+    from ingest.cli import add_column_options
+
     rec = parser.add_argument_group(
         "a recording (--data FILE): its columns, as for `prognos replay`"
     )
-    rec.add_argument(
-        "--format",
-        choices=["csv", "parquet", "jsonl", "cmapss"],
-        help="file format (default: from the name)",
-    )
-    rec.add_argument("--mapping", help="a JSON or TOML column-mapping file (see ingest.columns)")
-    rec.add_argument("--device-column", help="column of the device id (default device_id)")
-    rec.add_argument("--time-column", help="column of the event time (default event_time)")
-    rec.add_argument("--seq-column", help="column of the sequence number (default seq, if present)")
-    rec.add_argument(
-        "--time-format",
-        choices=["iso", "epoch_s", "epoch_ms", "cycle"],
-        help="how the time column is written (default iso)",
-    )
-    rec.add_argument(
-        "--sensors",
-        help="comma-separated sensor columns, NAME or NAME=COLUMN (default: every column not "
-        "mapped otherwise; sim: data: the sensors to train on)",
-    )
-    rec.add_argument("--settings", help="comma-separated setting columns, NAME or NAME=COLUMN")
-    rec.add_argument("--metadata", help="comma-separated metadata columns, NAME or NAME=COLUMN")
-    rec.add_argument("--base-time", help="UTC origin of cycle times (default 2026-01-01T00:00:00Z)")
+    add_column_options(rec, ignore=False, cycle_seconds=False)
     ev = parser.add_argument_group("failures and maintenance of a recording")
     ev.add_argument(
         "--failures",

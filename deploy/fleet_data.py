@@ -34,7 +34,14 @@ from typing import Any, Final
 
 import numpy as np
 
-from ingest.columns import CMAPSS_BASE_TIME, ColumnMapping, RawRow, parse_iso, rows_to_readings
+from ingest.columns import (
+    CMAPSS_BASE_TIME,
+    ColumnMapping,
+    RawRow,
+    mapping_from_options,
+    parse_iso,
+    rows_to_readings,
+)
 from ingest.errors import RowError
 from ingest.replay import ReplayOptions, prepare_replay
 from ingest.schema import Reading
@@ -133,18 +140,6 @@ def spec_name(path: Path) -> str:
     return re.sub(r"[^a-z0-9]+", "-", stem).strip("-") or "fleet"
 
 
-def _columns(text: str | None) -> dict[str, str] | None:
-    if not text:
-        return None
-    out: dict[str, str] = {}
-    for item in text.split(","):
-        item = item.strip()
-        if item:
-            name, _, column = item.partition("=")
-            out[name.strip()] = (column or name).strip()
-    return out
-
-
 def _base_time(args: argparse.Namespace) -> datetime:
     text = getattr(args, "base_time", None)
     if not text:
@@ -157,23 +152,18 @@ def _base_time(args: argparse.Namespace) -> datetime:
 
 def _mapping(args: argparse.Namespace) -> ColumnMapping | None:
     """The column mapping of the options, as ``prognos replay`` builds it."""
-    overrides: dict[str, Any] = {
-        "device": args.device_column,
-        "time": args.time_column,
-        "seq": args.seq_column,
-        "time_format": args.time_format,
-        "sensors": _columns(args.sensors),
-        "settings": _columns(args.settings),
-        "metadata": _columns(args.metadata),
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if args.mapping:
-        mapping = ColumnMapping.load(Path(args.mapping))
-    elif overrides:
-        mapping = ColumnMapping(cycle_s=args.cycle_seconds, base_time=_base_time(args))
-    else:
-        return None
-    return replace(mapping, **overrides) if overrides else mapping
+    return mapping_from_options(
+        mapping_file=args.mapping,
+        device=args.device_column,
+        time=args.time_column,
+        seq=args.seq_column,
+        time_format=args.time_format,
+        sensors=args.sensors,
+        settings=args.settings,
+        metadata=args.metadata,
+        cycle_s=args.cycle_seconds,
+        base_time=_base_time(args),
+    )
 
 
 def _recorded_options(args: argparse.Namespace) -> dict[str, Any]:

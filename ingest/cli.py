@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
         "stack up` starts one).",
     )
     replay.add_argument("path", help="the recording")
-    _add_column_options(replay)
+    add_column_options(replay)
     replay.add_argument(
         "--catalogue",
         help="the sensor catalogue to validate with: a TOML file or default, simulator, cmapss "
@@ -70,7 +70,7 @@ def register(subparsers: Any) -> None:
         'device\'s readings) and unknown = "dead-letter". See ingest.infer.',
     )
     infer.add_argument("path", help="the recording")
-    _add_column_options(infer)
+    add_column_options(infer)
     infer.add_argument("--limit", type=int, help="read at most this many rows")
     infer.add_argument("--out", help="where to write the catalogue (default: print it)")
     infer.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -95,8 +95,16 @@ def register(subparsers: Any) -> None:
     show.set_defaults(handler=_show)
 
 
-def _add_column_options(parser: argparse.ArgumentParser) -> None:
-    """How a recording is read: the options ``replay`` and ``catalogue infer`` share."""
+def add_column_options(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    *,
+    ignore: bool = True,
+    cycle_seconds: bool = True,
+) -> None:
+    """How a recording is read: the options ``replay``, ``catalogue infer`` and (through
+    ``deploy``) ``train``, ``evaluate`` and ``backtest`` share; ``ignore`` and
+    ``cycle_seconds`` add those two where the command has no option of its own for them.
+    """
     parser.add_argument(
         "--format",
         choices=["csv", "parquet", "jsonl", "cmapss"],
@@ -120,56 +128,38 @@ def _add_column_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--settings", help="comma-separated setting columns, NAME or NAME=COLUMN")
     parser.add_argument("--metadata", help="comma-separated metadata columns, NAME or NAME=COLUMN")
-    parser.add_argument(
-        "--ignore",
-        help="comma-separated columns to leave out of the default sensors (a label, a flag)",
-    )
-    parser.add_argument(
-        "--cycle-seconds",
-        type=float,
-        default=600.0,
-        help="seconds per cycle for C-MAPSS / cycle times (default 600)",
-    )
+    if ignore:
+        parser.add_argument(
+            "--ignore",
+            help="comma-separated columns to leave out of the default sensors (a label, a flag)",
+        )
+    if cycle_seconds:
+        parser.add_argument(
+            "--cycle-seconds",
+            type=float,
+            default=600.0,
+            help="seconds per cycle for C-MAPSS / cycle times (default 600)",
+        )
     parser.add_argument(
         "--base-time", help="UTC origin of cycle times (default 2026-01-01T00:00:00Z)"
     )
 
 
-def _columns(text: str | None) -> dict[str, str] | None:
-    if not text:
-        return None
-    out: dict[str, str] = {}
-    for item in text.split(","):
-        item = item.strip()
-        if item:
-            name, _, column = item.partition("=")
-            out[name.strip()] = (column or name).strip()
-    return out
-
-
 def _mapping(args: argparse.Namespace, base_time: Any) -> Any:
-    from dataclasses import replace
-    from pathlib import Path
+    from ingest.columns import mapping_from_options
 
-    from ingest.columns import ColumnMapping
-
-    overrides: dict[str, Any] = {
-        "device": args.device_column,
-        "time": args.time_column,
-        "seq": args.seq_column,
-        "time_format": args.time_format,
-        "sensors": _columns(args.sensors),
-        "settings": _columns(args.settings),
-        "metadata": _columns(args.metadata),
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if args.mapping:
-        mapping = ColumnMapping.load(Path(args.mapping))
-    elif overrides:
-        mapping = ColumnMapping(cycle_s=args.cycle_seconds, base_time=base_time)
-    else:
-        return None
-    return replace(mapping, **overrides) if overrides else mapping
+    return mapping_from_options(
+        mapping_file=args.mapping,
+        device=args.device_column,
+        time=args.time_column,
+        seq=args.seq_column,
+        time_format=args.time_format,
+        sensors=args.sensors,
+        settings=args.settings,
+        metadata=args.metadata,
+        cycle_s=args.cycle_seconds,
+        base_time=base_time,
+    )
 
 
 def _options(args: argparse.Namespace, catalogue: Any = None, **extra: Any) -> Any:
@@ -178,7 +168,7 @@ def _options(args: argparse.Namespace, catalogue: Any = None, **extra: Any) -> A
     from dataclasses import replace
     from pathlib import Path
 
-    from ingest.columns import CMAPSS_BASE_TIME, parse_iso
+    from ingest.columns import CMAPSS_BASE_TIME, name_columns, parse_iso
     from ingest.errors import ConfigError
     from ingest.replay import ReplayOptions
     from ingest.sources import open_source
@@ -192,7 +182,7 @@ def _options(args: argparse.Namespace, catalogue: Any = None, **extra: Any) -> A
     if args.limit is not None and args.limit < 0:
         raise ConfigError(f"--limit {args.limit}: must be >= 0")
     mapping = _mapping(args, base_time)
-    ignore = [c for c in (_columns(args.ignore) or {}).values()]
+    ignore = list((name_columns(args.ignore) or {}).values())
     if ignore or catalogue is not None:
         path = Path(args.path)
         source = open_source(path, args.format)  # file errors before anything else

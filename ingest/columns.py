@@ -37,7 +37,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -56,6 +56,8 @@ __all__ = [
     "RawRow",
     "ResolvedMapping",
     "cmapss_mapping",
+    "mapping_from_options",
+    "name_columns",
     "parse_iso",
     "rows_to_readings",
 ]
@@ -425,3 +427,58 @@ def rows_to_readings(
             yield row, _to_reading(row, resolved, counters, shift)
         except RowError as exc:
             yield exc
+
+
+def name_columns(text: str | None) -> dict[str, str] | None:
+    """``NAME`` or ``NAME=COLUMN`` items, comma-separated, as name -> column.
+
+    >>> name_columns("vib=vib_mm_s, temp")
+    {'vib': 'vib_mm_s', 'temp': 'temp'}
+    """
+    if not text:
+        return None
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if item:
+            name, _, column = item.partition("=")
+            out[name.strip()] = (column or name).strip()
+    return out
+
+
+def mapping_from_options(
+    *,
+    mapping_file: str | Path | None = None,
+    device: str | None = None,
+    time: str | None = None,
+    seq: str | None = None,
+    time_format: str | None = None,
+    sensors: str | None = None,
+    settings: str | None = None,
+    metadata: str | None = None,
+    cycle_s: float = CMAPSS_CYCLE_S,
+    base_time: datetime = CMAPSS_BASE_TIME,
+) -> ColumnMapping | None:
+    """The column mapping of ``prognos replay``'s column options (and of ``train``'s, which
+    reads recordings the same way); None when no option is given (the format's default).
+
+    Raises:
+        MappingError: the mapping file is malformed.
+    """
+    overrides: dict[str, Any] = {
+        "device": device,
+        "time": time,
+        "seq": seq,
+        "time_format": time_format,
+        "sensors": name_columns(sensors),
+        "settings": name_columns(settings),
+        "metadata": name_columns(metadata),
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if mapping_file:
+        mapping = ColumnMapping.load(Path(mapping_file))
+    elif overrides:
+        mapping = ColumnMapping(cycle_s=cycle_s, base_time=base_time)
+    else:
+        return None
+    return replace(mapping, **overrides) if overrides else mapping
