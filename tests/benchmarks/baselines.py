@@ -1,23 +1,25 @@
 """The two single-process baselines of the end-to-end benchmark (no Spark).
 
 Both read the same topic, compute the same windows (tumbling, the model's length and
-origin), keep the same last K windows per device and score with the same model. A
-window is closed once the event time read passes its end by the watermark
-(``end <= event_time - watermark``), where the event time is the least over the topic's
-partitions of the greatest time read from each (a per-partition watermark: the consumer
-reads the partitions in chunks, so one can run ahead of the other); closing it appends it to its device's
-sequence, which is scored once the device has K windows.
+origin), keep the same last K windows per device, score with the same model and apply the
+job's alert policy through the job's sink (:class:`stream.sink.RedisAlertSink`), so they
+do the job's work: the same scored windows and the same alert events, which the benchmark
+checks (:attr:`BaselineResult.windows`, and the events read back from Redis). A window is
+closed once the event time read passes its end by the watermark (``end <= event_time -
+watermark``), where the event time is the least over the topic's partitions of the
+greatest time read from each (a per-partition watermark: the consumer reads the
+partitions in chunks, so one can run ahead of the other); closing it appends it to its
+device's sequence, which is scored once the device has K windows.
 
 ``naive``
     kafka-python, one record at a time (``for message in consumer``), ``json.loads``,
     windows kept as Python lists, one ``Scorer.score`` call per scored window (batch 1),
-    one Redis call per scored window (latest risk) and one per alert (``XADD``), no
-    pipelining.
+    and one sink ``write`` per scored window (its round trips unbatched).
 ``batched``
     the hand-written fast path: ``poll`` batches of up to 10,000 records, columns built
-    with numpy, window features with :func:`models.features.compute_window_features`,
-    one batched ``Scorer.score`` per poll, and the same pipelined
-    :class:`stream.sink.RedisAlertSink` (alert policy, Lua compare-and-set) the job uses.
+    with numpy, the closing windows' features in one
+    :func:`models.features.compute_windows_features` call (the job's vectorised code),
+    one batched ``Scorer.score`` per poll, and one pipelined sink ``write`` per poll.
 """
 
 from __future__ import annotations
@@ -27,12 +29,11 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from stream.contract import Keys
 from tests.benchmarks.common import ROOT
 
 
@@ -43,6 +44,16 @@ class BaselineResult:
     alerts: int
     seconds: float
     last_write_s: float  # since start, when the last window's write returned
+    windows: set[tuple[str, int]] = field(default_factory=set)  # (device, window end ms)
+
+
+def _policy_sink(redis_url: str, prefix: str, threshold: float, window_ms: int) -> Any:
+    """The job's sink with the job's default alert policy for the model's threshold."""
+    from stream.config import StreamConfig
+    from stream.sink import RedisAlertSink
+
+    policy = StreamConfig.from_env({}, redis_url=redis_url).policy(threshold)
+    return RedisAlertSink(redis_url, policy, window_ms, prefix=prefix)
 
 
 def _consumer(bootstrap: str, topic: str, **kw: Any) -> Any:
@@ -73,22 +84,22 @@ def naive(
     watermark_s: float,
     partitions: int = 2,
 ) -> BaselineResult:
-    import redis
-
     from models.features import compute_window_features, normalise
     from models.scorer import Scorer
+    from stream.alerts import ScoredWindow
 
     scorer = Scorer.load(ROOT / "models" / "default", providers="cpu")
-    spec = scorer.metadata.spec
+    meta = scorer.metadata
+    spec = meta.spec
     k, _ = scorer.input_shape
     w = spec.window_seconds
+    w_ms = int(w * 1000)
     sensors = spec.sensors
-    threshold = scorer.metadata.threshold
-    client = redis.Redis.from_url(redis_url)
+    sink = _policy_sink(redis_url, prefix, meta.threshold, w_ms)
     consumer = _consumer(bootstrap, topic)
     open_windows: dict[tuple[str, int], list[tuple[float, list[float]]]] = {}
     sequences: dict[str, deque[np.ndarray]] = defaultdict(lambda: deque(maxlen=k))
-    alerted: set[str] = set()
+    written: set[tuple[str, int]] = set()
     read = scored = alerts = 0
     max_t = float("-inf")
     closed_upto = float("-inf")
@@ -106,16 +117,13 @@ def naive(
             seq.append(feats)
             if len(seq) < k:
                 continue
-            risk = float(scorer.score(normalise(np.stack(seq), scorer.metadata.norm)[None])[0])
+            risk = float(scorer.score(normalise(np.stack(seq), meta.norm)[None])[0])
             scored += 1
-            end_ms = int((j + 1) * w * 1000)
-            client.hset(Keys(prefix).device(device), mapping={"risk": risk, "window_end": end_ms})
-            if risk >= threshold and device not in alerted:
-                alerted.add(device)
-                alerts += 1
-                client.xadd(Keys(prefix).alerts, {"device_id": device, "risk": risk})
-            elif risk < threshold:
-                alerted.discard(device)
+            window = ScoredWindow(
+                device, j * w_ms, (j + 1) * w_ms, risk, meta.model_version, scorer.active_provider
+            )
+            alerts += sink.write([window]).events
+            written.add((device, window.window_end_ms))
             last_write = time.perf_counter() - started
 
     part_max = dict.fromkeys(range(partitions), float("-inf"))
@@ -139,8 +147,8 @@ def naive(
     close(max_t - watermark_s)
     elapsed = time.perf_counter() - started
     consumer.close()
-    client.close()
-    return BaselineResult(read, scored, alerts, elapsed, last_write)
+    sink.close()
+    return BaselineResult(read, scored, alerts, elapsed, last_write, written)
 
 
 def batched(
@@ -152,11 +160,9 @@ def batched(
     watermark_s: float,
     partitions: int = 2,
 ) -> BaselineResult:
-    from models.features import compute_window_features, normalise
+    from models.features import compute_windows_features, normalise
     from models.scorer import Scorer
     from stream.alerts import ScoredWindow
-    from stream.config import StreamConfig
-    from stream.sink import RedisAlertSink
 
     scorer = Scorer.load(ROOT / "models" / "default", providers="cpu")
     meta = scorer.metadata
@@ -165,8 +171,8 @@ def batched(
     w = spec.window_seconds
     w_ms = int(w * 1000)
     sensors = spec.sensors
-    policy = StreamConfig.from_env({}, redis_url=redis_url).policy(meta.threshold)
-    sink = RedisAlertSink(redis_url, policy, w_ms, prefix=prefix)
+    sink = _policy_sink(redis_url, prefix, meta.threshold, w_ms)
+    written: set[tuple[str, int]] = set()
     consumer = _consumer(
         bootstrap,
         topic,
@@ -203,12 +209,13 @@ def batched(
         t, d, v, j = t[done], d[done], v[done], j[done]
         order = np.lexsort((t, d, j))
         t, d, v, j = t[order], d[order], v[order], j[order]
-        cuts = np.flatnonzero((np.diff(d) != 0) | (np.diff(j) != 0)) + 1
+        starts = np.r_[0, np.flatnonzero((np.diff(d) != 0) | (np.diff(j) != 0)) + 1]
+        features = compute_windows_features(spec, t, v, starts)  # every closing window at once
         seqs, meta_rows = [], []
-        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(t)], strict=True):
+        for lo, feats in zip(starts, features, strict=True):
             dev = int(d[lo])
             seq = sequences[dev]
-            seq.append(compute_window_features(spec, t[lo:hi], v[lo:hi]))
+            seq.append(feats)
             if len(seq) == k:
                 seqs.append(np.stack(seq))
                 meta_rows.append((dev, int(j[lo])))
@@ -230,6 +237,7 @@ def batched(
         result = sink.write(windows)
         scored += len(windows)
         alerts += result.events
+        written.update((win.device_id, win.window_end_ms) for win in windows)
         last_write = time.perf_counter() - started
 
     while read < total:
@@ -263,7 +271,7 @@ def batched(
     elapsed = time.perf_counter() - started
     consumer.close()
     sink.close()
-    return BaselineResult(read, scored, alerts, elapsed, last_write)
+    return BaselineResult(read, scored, alerts, elapsed, last_write, written)
 
 
 def _parse_t_bytes(value: bytes) -> float:

@@ -18,8 +18,11 @@ Parts (each prints its table):
     are timed from their first poll (after loading the model and connecting), the job
     from its first trigger (its checks, plan and query start before it are recorded as
     ``startup_s``, and the rate with them as ``rate_with_startup``). "Can close" is the same
-    for all three: window end <= greatest event time - watermark (one window); the run
-    checks each wrote that many scored windows. The job drains the topic 2 +
+    for all three: window end <= greatest event time - watermark (one window). Every run
+    does the same work, and the program fails if one did not: the same scored windows
+    (device and window end; the expected count only ends the wait for the job) and the
+    same alert events (ids read back from Redis; the baselines write through the job's
+    sink and alert policy). The job drains the topic 2 +
     ``--warm-runs`` times in one session, each time with a fresh checkpoint and key
     prefix: cold is run 1 (the session's first query, with code generation, JIT
     compilation, the Python workers' start-up and the model load); run 2 (the JVM still
@@ -121,6 +124,15 @@ def measured_job(spark: Any, config: Any) -> Any:
         def __init__(self, *a: Any) -> None:
             super().__init__(*a)
             self.batches: list[dict[str, Any]] = []
+            self.windows: set[tuple[str, int]] = set()
+            write = self.sink.write
+
+            def recorded(windows: Any) -> Any:
+                windows = list(windows)
+                self.windows.update((w.device_id, w.window_end_ms) for w in windows)
+                return write(windows)
+
+            self.sink.write = recorded  # type: ignore[method-assign]
 
         def write_batch(self, batch: Any, batch_id: int) -> None:
             started = time.perf_counter()
@@ -232,6 +244,8 @@ def run_prognos(
             steady = round(after / (last_write - t_first), 1)
     return {
         "name": name,
+        "prefix": prefix,
+        "scored": job.windows,
         "steady_rate": steady,
         "progress": [
             {
@@ -289,14 +303,71 @@ def _baseline_run(
 ) -> dict[str, Any]:
     """One run of a baseline process (:mod:`tests.benchmarks.baselines`) as a row."""
     print(f"running the {name} ...", file=sys.stderr)
-    r = fn(bootstrap, topic, redis_url, f"bench-{uuid.uuid4().hex[:6]}", total, watermark)
+    prefix = f"bench-{uuid.uuid4().hex[:6]}"
+    r = fn(bootstrap, topic, redis_url, prefix, total, watermark)
+    row = {k: v for k, v in asdict(r).items() if k != "windows"}
     return {
         "name": name,
         "run": n,
-        **asdict(r),
+        "prefix": prefix,
+        "scored": r.windows,
+        **row,
         "seconds": round(r.last_write_s, 3),
         "rate": round(r.readings / r.last_write_s, 1),
     }
+
+
+def check_same_work(rows: list[dict[str, Any]], redis_url: str) -> dict[str, Any]:
+    """Fail loudly unless every run scored the same windows and raised the same alert events.
+
+    Each row's ``scored`` (a set of (device, window end ms)) and ``prefix`` (where its alert
+    events are in Redis) are compared with the first row's; both are then dropped from the
+    rows (they are not figures), leaving ``windows_digest`` and ``alert_events``.
+    """
+    import hashlib
+
+    import redis
+
+    from stream.contract import Keys
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        events = {
+            r["name"]: {f["event_id"] for _, f in client.xrange(Keys(r["prefix"]).alerts)}
+            for r in rows
+        }
+    finally:
+        client.close()
+    reference = rows[0]
+    problems = []
+    for r in rows[1:]:
+        missing = reference["scored"] - r["scored"]
+        extra = r["scored"] - reference["scored"]
+        if missing or extra:
+            problems.append(
+                f"{r['name']} scored {len(r['scored']):,} windows, {reference['name']} "
+                f"{len(reference['scored']):,}: {len(missing)} missing, {len(extra)} extra "
+                f"(e.g. {sorted(missing or extra)[:3]})"
+            )
+        if events[r["name"]] != events[reference["name"]]:
+            problems.append(
+                f"{r['name']} raised {len(events[r['name']])} alert events, "
+                f"{reference['name']} {len(events[reference['name']])}: they differ"
+            )
+    if problems:
+        raise SystemExit("the runs did not do the same work:\n  " + "\n  ".join(problems))
+    same = {"windows": len(reference["scored"]), "alert_events": len(events[reference["name"]])}
+    digest = hashlib.sha256(repr(sorted(reference["scored"])).encode()).hexdigest()[:16]
+    for r in rows:
+        r["alert_events"] = len(events[r["name"]])
+        r["windows_digest"] = digest
+        del r["scored"], r["prefix"]
+    print(
+        f"every run scored the same {same['windows']:,} windows and raised the same "
+        f"{same['alert_events']:,} alert events",
+        file=sys.stderr,
+    )
+    return same
 
 
 def part_throughput(
@@ -347,19 +418,28 @@ def part_throughput(
                 baselines.batched, name, n, bootstrap, topic, redis_url, len(work), watermark
             )
         )
+    runs = [*job_runs, *batched_runs]
+    if not skip_naive:
+        runs.append(
+            _baseline_run(
+                baselines.naive, NAIVE, 1, bootstrap, topic, redis_url, len(work), watermark
+            )
+        )
+    same = check_same_work(runs, redis_url)
     rows = [
         *job_runs,
         _median_run(job_runs[2:], JOB_WARM),
         *batched_runs,
         _median_run(batched_runs[1:], BATCHED_WARM),
+        *runs[len(job_runs) + len(batched_runs) :],
     ]
-    if not skip_naive:
-        rows.append(
-            _baseline_run(
-                baselines.naive, NAIVE, 1, bootstrap, topic, redis_url, len(work), watermark
-            )
-        )
-    return {"topic": topic, "readings": len(work), "expected_windows": expected, "rows": rows}
+    return {
+        "topic": topic,
+        "readings": len(work),
+        "expected_windows": expected,
+        "same_work": same,
+        "rows": rows,
+    }
 
 
 # -- latency -------------------------------------------------------------------------------------
