@@ -31,7 +31,6 @@ def check_services(config: StreamConfig) -> None:
         ConfigError: the readings topic does not exist.
     """
     from ingest.admin import ensure_topics, kafka_answers, list_topics
-
     from ingest.errors import IngestError
 
     kafka = config.kafka
