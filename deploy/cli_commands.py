@@ -1,4 +1,5 @@
-"""The whole-system commands: ``stack``, ``stream``, ``smoke``, ``demo`` and ``status``.
+"""The whole-system commands: ``stack``, ``stream``, ``smoke``, ``demo``, ``status``, and
+those of a user's own fleet (:mod:`deploy.fleet_cli`: ``train``, ``evaluate``, ``backtest``).
 
 Only ``argparse`` (and the standard library) is imported at module level, as the
 dispatcher (:mod:`deploy.cli`) expects.
@@ -11,15 +12,16 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    """Add ``stack``, ``stream``, ``demo``, ``smoke`` and ``status``."""
-    from deploy import status
+    """Add ``stack``, ``stream``, ``demo``, ``smoke``, ``status``, and (``deploy.fleet_cli``)
+    ``train``, ``evaluate`` and ``backtest``."""
+    from deploy import fleet_cli, status
 
     _register_stack(subparsers)
     _register_stream(subparsers)
     _register_demo(subparsers)
     _register_smoke(subparsers)
     status.register(subparsers)
-    __import__("deploy.fleet_cli", fromlist=["register"]).register(subparsers)
+    fleet_cli.register(subparsers)
 
 
 def _register_stack(subparsers: Any) -> None:
