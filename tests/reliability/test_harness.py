@@ -5,6 +5,8 @@ something cannot pass. No services."""
 from __future__ import annotations
 
 import json
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from tests.reliability.harness import (
@@ -29,20 +31,19 @@ GOLDEN = Snapshot(
     devices={"d1": {"risk": "0.2", "last_window_end": "3"}, "d2": {"risk": "0.1"}},
     risk={"d1": "0.2", "d2": "0.1"},
     open=frozenset({"d1"}),
+    dead_letters=Counter({b"bad-1": 1, b"bad-2": 1}),
+    dead_letter_counts={"payload/json": "2"},
 )
 
 
 def test_an_identical_run_passes_whatever_the_order() -> None:
-    run = Snapshot(tuple(reversed(GOLDEN.events)), GOLDEN.devices, GOLDEN.risk, GOLDEN.open)
+    run = replace(GOLDEN, events=tuple(reversed(GOLDEN.events)))
     assert compare(GOLDEN, run).ok
 
 
 def test_lost_duplicated_differing_and_unexpected_events_are_counted() -> None:
-    run = Snapshot(
-        events=(_event("a", 0.9), _event("a", 0.9), _event("b", 0.5), _event("z", 0.7)),
-        devices=GOLDEN.devices,
-        risk=GOLDEN.risk,
-        open=GOLDEN.open,
+    run = replace(
+        GOLDEN, events=(_event("a", 0.9), _event("a", 0.9), _event("b", 0.5), _event("z", 0.7))
     )
     result = compare(GOLDEN, run)
     assert not result.ok
@@ -56,14 +57,25 @@ def test_lost_duplicated_differing_and_unexpected_events_are_counted() -> None:
     assert (row.alerts_expected, row.lost, row.duplicated, row.differing) == (3, 1, 1, 2)
 
 
+def test_dead_letters_lost_duplicated_or_counted_otherwise_fail_the_run() -> None:
+    lost = compare(GOLDEN, replace(GOLDEN, dead_letters=Counter({b"bad-1": 1})))
+    assert not lost.ok and lost.dead_letters_lost == ("bad-2",)
+    twice = compare(GOLDEN, replace(GOLDEN, dead_letters=Counter({b"bad-1": 2, b"bad-2": 1})))
+    assert not twice.ok and twice.dead_letters_duplicated == ("bad-1",)
+    counted = compare(GOLDEN, replace(GOLDEN, dead_letter_counts={"payload/json": "3"}))
+    assert not counted.ok and counted.dead_letter_counts_differ
+    row = FaultRow.from_comparison("made up", 10, twice)
+    assert (row.dead_letters_expected, row.dead_letters_lost, row.dead_letters_duplicated) == (
+        2,
+        0,
+        1,
+    )
+
+
 def test_a_device_whose_latest_state_differs_is_counted() -> None:
     devices = {**GOLDEN.devices, "d2": {"risk": "0.7"}}
-    assert compare(
-        GOLDEN, Snapshot(GOLDEN.events, devices, GOLDEN.risk, GOLDEN.open)
-    ).state_differs == ("d2",)
-    assert compare(
-        GOLDEN, Snapshot(GOLDEN.events, GOLDEN.devices, GOLDEN.risk, frozenset())
-    ).state_differs == ("d1",)
+    assert compare(GOLDEN, replace(GOLDEN, devices=devices)).state_differs == ("d2",)
+    assert compare(GOLDEN, replace(GOLDEN, open=frozenset())).state_differs == ("d1",)
 
 
 def _offsets(folder: Path, batch: int, offsets: dict[str, int]) -> None:
@@ -101,7 +113,10 @@ def test_the_report_prints_each_row_and_saves_json(tmp_path: Path) -> None:
     report.add(FaultRow("fault x", 100, 5, 0, 0, 0, 0, recovery_s=[1.5, None, 3.0], job_starts=2))
     report.fuzz.append({"engine": "e", "runs": 10, "seconds": 1.0, "failures": 0})
     text = report.markdown()
-    assert "| fault x | 100 | 5 | 0 | 0 | 0 | 0 | 1.5, ?, 3.0 (max 3.0) | 2 |" in text
+    assert (
+        "| fault x | 100 | 5 | 0 | 0 | 0 | 0 | 0 / 0 / 0 / equal | 1.5, ?, 3.0 (max 3.0) | 2 |"
+        in text
+    )
     assert "10 inputs" in text
     saved = json.loads(report.save(tmp_path / "r.json").read_text())
     assert saved["rows"][0]["fault"] == "fault x"
