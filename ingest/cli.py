@@ -33,6 +33,13 @@ def register(subparsers: Any) -> None:
     )
     pace.add_argument("--as-fast-as-possible", action="store_true", help="no pacing")
     replay.add_argument(
+        "--sort-by-time",
+        action="store_true",
+        help="send the readings in event-time order across devices, as a live fleet does "
+        "(reads the whole file first); without it a file sorted by device reaches the stream "
+        "job out of order, and readings behind its watermark are dropped as late",
+    )
+    replay.add_argument(
         "--shift-to-now",
         action="store_true",
         help="shift timestamps so the first reading is now (default: keep them)",
@@ -273,6 +280,7 @@ def _replay(args: argparse.Namespace) -> int:
         shift_to_now=args.shift_to_now,
         strict=args.strict,
         progress=args.progress,
+        sort_by_time=args.sort_by_time,
     )
     path = Path(args.path)
     config = KafkaConfig.from_env().with_topic(args.topic)

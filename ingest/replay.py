@@ -14,8 +14,10 @@ A row that cannot be turned into a reading is, with ``strict``, a
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
@@ -67,6 +69,10 @@ class ReplayOptions:
         progress: draw a progress bar on stderr (None: when stderr is a terminal).
         cmapss_base_time: origin of C-MAPSS cycle times.
         cmapss_cycle_s: seconds per C-MAPSS cycle.
+        sort_by_time: read the whole recording and send it in event-time order across
+            devices, as a live fleet sends (a file sorted by device otherwise reaches the
+            stream job out of event-time order, and readings behind its watermark are
+            dropped as late); holds the recording in memory.
     """
 
     fmt: str | None = None
@@ -78,6 +84,11 @@ class ReplayOptions:
     progress: bool | None = None
     cmapss_base_time: datetime = CMAPSS_BASE_TIME
     cmapss_cycle_s: float = CMAPSS_CYCLE_S
+    sort_by_time: bool = False
+
+
+#: A reading sent this far behind the latest event time already sent counts as out of order.
+OUT_OF_ORDER_S: Final = 3600.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,8 @@ class ReplayReport:
         seconds: wall time.
         interrupted: Ctrl-C ended it early.
         first_bad: ``file:line: reason`` of the first bad rows (up to 20).
+        out_of_order: readings sent more than :data:`OUT_OF_ORDER_S` behind the latest
+            event time already sent (a file not in time order across devices).
     """
 
     path: Path
@@ -103,6 +116,7 @@ class ReplayReport:
     seconds: float
     interrupted: bool = False
     first_bad: tuple[str, ...] = ()
+    out_of_order: int = 0
 
     @property
     def dead_lettered(self) -> int:
@@ -169,8 +183,12 @@ def replay_file(
     first_bad: list[str] = []
     sent = 0
 
+    latest = float("-inf")
+    behind = 0
+    behind_s = 0.0
+
     def handle(item: tuple[RawRow, Reading] | RowError) -> None:
-        nonlocal sent
+        nonlocal sent, latest, behind, behind_s
         if isinstance(item, RowError):
             if opts.strict:
                 raise item
@@ -183,15 +201,26 @@ def replay_file(
             )
         else:
             row, reading = item
+            t = reading.event_time.timestamp()
+            if t < latest - OUT_OF_ORDER_S:
+                behind += 1
+                behind_s = max(behind_s, latest - t)
+            latest = max(latest, t)
             if producer.send(reading, source=row.source):
                 sent += 1
 
     def clock(item: tuple[RawRow, Reading] | RowError) -> float | None:
         return None if isinstance(item, RowError) else item[1].event_time.timestamp()
 
-    items = rows_to_readings(plan.source, plan.resolved, shift_to)
+    rows: Iterable[tuple[RawRow, Reading] | RowError] = rows_to_readings(
+        plan.source, plan.resolved, shift_to
+    )
+    if opts.limit is not None:
+        rows = islice(rows, opts.limit)
+    if opts.sort_by_time:  # bad rows first (they only go to the dead-letter topic)
+        rows = sorted(rows, key=lambda it: -math.inf if (t := clock(it)) is None else t)
     run = publish(
-        items if opts.limit is None else islice(items, opts.limit),
+        rows,
         handle,
         speed=opts.speed,
         clock=clock,
@@ -202,6 +231,16 @@ def replay_file(
     )
     invalid = Counter(run.dead_letters)
     invalid.subtract(bad)
+    if behind:
+        logger.warning(
+            "%d readings of %s were sent more than an hour (up to %.1f h) behind the latest "
+            "event time already sent: the file is not in event-time order across devices, and "
+            "a stream job's watermark may drop such readings as late. Replay with "
+            "--sort-by-time to send them as a live fleet would.",
+            behind,
+            plan.path,
+            behind_s / 3600,
+        )
     return ReplayReport(
         plan.path,
         run.items,
@@ -211,4 +250,5 @@ def replay_file(
         run.seconds,
         run.interrupted,
         tuple(first_bad),
+        out_of_order=behind,
     )

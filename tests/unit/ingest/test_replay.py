@@ -248,3 +248,28 @@ def test_cli_reports_bad_input_without_a_traceback(
     data.write_text(CSV)
     assert main(["replay", str(data), "--device-column", "nope"]) == 1
     assert "'nope'" in capsys.readouterr().err
+
+
+def test_a_file_sorted_by_device_is_named_out_of_order_and_sort_by_time_fixes_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A recording sorted by device reaches the stream job out of event-time order (its
+    watermark then drops readings as late); the replay says so, and --sort-by-time sends
+    the readings as a live fleet would."""
+    rows = ["device_id,event_time,vibration"]
+    for device in ("d1", "d2", "d3"):
+        for day in range(1, 6):
+            rows.append(f"{device},2026-01-0{day}T00:00:00Z,{day}.0")
+    path = tmp_path / "by_device.csv"
+    path.write_text("\n".join(rows) + "\n")
+
+    with caplog.at_level("WARNING", logger="ingest.replay"):
+        producer, report = run(path)
+    assert report.out_of_order == 8  # d2's and d3's first four days came after d1's fifth
+    assert "not in event-time order across devices" in caplog.text
+    assert "--sort-by-time" in caplog.text
+
+    producer, report = run(path, sort_by_time=True)
+    times = [r.event_time for r in producer.sent]
+    assert len(times) == 15 and times == sorted(times) and report.out_of_order == 0
+    assert [r.device_id for r in producer.sent[:3]] == ["d1", "d2", "d3"]
