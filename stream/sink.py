@@ -232,7 +232,8 @@ class RedisAlertSink:
         skipped = applied_before + sum(1 for a in applied if a == 0)
         if skipped:
             logger.info(
-                "%d of %d devices already had this batch applied (replayed batch)",
+                "%d of %d devices already had this batch applied (a replayed batch, or "
+                "windows this key prefix holds from an earlier run)",
                 skipped,
                 len(devices),
             )

@@ -79,7 +79,7 @@ def _assert_equal(comparison: Comparison, fault: str) -> None:
 
 #: What the restarted job logs when it replays a batch whose writes were already done.
 REPLAYED = {
-    "alert write": "already had this batch applied (replayed batch)",
+    "alert write": "already had this batch applied (a replayed batch",
     "dead-letter write": "were published before (a replayed batch)",
 }
 #: How many times a write kill is tried before the suite gives up on landing one before
