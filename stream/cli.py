@@ -95,6 +95,15 @@ def add_job_arguments(job: argparse.ArgumentParser) -> None:
     job.add_argument(
         "--available-now", action="store_true", help="process what the topic holds now, then stop"
     )
+    job.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics at /metrics on this port (PROGNOS_METRICS_PORT; off)",
+    )
+    job.add_argument(
+        "--metrics-host",
+        help="address the metrics endpoint listens on (PROGNOS_METRICS_HOST, 127.0.0.1)",
+    )
 
 
 def job_config(args: argparse.Namespace) -> Any:
@@ -124,6 +133,8 @@ def job_config(args: argparse.Namespace) -> Any:
         redis_wait_replicas=args.redis_wait_replicas,
         available_now=args.available_now or None,
         max_future_skew_s=args.max_future_skew_s,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     kafka = config.kafka.with_topic(args.topic)
     if args.dlq_topic:

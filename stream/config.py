@@ -11,6 +11,9 @@ variable                        meaning (default)
 ``PROGNOS_CATALOGUE``           the sensor catalogue readings are validated with: a TOML
                                 file or a shipped name (the model folder's
                                 ``catalogue.toml``, else the default catalogue)
+``PROGNOS_METRICS_PORT``        serve Prometheus metrics at ``/metrics`` on this port (off)
+``PROGNOS_METRICS_HOST``        the address it listens on (``127.0.0.1``; ``0.0.0.0`` for
+                                a Prometheus on another machine)
 ==============================  ==========================================================
 
 Kafka's settings come from :class:`ingest.config.KafkaConfig` (``PROGNOS_KAFKA_*``,
@@ -50,6 +53,15 @@ def _count(env: Mapping[str, str], name: str) -> int:
         raise ConfigError(
             f"{name}={raw!r} is not a whole number >= 0; set it to e.g. 1, or unset it"
         )
+    return int(raw)
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) > 65535:
+        raise ConfigError(f"{name}={raw!r} is not a TCP port; set it to e.g. 9108, or unset it")
     return int(raw)
 
 
@@ -94,6 +106,10 @@ class StreamConfig:
             ``resolve_windows``, ``cooldown_windows``, ``update_delta`` and ``critical``
             it makes the alert policy (:meth:`policy`).
         available_now: process what is in the topic, then stop (replays, tests).
+        metrics_port: serve Prometheus metrics at ``/metrics`` on this port
+            (``PROGNOS_METRICS_PORT``; None: off; 0: any free port).
+        metrics_host: the address the metrics endpoint listens on
+            (``PROGNOS_METRICS_HOST``, ``127.0.0.1``).
     """
 
     kafka: KafkaConfig
@@ -120,6 +136,8 @@ class StreamConfig:
     update_delta: float = 0.15
     critical: float = 0.9
     available_now: bool = False
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if self.starting_offsets not in ("earliest", "latest"):
@@ -138,6 +156,10 @@ class StreamConfig:
             )
         if not 0.0 <= self.min_coverage <= 1.0:
             raise ConfigError(f"--min-coverage {self.min_coverage}: give a share in [0, 1]")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(
+                f"--metrics-port {self.metrics_port}: give a TCP port in 1-65535 (e.g. 9108)"
+            )
         if self.watermark_seconds is not None and self.watermark_seconds <= 0:
             raise ConfigError(f"--watermark {self.watermark_seconds}: give seconds > 0")
 
@@ -159,6 +181,8 @@ class StreamConfig:
             "providers": env.get("PROGNOS_PROVIDERS") or "auto",
             "catalogue": Path(env["PROGNOS_CATALOGUE"]) if env.get("PROGNOS_CATALOGUE") else None,
             "redis_wait_replicas": _count(env, "PROGNOS_REDIS_WAIT_REPLICAS"),
+            "metrics_port": _port(env, "PROGNOS_METRICS_PORT"),
+            "metrics_host": env.get("PROGNOS_METRICS_HOST") or "127.0.0.1",
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

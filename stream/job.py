@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
 
     from models.scorer import Scorer
+    from stream.metrics import PrometheusMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +176,18 @@ def build_query(
     )
 
 
+def _log_spark_metrics(spark: SparkSession) -> None:
+    """Say where Spark's own Prometheus metrics are (its UI's servlet), when the UI runs."""
+    url = spark.sparkContext.uiWebUrl
+    if url:
+        logger.info(
+            "Spark's own metrics at %s/metrics/prometheus (driver) and "
+            "%s/metrics/executors/prometheus (executors)",
+            url,
+            url,
+        )
+
+
 class StreamJob:
     """The stream job: ``start`` then ``run`` (or ``stop``).
 
@@ -193,7 +207,15 @@ class StreamJob:
         self.spec = meta.spec
         self.window_ms = int(self.spec.window_seconds * 1000)
         self.policy = config.policy(meta.threshold)
-        self.progress = JobProgress(config.redis, self.scorer.active_provider)
+        self.prometheus: PrometheusMetrics | None = None
+        if config.metrics_port is not None:
+            from stream.metrics import PrometheusMetrics
+
+            self.prometheus = PrometheusMetrics()
+            self.prometheus.model_loaded(
+                meta.model_version, self.scorer.active_provider, meta.sha256
+            )
+        self.progress = JobProgress(config.redis, self.scorer.active_provider, self.prometheus)
         self.sink = RedisAlertSink(
             config.redis_url,
             self.policy,
@@ -218,6 +240,8 @@ class StreamJob:
     def _close(self) -> None:
         self.sink.close()
         self.dead_letters.close()
+        if self.prometheus is not None:
+            self.prometheus.close()
 
     def fingerprint(self) -> dict[str, Any]:
         """What the checkpoint's state depends on; a change here needs a new checkpoint."""
@@ -240,6 +264,9 @@ class StreamJob:
 
         check_services(self.config)
         self.check_checkpoint()
+        if self.prometheus is not None and self.config.metrics_port is not None:
+            self.prometheus.serve(self.config.metrics_port, self.config.metrics_host)
+            _log_spark_metrics(self.spark)
         for key, value in _STATE_STORE.items():
             self.spark.conf.set(key, value)
         self.queries = [build_query(self.spark, self.config, self.scorer, self.write_batch)]
@@ -278,11 +305,13 @@ class StreamJob:
                 sink_ms=result.seconds * 1000.0,
                 redis_ms=result.redis_seconds * 1000.0,
                 coverage=coverage,
+                event_counts=result.event_counts,
+                fleet=result.fleet,
             )
             if len(scored) < len(rows):
                 dead = dead_letters(batch)
-                published = self.dead_letters.publish(self._query_id(), batch_id, dead)
-                self.progress.dead_lettered(published)
+                if self.dead_letters.publish(self._query_id(), batch_id, dead):
+                    self.progress.dead_lettered(Counter(d.rule for d in dead))
         finally:
             batch.unpersist()
         logger.debug(

@@ -14,7 +14,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,9 @@ from stream.redis_config import RedisConfig
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
+
+    from stream.contract import FleetSummary
+    from stream.metrics import PrometheusMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +88,17 @@ class JobProgress:
 
     The sink's thread (``foreachBatch``) adds each batch's windows, alerts and dead
     letters; the runner's thread folds in Spark's progress reports and publishes the
-    whole hash to Redis.
+    whole hash to Redis. With ``prometheus``, every figure also goes to the job's
+    Prometheus metrics (:mod:`stream.metrics`).
     """
 
-    def __init__(self, redis: RedisConfig, provider: str) -> None:
+    def __init__(
+        self, redis: RedisConfig, provider: str, prometheus: PrometheusMetrics | None = None
+    ) -> None:
         self.redis = redis
         self.metrics = JobMetrics(provider=provider)
         self.lock = threading.Lock()
+        self.prometheus = prometheus
 
     def batch_written(
         self,
@@ -101,11 +108,15 @@ class JobProgress:
         sink_ms: float,
         redis_ms: float,
         coverage: BatchCoverage | None = None,
+        event_counts: Mapping[tuple[str, str], int] | None = None,
+        fleet: FleetSummary | None = None,
     ) -> None:
-        """One batch's scored windows reached Redis."""
+        """One batch's scored windows reached Redis (``events`` of them new alert events,
+        ``event_counts`` those by kind and severity; ``fleet`` the summary written)."""
+        counted = coverage is not None and windows > 0
         with self.lock:
             m = self.metrics
-            if coverage is not None and windows:
+            if counted and coverage is not None:
                 m.coverage = round(coverage.mean, 4)
                 m.low_coverage_windows_total += coverage.low
             m.windows_scored = windows
@@ -114,11 +125,24 @@ class JobProgress:
             m.scoring_ms = scoring_ms
             m.sink_ms = sink_ms
             m.redis_ms = redis_ms
+        if self.prometheus is not None:
+            self.prometheus.batch_written(
+                windows=windows,
+                event_counts=event_counts or {},
+                scoring_s=scoring_ms / 1000.0,
+                sink_s=sink_ms / 1000.0,
+                coverage=coverage.mean if counted and coverage is not None else None,
+                low_coverage=coverage.low if counted and coverage is not None else 0,
+                open_alerts=None if fleet is None else fleet.open_alerts,
+                devices=None if fleet is None else fleet.devices,
+            )
 
-    def dead_lettered(self, count: int) -> None:
-        """One batch published ``count`` dead letters."""
+    def dead_lettered(self, rules: Mapping[str, int]) -> None:
+        """One batch published dead letters: how many broke each rule."""
         with self.lock:
-            self.metrics.dead_letters_total += count
+            self.metrics.dead_letters_total += sum(rules.values())
+        if self.prometheus is not None:
+            self.prometheus.dead_lettered(rules)
 
     def record(self, queries: Sequence[StreamingQuery]) -> None:
         """Fold the main query's new progress reports in; log and publish them.
@@ -135,11 +159,14 @@ class JobProgress:
         if not new:
             return
         progress = new[-1]
-        dropped = sum(
-            int(op.get("numRowsDroppedByWatermark", 0))
+        late = [
+            sum(int(op.get("numRowsDroppedByWatermark", 0)) for op in p.get("stateOperators", []))
             for p in new
-            for op in p.get("stateOperators", [])
-        )
+        ]
+        dropped = sum(late)
+        if self.prometheus is not None:
+            for report, n in zip(new, late, strict=True):
+                self.prometheus.progress(report, n)
         with self.lock:
             m = self.metrics
             m.batch_id = int(progress["batchId"])

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DRIVER_STACK = "-Xss16m"
+_SERVLET = "spark.metrics.conf.*.sink.prometheusServlet"
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ def _sql_settings(config: SparkConfig) -> dict[str, str]:
         "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
         # Adaptive execution does not apply to streaming plans; off, Spark stops warning.
         "spark.sql.adaptive.enabled": "false",
+        # Streaming queries report to Spark's metrics system (its Prometheus servlet below).
+        "spark.sql.streaming.metricsEnabled": "true",
     }
 
 
@@ -153,6 +156,11 @@ def build_session(config: SparkConfig | None = None, jars: Sequence[Path] = ()) 
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
+        # Spark's own metrics in the Prometheus format on its UI's port:
+        # /metrics/prometheus (driver, streaming queries) and /metrics/executors/prometheus.
+        .config("spark.ui.prometheus.enabled", "true")
+        .config(f"{_SERVLET}.class", "org.apache.spark.metrics.sink.PrometheusServlet")
+        .config(f"{_SERVLET}.path", "/metrics/prometheus")
     )
     for key, value in {**_sql_settings(config), **config.extra}.items():
         builder = builder.config(key, value)

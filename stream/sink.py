@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stream.alerts import AlertPolicy, DeviceState, LazyFeatures, ScoredWindow, step
@@ -79,6 +79,10 @@ class SinkResult:
     #: Of ``seconds``, the time in Redis round trips (the pipelines' ``execute``, the fleet
     #: summary's writes); the rest is the alert policy and building the commands.
     redis_seconds: float = 0.0
+    #: The events written, by ``(kind, severity)``; a replay's events are not counted.
+    event_counts: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: The fleet summary written after the batch.
+    fleet: FleetSummary | None = None
 
 
 class RedisAlertSink:
@@ -183,7 +187,7 @@ class RedisAlertSink:
         redis_s = time.perf_counter() - t0
 
         write = client.pipeline(transaction=False)
-        n_events = 0
+        batch_events: list[list[AlertEvent]] = []  # per script call, in call order
         applied_before = 0
         for device, (state_json, last) in zip(devices, stored, strict=True):
             state = DeviceState.from_json(state_json)
@@ -222,7 +226,7 @@ class RedisAlertSink:
                         keys.severity_channel(e.severity),
                     ]
                 )
-            n_events += len(events)
+            batch_events.append(events)
             names = [keys.device(device), keys.alerts, keys.risk, keys.open, keys.risk_rank]
             self._script(keys=names, args=args, client=write)
         t0 = time.perf_counter()
@@ -230,6 +234,12 @@ class RedisAlertSink:
         redis_s += time.perf_counter() - t0
         # Found applied when read, or by the compare-and-set (a write between read and write).
         skipped = applied_before + sum(1 for a in applied if a == 0)
+        counts: Counter[tuple[str, str]] = Counter(
+            (e.kind, e.severity)
+            for done, events in zip(applied, batch_events, strict=True)
+            if done != 0
+            for e in events
+        )
         if skipped:
             logger.info(
                 "%d of %d devices already had this batch applied (a replayed batch, or "
@@ -237,7 +247,8 @@ class RedisAlertSink:
                 skipped,
                 len(devices),
             )
-        redis_s += self._update_fleet(client)
+        fleet_s, fleet = self._update_fleet(client)
+        redis_s += fleet_s
         if self.wait_replicas:
             t0 = time.perf_counter()
             acked = int(client.wait(self.wait_replicas, self.wait_timeout_ms))
@@ -249,15 +260,17 @@ class RedisAlertSink:
                 )
         return SinkResult(
             windows=sum(len(v) for v in by_device.values()),
-            events=n_events,
+            events=sum(counts.values()),
             devices=len(devices),
             skipped_devices=skipped,
             seconds=time.perf_counter() - started,
             redis_seconds=redis_s,
+            event_counts=dict(counts),
+            fleet=fleet,
         )
 
-    def _update_fleet(self, client: Any) -> float:
-        """Rewrite the fleet summary; returns the seconds spent in Redis round trips.
+    def _update_fleet(self, client: Any) -> tuple[float, FleetSummary]:
+        """Rewrite the fleet summary; returns the seconds spent in Redis round trips and it.
 
         The highest risk and the count at risk come from ``P:risk:rank`` in O(log n). A
         rank that does not hold every device of ``P:risk`` (written by an older version,
@@ -289,7 +302,7 @@ class RedisAlertSink:
         summary.updated_ms = int(time.time() * 1000)
         t0 = time.perf_counter()
         client.hset(self.keys.fleet, mapping=summary.to_hash())
-        return redis_s + time.perf_counter() - t0
+        return redis_s + time.perf_counter() - t0, summary
 
     @staticmethod
     def _rebuild_rank(client: Any, risk: str, rank: str) -> None:
