@@ -315,6 +315,12 @@ def _register_demo(subparsers: Any) -> None:
         "--duration", type=float, help="stop after this many seconds (default: Ctrl-C)"
     )
     demo.add_argument("--key-prefix", help="Redis key prefix (PROGNOS_KEY_PREFIX, prognos)")
+    demo.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9464,
+        help="the stream job's Prometheus metrics port (9464; another free one if busy; 0: off)",
+    )
     demo.set_defaults(handler=_demo)
 
 
@@ -335,5 +341,6 @@ def _demo(args: argparse.Namespace) -> int:
             cmapss=cmapss,
             duration_s=args.duration,
             key_prefix=args.key_prefix,
+            metrics_port=args.metrics_port or None,
         )
     )

@@ -55,6 +55,8 @@ class DemoConfig:
         show: alerts to print at most (None: all).
         key_prefix: the Redis key prefix the demo's job writes under and the demo reads
             (None: ``PROGNOS_KEY_PREFIX``, else ``prognos``).
+        metrics_port: the stream job serves Prometheus metrics here (a free port instead
+            when it is taken; None: off).
     """
 
     machines: int = 12
@@ -65,6 +67,7 @@ class DemoConfig:
     duration_s: float | None = None
     show: int | None = None
     key_prefix: str | None = None
+    metrics_port: int | None = 9464
 
 
 class _Child:
@@ -195,6 +198,12 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
     for s in previous:
         signal.signal(s, request_stop)
     ensure_topics(KafkaConfig.from_env(child_env, topic=topic))
+    metrics = []
+    if config.metrics_port is not None:
+        from deploy.stack import free_port, port_is_free
+
+        port = config.metrics_port if port_is_free(config.metrics_port) else free_port()
+        metrics = ["--metrics-port", str(port)]
     code = 0
     alerts = 0
     # Subscribed before anything starts, so no alert is published before we listen.
@@ -209,7 +218,8 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
             _Child(
                 "stream job",
                 ["stream", "--topic", topic, "--checkpoint", str(checkpoint), "--starting-offsets", "earliest",
-                 "--trigger", "1", "--max-future-skew", str(_DEMO_SKEW_S), "--key-prefix", redis.key_prefix],
+                 "--trigger", "1", "--max-future-skew", str(_DEMO_SKEW_S), "--key-prefix", redis.key_prefix,
+                 *metrics],
                 logs / "demo-stream.log",
                 child_env,
             )
@@ -234,6 +244,11 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
             what = (
                 f"simulating {config.machines} turbofans, {config.fast_fail} degrading fast, "
                 f"one 10-minute cycle per {600 / config.rate:g}s"
+            )
+        if metrics:
+            _say(
+                out,
+                f"prognos demo: the stream job's Prometheus metrics: http://127.0.0.1:{metrics[1]}/metrics",
             )
         _say(out, f"prognos demo: {what} (log: {logs / 'demo-source.log'})")
         children.append(_Child("fleet", source, logs / "demo-source.log", child_env))

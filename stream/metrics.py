@@ -113,7 +113,7 @@ class PrometheusMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         # No ``*_created`` series beside each counter and histogram: they double the
         # series a scrape carries and Prometheus does not use them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.readings = Counter(

@@ -161,6 +161,8 @@ def build_session(config: SparkConfig | None = None, jars: Sequence[Path] = ()) 
         .config("spark.ui.prometheus.enabled", "true")
         .config(f"{_SERVLET}.class", "org.apache.spark.metrics.sink.PrometheusServlet")
         .config(f"{_SERVLET}.path", "/metrics/prometheus")
+        # Driver metric names carry the app name, not an application id new at each start.
+        .config("spark.metrics.namespace", "${spark.app.name}")
     )
     for key, value in {**_sql_settings(config), **config.extra}.items():
         builder = builder.config(key, value)

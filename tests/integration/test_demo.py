@@ -15,6 +15,7 @@ def test_demo_shows_alerts_and_stops_everything_it_started(tmp_path: Path) -> No
     """Run as a user would, under a key prefix of its own: alerts and progress lines come
     from that prefix, no ERROR line is logged, and nothing is left running."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROGNOS_")}
+    metrics_port = free_port()
     ports = {
         "PROGNOS_KAFKA_PORT": free_port(),
         "PROGNOS_KAFKA_CONTROLLER_PORT": free_port(),
@@ -39,6 +40,8 @@ def test_demo_shows_alerts_and_stops_everything_it_started(tmp_path: Path) -> No
             "3",
             "--key-prefix",
             "demo-test",
+            "--metrics-port",
+            str(metrics_port),
         ],
         capture_output=True,
         text=True,
@@ -54,8 +57,14 @@ def test_demo_shows_alerts_and_stops_everything_it_started(tmp_path: Path) -> No
     assert "stopped the fleet, the stream job and the local stack" in out
     # Progress comes from the prefix's metrics hash: a batch number, not "starting" forever.
     assert re.search(r"status: batch \d+, \d+ windows scored", out), out[-3000:]
+    assert f"Prometheus metrics: http://127.0.0.1:{metrics_port}/metrics" in out
     logs = tmp_path / "state" / "logs"
+    assert (
+        f"Prometheus metrics at http://127.0.0.1:{metrics_port}/metrics"
+        in (logs / "demo-stream.log").read_text()
+    ), "the demo's stream job did not serve its metrics"
     for name in ("demo-stream.log", "demo-source.log"):
         errors = [line for line in (logs / name).read_text().splitlines() if " ERROR " in line]
         assert errors == [], f"{name} logged ERROR lines in a normal run:\n" + "\n".join(errors)
-    assert all(port_is_free(port) for port in ports.values()), "the demo left a service listening"
+    left = [*ports.values(), metrics_port]
+    assert all(port_is_free(port) for port in left), "the demo left a service listening"

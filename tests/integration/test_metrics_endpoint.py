@@ -178,3 +178,41 @@ def test_metrics_scraped_during_a_replay_agree_with_the_jobs_own_totals(
     (labels,) = info
     assert f"version={job.scorer.metadata.model_version}" in labels
     assert "provider=CPUExecutionProvider" in labels
+
+
+SPARK_SERVLET = """
+import sys, urllib.request
+from deploy.spark import spark_session
+from stream.session import SparkConfig
+spark = spark_session(SparkConfig.from_env(app_name="prognos-servlet", ui=True,
+                                           extra={"spark.ui.port": sys.argv[1]}))
+try:
+    spark.range(1000).selectExpr("sum(id)").collect()
+    for path in ("/metrics/prometheus", "/metrics/executors/prometheus"):
+        url = spark.sparkContext.uiWebUrl + path
+        print("=== " + path)
+        print(urllib.request.urlopen(url, timeout=10).read().decode())
+finally:
+    spark.stop()
+"""
+
+
+def test_sessions_prognos_builds_serve_sparks_own_metrics_in_the_prometheus_format() -> None:
+    import subprocess
+    import sys
+
+    from deploy.stack import free_port
+
+    result = subprocess.run(
+        [sys.executable, "-c", SPARK_SERVLET, str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, driver, executors = result.stdout.split("=== ")
+    families = {f.name for f in text_string_to_metric_families(driver.split("\n", 1)[1])}
+    # Named after the app, not an application id that changes at each start.
+    assert any(n.startswith("metrics_prognos_servlet_driver_") for n in families), families
+    samples = list(text_string_to_metric_families(executors.split("\n", 1)[1]))
+    assert "spark_info" in {f.name for f in samples}

@@ -61,7 +61,7 @@ def test_progress_reports_and_batches_reach_the_counters_once() -> None:
         sink_ms=5.0,
         redis_ms=1.0,
         coverage=BatchCoverage(mean=0.5, low=4),
-        event_counts={("opened", "warning"): 2, ("resolved", "info"): 1},
+        event_counts={("opened", "warning"): 2, ("resolved", "warning"): 1},
     )
     progress.dead_lettered({"range": 2, "json": 1})
 
