@@ -18,6 +18,11 @@ Keys and channels (``P`` is the key prefix, ``prognos`` by default):
                               summary's highest risk and count at risk in O(log n))
 ``P:device:ID``               hash :data:`DEVICE_FIELDS`: the device's latest window and the
                               alert policy's state
+``P:history:ID``              list of the device's last :data:`HISTORY_LENGTH` scored
+                              windows, oldest first, each ``"<window end ms> <risk>"``
+                              (:func:`parse_history`; the dashboard's risk over time)
+``P:lifecycle:ID``            list of the device's last :data:`LIFECYCLE_LENGTH` alert
+                              events (JSON, oldest first): its alerts' lifecycle
 ``P:open``                    set of devices with an open alert
 ``P:fleet``                   hash: the fleet summary (:class:`FleetSummary`)
 ``P:metrics``                 hash: the running job's figures (:class:`JobMetrics`)
@@ -60,7 +65,9 @@ from stream.errors import AlertFormatError
 __all__ = [
     "DEFAULT_PREFIX",
     "DEVICE_FIELDS",
+    "HISTORY_LENGTH",
     "KINDS",
+    "LIFECYCLE_LENGTH",
     "SCHEMA_VERSION",
     "SEVERITIES",
     "STREAM_FIELDS",
@@ -72,10 +79,16 @@ __all__ = [
     "Severity",
     "TopFeature",
     "dead_letter_reason",
+    "history_entry",
+    "parse_history",
 ]
 
 DEFAULT_PREFIX: Final = "prognos"
 SCHEMA_VERSION: Final = 1
+#: Scored windows kept per device in ``P:history:ID`` (a week of 20-minute windows).
+HISTORY_LENGTH: Final = 500
+#: Alert events kept per device in ``P:lifecycle:ID``.
+LIFECYCLE_LENGTH: Final = 50
 
 Kind = Literal["opened", "updated", "resolved"]
 Severity = Literal["warning", "critical"]
@@ -151,6 +164,14 @@ class Keys:
         """What every device hash's key starts with (to scan them)."""
         return self._key("device", "")
 
+    def history(self, device_id: str) -> str:
+        """List of one device's recent ``"<window end ms> <risk>"`` entries."""
+        return self._key("history", device_id)
+
+    def lifecycle(self, device_id: str) -> str:
+        """List of one device's recent alert events (JSON)."""
+        return self._key("lifecycle", device_id)
+
     @property
     def open(self) -> str:
         """Set of devices with an open alert."""
@@ -188,6 +209,31 @@ class Keys:
     def pattern(self) -> str:
         """A glob matching every key and channel under the prefix (ACLs, clean-up)."""
         return f"{_glob_escape(self.prefix)}:*"
+
+
+def history_entry(window_end_ms: int, risk: float) -> str:
+    """One entry of ``P:history:ID``.
+
+    >>> history_entry(600000, 0.25)
+    '600000 0.25'
+    """
+    return f"{int(window_end_ms)} {float(risk)!r}"
+
+
+def parse_history(raw: Any) -> list[tuple[int, float]]:
+    """``LRANGE P:history:ID 0 -1`` as ``(window end ms, risk)`` pairs; bad entries skipped.
+
+    >>> parse_history([b"600000 0.25", "1200000 0.5", b"junk"])
+    [(600000, 0.25), (1200000, 0.5)]
+    """
+    out = []
+    for entry in raw or []:
+        end, _, risk = _text(entry).partition(" ")
+        try:
+            out.append((int(end), float(risk)))
+        except ValueError:
+            continue
+    return out
 
 
 def dead_letter_reason(field_name: str, rule: str) -> str:

@@ -26,7 +26,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stream.alerts import AlertPolicy, DeviceState, LazyFeatures, ScoredWindow, step
-from stream.contract import DEFAULT_PREFIX, AlertEvent, FleetSummary, Keys
+from stream.contract import (
+    DEFAULT_PREFIX,
+    HISTORY_LENGTH,
+    LIFECYCLE_LENGTH,
+    AlertEvent,
+    FleetSummary,
+    Keys,
+    history_entry,
+)
 from stream.errors import SinkError
 from stream.redis_config import redact_url
 
@@ -35,10 +43,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# KEYS: device hash, alert stream, risk hash, open set, risk rank (sorted set)
+# KEYS: device hash, alert stream, risk hash, open set, risk rank (sorted set), the device's
+#       risk history (list), the device's alert lifecycle (list)
 # ARGV: device, expected last window, new last window, state json, risk, window end,
 #       model version, provider, open flag, max stream length, the device's channel,
-#       n events, coverage, then per event: json, event id, alert id, kind, severity,
+#       n events, coverage, history length, lifecycle length, n history entries, then the
+#       history entries, then per event: json, event id, alert id, kind, severity,
 #       severity channel
 # The fields are stream.contract's DEVICE_FIELDS and STREAM_FIELDS.
 _APPLY = """
@@ -50,15 +60,24 @@ redis.call('HSET', KEYS[1], 'last_window_end', ARGV[3], 'state', ARGV[4], 'risk'
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
 redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
 if ARGV[9] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
+local h = tonumber(ARGV[16])
+if h > 0 then
+  for i = 17, 16 + h, 500 do  -- in slices: unpack's stack is bounded
+    redis.call('RPUSH', KEYS[6], unpack(ARGV, i, math.min(i + 499, 16 + h)))
+  end
+  redis.call('LTRIM', KEYS[6], -tonumber(ARGV[14]), -1)
+end
 local n = tonumber(ARGV[12])
 for i = 0, n - 1 do
-  local b = 14 + i * 6
+  local b = 17 + h + i * 6
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[b], 'event_id', ARGV[b + 1],
              'alert_id', ARGV[b + 2], 'kind', ARGV[b + 3], 'device_id', ARGV[1], 'severity', ARGV[b + 4],
              'risk', ARGV[5])
+  redis.call('RPUSH', KEYS[7], ARGV[b])
   redis.call('PUBLISH', ARGV[b + 5], ARGV[b])
   redis.call('PUBLISH', ARGV[11], ARGV[b])
 end
+if n > 0 then redis.call('LTRIM', KEYS[7], -tonumber(ARGV[15]), -1) end
 return 1
 """
 
@@ -214,7 +233,13 @@ class RedisAlertSink:
                 keys.device_channel(device),
                 str(len(events)),
                 repr(round(float(latest.coverage), 3)),
+                str(HISTORY_LENGTH),
+                str(LIFECYCLE_LENGTH),
             ]
+            # The windows this batch applies for the first time (a replay's are older).
+            fresh = [w for w in by_device[device] if not before or w.window_end_ms > int(before)]
+            args.append(str(len(fresh)))
+            args.extend(history_entry(w.window_end_ms, w.risk) for w in fresh)
             for e in events:
                 args.extend(
                     [
@@ -227,7 +252,15 @@ class RedisAlertSink:
                     ]
                 )
             batch_events.append(events)
-            names = [keys.device(device), keys.alerts, keys.risk, keys.open, keys.risk_rank]
+            names = [
+                keys.device(device),
+                keys.alerts,
+                keys.risk,
+                keys.open,
+                keys.risk_rank,
+                keys.history(device),
+                keys.lifecycle(device),
+            ]
             self._script(keys=names, args=args, client=write)
         t0 = time.perf_counter()
         applied = write.execute()

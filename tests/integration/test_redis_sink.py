@@ -197,3 +197,38 @@ def test_a_missing_rank_is_rebuilt_from_the_risk_hash(redis_url: str, key_prefix
     finally:
         client.close()
         sink.close()
+
+
+def test_each_device_keeps_a_bounded_risk_history_and_alert_lifecycle_written_once(
+    redis_url: str, key_prefix: str
+) -> None:
+    from stream.contract import HISTORY_LENGTH, LIFECYCLE_LENGTH, AlertEvent, parse_history
+
+    sink = RedisAlertSink(redis_url, POLICY, W, prefix=key_prefix)
+    keys = Keys(key_prefix)
+    first = _windows("pump-1", [0.2, 0.7, 0.8, 0.2, 0.1])
+    sink.write(first)
+    sink.write(first)  # a replay: nothing appended twice
+    second = _windows("pump-1", [0.6, 0.3], first=5)
+    sink.write(second)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        history = parse_history(client.lrange(keys.history("pump-1"), 0, -1))
+        assert history == [(w.window_end_ms, w.risk) for w in first + second]
+        lifecycle = [
+            AlertEvent.from_json(e) for e in client.lrange(keys.lifecycle("pump-1"), 0, -1)
+        ]
+        assert [e.kind for e in lifecycle] == ["opened", "resolved"]  # the second alert cools down
+        assert [e.event_id for e in lifecycle] == [
+            e["event_id"] for e in _events(client, key_prefix)
+        ]
+        # A long run keeps the last HISTORY_LENGTH windows and LIFECYCLE_LENGTH events only.
+        risks = [0.9, 0.1, 0.1, 0.1, 0.1] * ((HISTORY_LENGTH + 600) // 5)
+        sink.write(_windows("pump-2", risks))
+        kept = parse_history(client.lrange(keys.history("pump-2"), 0, -1))
+        assert len(kept) == HISTORY_LENGTH
+        assert kept[-1] == (len(risks) * W, 0.1)
+        assert client.llen(keys.lifecycle("pump-2")) == LIFECYCLE_LENGTH
+    finally:
+        client.close()
+        sink.close()
