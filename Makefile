@@ -13,7 +13,7 @@ WHEELS ?= $(HOME)/.cache/prognos/wheels
 PYTEST_ARGS ?=
 CMAPSS ?= ../shared/data/cmapss
 
-.PHONY: help venv train-extra setup demo demo-cmapss smoke test unit integration lint model bench up down status clean
+.PHONY: help venv train-extra browser setup demo demo-cmapss smoke test unit integration lint model bench up down status clean
 
 help:
 	@echo "make demo   set up everything, start the local stack and run the demo"
@@ -64,13 +64,27 @@ demo-cmapss: setup
 smoke: up
 	$(PROGNOS) smoke --count 2000
 
-test: setup train-extra
+# Debian's Chromium, for the dashboard's browser test (Playwright drives it; no download
+# from elsewhere). Installed with apt-get when run as root, else the message says how.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium (the dashboard's browser test)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "The dashboard's browser test needs Chromium: run 'apt-get install chromium' as root" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: setup train-extra browser
 	$(BIN)/python -m pytest -v -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: train-extra
 	$(BIN)/python -m pytest -q -m unit $(PYTEST_ARGS)
 
-integration: setup
+integration: setup browser
 	$(BIN)/python -m pytest -v -m integration $(PYTEST_ARGS)
 
 lint: venv

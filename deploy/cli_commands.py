@@ -1,4 +1,5 @@
-"""The whole-system commands: ``stack``, ``stream``, ``smoke``, ``demo``, ``status``, and
+"""The whole-system commands: ``stack``, ``stream``, ``smoke``, ``demo``, ``status``,
+``dashboard``, and
 those of a user's own fleet (:mod:`deploy.fleet_cli`: ``train``, ``evaluate``, ``backtest``).
 
 Only ``argparse`` (and the standard library) is imported at module level, as the
@@ -21,6 +22,7 @@ def register(subparsers: Any) -> None:
     _register_demo(subparsers)
     _register_smoke(subparsers)
     status.register(subparsers)
+    _register_dashboard(subparsers)
     fleet_cli.register(subparsers)
 
 
@@ -321,6 +323,12 @@ def _register_demo(subparsers: Any) -> None:
         default=9464,
         help="the stream job's Prometheus metrics port (9464; another free one if busy; 0: off)",
     )
+    demo.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=8080,
+        help="the live dashboard's port (8080; another free one if busy; 0: off)",
+    )
     demo.set_defaults(handler=_demo)
 
 
@@ -342,5 +350,44 @@ def _demo(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             key_prefix=args.key_prefix,
             metrics_port=args.metrics_port or None,
+            dashboard_port=args.dashboard_port or None,
         )
     )
+
+
+# -- prognos dashboard ---------------------------------------------------------------------
+
+
+def _register_dashboard(subparsers: Any) -> None:
+    dash = subparsers.add_parser(
+        "dashboard",
+        help="a live web page: fleet, riskiest devices, open alerts, device views, job health",
+        description="Serve a web page over what the stream job writes to Redis: the fleet "
+        "summary, the riskiest devices, open alerts with the features behind them, a "
+        "device's risk over time and alert lifecycle, and the job's health. It updates "
+        "live (server-sent events). Redis is the local stack's or PROGNOS_REDIS_URL.",
+    )
+    dash.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    dash.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (127.0.0.1; 0.0.0.0: all)"
+    )
+    dash.add_argument("--key-prefix", help="the job's Redis key prefix (PROGNOS_KEY_PREFIX)")
+    dash.add_argument("--redis-url", help="the job's Redis (PROGNOS_REDIS_URL, local stack)")
+    dash.set_defaults(handler=_dashboard)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from deploy.dashboard import DashboardConfig, open_socket, run_dashboard_on
+    from stream.redis_config import RedisConfig
+
+    redis = RedisConfig.from_env(key_prefix=args.key_prefix)
+    config = DashboardConfig(
+        redis_url=args.redis_url or redis.url,
+        key_prefix=redis.key_prefix,
+        host=args.host,
+        port=args.port,
+    )
+    sock = open_socket(config.host, config.port)  # a port in use: a message, not a traceback
+    print(f"prognos dashboard: http://{config.host}:{config.port}/ (Ctrl-C stops it)", flush=True)
+    run_dashboard_on(config, sock)
+    return 0

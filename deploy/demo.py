@@ -57,6 +57,8 @@ class DemoConfig:
             (None: ``PROGNOS_KEY_PREFIX``, else ``prognos``).
         metrics_port: the stream job serves Prometheus metrics here (a free port instead
             when it is taken; None: off).
+        dashboard_port: ``prognos dashboard`` serves the live page here (a free port
+            instead when it is taken; None: off).
     """
 
     machines: int = 12
@@ -68,6 +70,7 @@ class DemoConfig:
     show: int | None = None
     key_prefix: str | None = None
     metrics_port: int | None = 9464
+    dashboard_port: int | None = 8080
 
 
 class _Child:
@@ -154,6 +157,13 @@ def _progress(redis: RedisConfig) -> str:
     return line
 
 
+def _free(port: int) -> int:
+    """``port`` if nothing listens there, else a free one."""
+    from deploy.stack import free_port, port_is_free
+
+    return port if port_is_free(port) else free_port()
+
+
 def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
     """Run the demo; returns the exit code. See the module docstring."""
     from deploy.config import StackConfig
@@ -200,10 +210,8 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
     ensure_topics(KafkaConfig.from_env(child_env, topic=topic))
     metrics = []
     if config.metrics_port is not None:
-        from deploy.stack import free_port, port_is_free
-
-        port = config.metrics_port if port_is_free(config.metrics_port) else free_port()
-        metrics = ["--metrics-port", str(port)]
+        metrics = ["--metrics-port", str(_free(config.metrics_port))]
+    dashboard = None if config.dashboard_port is None else _free(config.dashboard_port)
     code = 0
     alerts = 0
     # Subscribed before anything starts, so no alert is published before we listen.
@@ -250,6 +258,16 @@ def run_demo(config: DemoConfig, out: TextIO = sys.stdout) -> int:
                 out,
                 f"prognos demo: the stream job's Prometheus metrics: http://127.0.0.1:{metrics[1]}/metrics",
             )
+        if dashboard is not None:
+            children.append(
+                _Child(
+                    "dashboard",
+                    ["dashboard", "--port", str(dashboard), "--key-prefix", redis.key_prefix],
+                    logs / "demo-dashboard.log",
+                    child_env,
+                )
+            )
+            _say(out, f"prognos demo: the live dashboard: http://127.0.0.1:{dashboard}/")
         _say(out, f"prognos demo: {what} (log: {logs / 'demo-source.log'})")
         children.append(_Child("fleet", source, logs / "demo-source.log", child_env))
         _say(

@@ -454,6 +454,8 @@ class JobMetrics:
     #: Windows scored with a coverage under the job's ``min_coverage``, since the start.
     low_coverage_windows_total: int = 0
     provider: str = ""
+    #: Records behind the readings topic's end offsets (all partitions) at the last batch.
+    kafka_lag_records: int = 0
     updated_ms: int = 0
 
     def to_hash(self) -> dict[str, str]:

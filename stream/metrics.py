@@ -41,10 +41,9 @@ metric                                 type       meaning
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -58,6 +57,7 @@ from prometheus_client import (
 from prometheus_client.exposition import start_http_server
 
 from stream.errors import ConfigError
+from stream.runner import kafka_lag
 
 logger = logging.getLogger(__name__)
 
@@ -65,41 +65,6 @@ __all__ = ["PrometheusMetrics", "kafka_lag"]
 
 _BATCH_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _PART_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-def _offsets(raw: Any) -> Mapping[str, Mapping[str, int]]:
-    """A Kafka source's offsets (``{"topic": {"0": 42}}``), JSON text or already parsed."""
-    if raw is None:
-        return {}
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            return {}
-    return raw if isinstance(raw, Mapping) else {}
-
-
-def kafka_lag(sources: Iterable[Mapping[str, Any]]) -> int | None:
-    """Records behind the topic's end: latest offset minus the batch's end offset, summed.
-
-    ``sources`` is a progress report's ``sources``; None when no source reports offsets
-    (a batch before the first, or a source that is not Kafka).
-
-    >>> kafka_lag([{"endOffset": '{"t": {"0": 40, "1": 10}}',
-    ...             "latestOffset": '{"t": {"0": 50, "1": 10}}'}])
-    10
-    """
-    lag, seen = 0, False
-    for source in sources:
-        end, latest = _offsets(source.get("endOffset")), _offsets(source.get("latestOffset"))
-        for topic, partitions in latest.items():
-            for partition, offset in partitions.items():
-                done = end.get(topic, {}).get(partition)
-                if done is None or int(offset) < 0 or int(done) < 0:
-                    continue
-                lag += max(0, int(offset) - int(done))
-                seen = True
-    return lag if seen else None
 
 
 class PrometheusMetrics:

@@ -9,12 +9,13 @@ and turns a query's failure into one line that names the cause.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JobProgress", "QueryRunner", "failure_reason"]
+__all__ = ["JobProgress", "QueryRunner", "failure_reason", "kafka_lag"]
 
 _CAUSE = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception): \S")
 _JVM_OR_PYSPARK = ("org.", "java.", "scala.", "py4j.", "pyspark.")
@@ -75,6 +76,41 @@ class _InterruptedByStop(logging.Filter):
             logger.info("the next batch had started and was interrupted; it is redone on restart")
             return False
         return True
+
+
+def _offsets(raw: Any) -> Mapping[str, Mapping[str, int]]:
+    """A Kafka source's offsets (``{"topic": {"0": 42}}``), JSON text or already parsed."""
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return {}
+    return raw if isinstance(raw, Mapping) else {}
+
+
+def kafka_lag(sources: Iterable[Mapping[str, Any]]) -> int | None:
+    """Records behind the topic's end: latest offset minus the batch's end offset, summed.
+
+    ``sources`` is a progress report's ``sources``; None when no source reports offsets
+    (a batch before the first, or a source that is not Kafka).
+
+    >>> kafka_lag([{"endOffset": '{"t": {"0": 40, "1": 10}}',
+    ...             "latestOffset": '{"t": {"0": 50, "1": 10}}'}])
+    10
+    """
+    lag, seen = 0, False
+    for source in sources:
+        end, latest = _offsets(source.get("endOffset")), _offsets(source.get("latestOffset"))
+        for topic, partitions in latest.items():
+            for partition, offset in partitions.items():
+                done = end.get(topic, {}).get(partition)
+                if done is None or int(offset) < 0 or int(done) < 0:
+                    continue
+                lag += max(0, int(offset) - int(done))
+                seen = True
+    return lag if seen else None
 
 
 def _last_batch(query: StreamingQuery) -> int:
@@ -164,6 +200,8 @@ class JobProgress:
             for p in new
         ]
         dropped = sum(late)
+        lags = [kafka_lag(p.get("sources") or []) for p in new]
+        lag = next((n for n in reversed(lags) if n is not None), None)
         if self.prometheus is not None:
             for report, n in zip(new, late, strict=True):
                 self.prometheus.progress(report, n)
@@ -175,6 +213,8 @@ class JobProgress:
             m.batch_ms = int(progress.get("durationMs", {}).get("triggerExecution", 0))
             m.dropped_by_watermark = dropped
             m.dropped_by_watermark_total += dropped
+            if lag is not None:
+                m.kafka_lag_records = lag
             m.updated_ms = int(time.time() * 1000)
             snapshot = JobMetrics(**asdict(m))
         if dropped:

@@ -15,7 +15,7 @@ def test_demo_shows_alerts_and_stops_everything_it_started(tmp_path: Path) -> No
     """Run as a user would, under a key prefix of its own: alerts and progress lines come
     from that prefix, no ERROR line is logged, and nothing is left running."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROGNOS_")}
-    metrics_port = free_port()
+    metrics_port, dashboard_port = free_port(), free_port()
     ports = {
         "PROGNOS_KAFKA_PORT": free_port(),
         "PROGNOS_KAFKA_CONTROLLER_PORT": free_port(),
@@ -42,6 +42,8 @@ def test_demo_shows_alerts_and_stops_everything_it_started(tmp_path: Path) -> No
             "demo-test",
             "--metrics-port",
             str(metrics_port),
+            "--dashboard-port",
+            str(dashboard_port),
         ],
         capture_output=True,
         text=True,
@@ -58,13 +60,14 @@ def test_demo_shows_alerts_and_stops_everything_it_started(tmp_path: Path) -> No
     # Progress comes from the prefix's metrics hash: a batch number, not "starting" forever.
     assert re.search(r"status: batch \d+, \d+ windows scored", out), out[-3000:]
     assert f"Prometheus metrics: http://127.0.0.1:{metrics_port}/metrics" in out
+    assert f"the live dashboard: http://127.0.0.1:{dashboard_port}/" in out
     logs = tmp_path / "state" / "logs"
     assert (
         f"Prometheus metrics at http://127.0.0.1:{metrics_port}/metrics"
         in (logs / "demo-stream.log").read_text()
     ), "the demo's stream job did not serve its metrics"
-    for name in ("demo-stream.log", "demo-source.log"):
+    for name in ("demo-stream.log", "demo-source.log", "demo-dashboard.log"):
         errors = [line for line in (logs / name).read_text().splitlines() if " ERROR " in line]
         assert errors == [], f"{name} logged ERROR lines in a normal run:\n" + "\n".join(errors)
-    left = [*ports.values(), metrics_port]
+    left = [*ports.values(), metrics_port, dashboard_port]
     assert all(port_is_free(port) for port in left), "the demo left a service listening"
