@@ -3,7 +3,8 @@
 The page (``deploy/web/index.html``, plain HTML and JavaScript, no build step) shows the
 fleet summary, the riskiest devices, the open alerts with their explanation (the features
 furthest from normal, with values and normal ranges), a device's risk over time and its
-alerts' lifecycle, and the job's health (throughput, batch time, Kafka lag, dead letters).
+alerts' lifecycle, the job's health (throughput, batch time, Kafka lag, dead letters) and
+input drift (each sensor's PSI against the training distribution, drift notices).
 It updates itself from the server-sent events of ``/events``: a snapshot each second while
 anything changed, no page reload.
 
@@ -115,7 +116,11 @@ class DashboardData:
         pipe.srandmember(keys.open, 200)  # a bound on what one page lists
         pipe.scard(keys.open)
         pipe.xrevrange(keys.alerts, count=top)
-        fleet, metrics, dead, riskiest, open_ids, n_open, recent = await pipe.execute()
+        pipe.hgetall(keys.drift)
+        pipe.hlen(keys.drift_devices)
+        pipe.xrevrange(keys.drift_notices, count=5)
+        (fleet, metrics, dead, riskiest, open_ids, n_open, recent, drift, drift_devices,
+         notices) = await pipe.execute()  # fmt: skip
 
         open_ids = sorted(_text(d) for d in open_ids)
         pipe = self.client.pipeline(transaction=False)
@@ -157,6 +162,7 @@ class DashboardData:
             "open_alerts": alerts,
             "open_total": int(n_open),
             "recent": [AlertEvent.from_json(f[b"event"]).to_dict() for _, f in recent],
+            "drift": _drift(drift, drift_devices, notices),
         }
 
     async def device(self, device_id: str) -> dict[str, Any] | None:
@@ -169,7 +175,8 @@ class DashboardData:
         pipe.lrange(keys.history(device_id), 0, -1)
         pipe.lrange(keys.lifecycle(device_id), 0, -1)
         pipe.sismember(keys.open, device_id)
-        fields, history, lifecycle, is_open = await pipe.execute()
+        pipe.hget(keys.drift_devices, device_id)
+        fields, history, lifecycle, is_open, drift = await pipe.execute()
         if not fields:
             return None
         latest = {_text(k): _text(v) for k, v in fields.items() if _text(k) != "state"}
@@ -179,7 +186,25 @@ class DashboardData:
             "open": bool(is_open),
             "history": parse_history(history),
             "lifecycle": [AlertEvent.from_json(e).to_dict() for e in lifecycle],
+            "drift": _text(drift) if drift else None,
         }
+
+
+def _drift(raw: Any, devices: int, notices: Any) -> dict[str, Any] | None:
+    """The ``P:drift`` hash and the latest notices as the page shows them."""
+    from stream.contract import DriftNotice
+
+    if not raw:
+        return None
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    return {
+        "psi": {k[4:]: float(v) for k, v in fields.items() if k.startswith("psi:")},
+        "drifting": [s for s in fields.get("drifting", "").split(",") if s],
+        "windows": int(fields.get("windows", "0")),
+        "threshold": float(fields.get("threshold", "0.25")),
+        "devices": int(devices),
+        "notices": [asdict(DriftNotice.from_json(f[b"notice"])) for _, f in notices],
+    }
 
 
 def build_app(config: DashboardConfig) -> Any:

@@ -29,6 +29,18 @@ def register(subparsers: Any) -> None:
         "--allow-fallback", action="store_true", help="accept CPU if a GPU is missing"
     )
     info.set_defaults(handler=_info)
+    drift = actions.add_parser(
+        "drift-reference",
+        help="record a model's training distribution for input-drift watching",
+        description="Compute the deciles of each sensor's normalised window mean over a "
+        "recording (the model's training data) and write them to drift.json in the model "
+        "folder. `prognos train` does this itself; this is for models trained before it did.",
+    )
+    drift.add_argument("path", help="model folder")
+    drift.add_argument(
+        "--data", required=True, help="the training data: cmapss:DIR[#FD00x] or sim:PATH"
+    )
+    drift.set_defaults(handler=_drift_reference)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -44,4 +56,20 @@ def _info(args: argparse.Namespace) -> int:
         "providers": scorer.providers,
     }
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _drift_reference(args: argparse.Namespace) -> int:
+    from models.data import load_data, window_features
+    from models.drift import reference_from_features, write_reference
+    from models.scorer import Scorer
+
+    scorer = Scorer.load(args.path)
+    meta = scorer.metadata
+    recording = load_data(args.data)
+    windows = window_features(recording, meta.spec, regimes=meta.norm.regimes)
+    path = write_reference(
+        args.path, reference_from_features(windows.features, meta.spec, meta.norm)
+    )
+    print(f"wrote {path}: {len(windows.features)} windows of {recording.name}")
     return 0

@@ -56,6 +56,7 @@ from models.data import (
     make_sequences,
     window_features,
 )
+from models.drift import reference_from_features, write_reference
 from models.errors import DataError, MissingDependencyError
 from models.evaluation import average_precision, binary_metrics, choose_threshold
 from models.features import (
@@ -549,6 +550,11 @@ def train_model(
     )
     x = normalise(seqs.x, norm)
     rul = rul_target(seqs, spec, config)
+    # The training distribution the stream job watches its inputs against (models.drift).
+    reference = reference_from_features(
+        windows.features[np.isin(windows.device, train_devices)], spec, norm
+    )
+    write_reference(out, reference)
 
     archs = ("gru", "cnn") if config.arch == "auto" else (config.arch,)
     cv: dict[str, Any] | None = None

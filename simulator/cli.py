@@ -85,6 +85,11 @@ def register(subparsers: Any) -> None:
         "--drift-rate", type=float, default=1e-5, help="per sensor-step chance to start drifting"
     )
     sim.add_argument(
+        "--drift-sensors",
+        help="comma-separated sensors that may drift (default: any); with --drift-rate 1 "
+        "they all drift from the start: a known input drift",
+    )
+    sim.add_argument(
         "--dropout-rate", type=float, default=1e-3, help="per sensor-step chance of no value"
     )
     sim.add_argument(
@@ -159,6 +164,9 @@ def _simulate(args: argparse.Namespace) -> int:
             drift=args.drift_rate,
             dropout=args.dropout_rate,
             stuck=args.stuck_rate,
+            drift_sensors=tuple(
+                s.strip() for s in (args.drift_sensors or "").split(",") if s.strip()
+            ),
         ),
     )
     pace = Pace.parse(args.rate)

@@ -112,6 +112,8 @@ class FaultRates:
         dropout: chance a sensor reports nothing (``None``) this step.
         stuck: chance a sensor freezes at its last value for a while (mean ``stuck_steps``).
         stuck_steps: mean length of a stuck spell, in steps.
+        drift_sensors: only these sensors drift (empty: any); with ``drift`` 1 they all
+            start at once, a known input drift (the stream job's drift watch is tested so).
     """
 
     noise: float = 1.0
@@ -119,6 +121,10 @@ class FaultRates:
     dropout: float = 1e-3
     stuck: float = 1e-4
     stuck_steps: float = 60.0
+    drift_sensors: tuple[str, ...] = ()
+
+    def may_drift(self, sensor: str) -> bool:
+        return not self.drift_sensors or sensor in self.drift_sensors
 
     def __post_init__(self) -> None:
         if self.noise < 0:
@@ -198,6 +204,13 @@ class FleetConfig:
                 )
             if self.fast_fail_cycles < 3:
                 raise ConfigError(f"fast_fail_cycles={self.fast_fail_cycles}: must be >= 3")
+        known = {s for t in self.types for s in MACHINE_TYPES[t].sensors}
+        strange = [s for s in self.faults.drift_sensors if s not in known]
+        if strange:
+            raise ConfigError(
+                f"--drift-sensors {', '.join(strange)}: not a sensor of "
+                f"{', '.join(self.types)}; choose from {', '.join(sorted(known))}"
+            )
         if self.repair_s < 0:
             raise ConfigError(f"repair_s={self.repair_s}: must be >= 0")
         if self.maintenance_interval_s is not None and self.maintenance_interval_s <= 0:

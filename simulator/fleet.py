@@ -230,7 +230,7 @@ class Machine:
         sensors: dict[str, float | None] = {}
         hours = self.config.step_s / 3600.0
         for i, name in enumerate(self.sensors):
-            if u[3 + i] < faults.drift and self.drift_slope[i] == 0.0:
+            if u[3 + i] < faults.drift and self.drift_slope[i] == 0.0 and faults.may_drift(name):
                 sign = 1.0 if u[3 + n + i] < 0.5 else -1.0
                 self.drift_slope[i] = sign * _DRIFT_PER_HOUR * clean[i]
             if self.drift_slope[i] != 0.0:

@@ -408,7 +408,7 @@ class Turbofan:
         sensors: dict[str, float | None] = {}
         for i, name in enumerate(self.sensors):
             curve = self._curves[i]
-            if draws[i] < faults.drift and self.drift_slope[i] == 0.0:
+            if draws[i] < faults.drift and self.drift_slope[i] == 0.0 and faults.may_drift(name):
                 sign = 1.0 if draws[n + i] < 0.5 else -1.0
                 self.drift_slope[i] = sign * _DRIFT_PER_CYCLE * self._noise[i]
             if self.drift_slope[i] != 0.0:

@@ -23,6 +23,13 @@ Keys and channels (``P`` is the key prefix, ``prognos`` by default):
                               (:func:`parse_history`; the dashboard's risk over time)
 ``P:lifecycle:ID``            list of the device's last :data:`LIFECYCLE_LENGTH` alert
                               events (JSON, oldest first): its alerts' lifecycle
+``P:drift``                   hash: input drift, ``psi:SENSOR`` -> population stability
+                              index of the fleet's recent windows, ``drifting`` (sensors,
+                              comma-separated), ``windows``, ``threshold``, ``updated_ms``
+``P:drift:devices``           hash: device id -> ``"SENSOR Z"``, devices whose recent
+                              windows sit far from the training mean
+``P:drift:notices``           Redis Stream (field ``notice``) and pub/sub channel of drift
+                              notices (:class:`DriftNotice`)
 ``P:open``                    set of devices with an open alert
 ``P:fleet``                   hash: the fleet summary (:class:`FleetSummary`)
 ``P:metrics``                 hash: the running job's figures (:class:`JobMetrics`)
@@ -72,6 +79,7 @@ __all__ = [
     "SEVERITIES",
     "STREAM_FIELDS",
     "AlertEvent",
+    "DriftNotice",
     "FleetSummary",
     "JobMetrics",
     "Keys",
@@ -171,6 +179,21 @@ class Keys:
     def lifecycle(self, device_id: str) -> str:
         """List of one device's recent alert events (JSON)."""
         return self._key("lifecycle", device_id)
+
+    @property
+    def drift(self) -> str:
+        """Hash: the fleet's input drift per sensor."""
+        return self._key("drift")
+
+    @property
+    def drift_devices(self) -> str:
+        """Hash: devices far from the training distribution -> sensor and distance."""
+        return self._key("drift", "devices")
+
+    @property
+    def drift_notices(self) -> str:
+        """Stream and pub/sub channel of drift notices."""
+        return self._key("drift", "notices")
 
     @property
     def open(self) -> str:
@@ -415,6 +438,53 @@ def _feature(data: Any, index: int) -> TopFeature:
         normal_low=_optional_float(data, "normal_low", where),
         normal_high=_optional_float(data, "normal_high", where),
     )
+
+
+# -- the drift notice ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftNotice:
+    """Input drift started or ended for some sensors, fleet-wide (not a failure alert).
+
+    Attributes:
+        kind: ``started`` or ``ended``.
+        sensors: sensor -> population stability index when noticed.
+        windows: how many recent windows of the fleet the index is over.
+        window_end_ms: end of the newest window scored when noticed (event time).
+        model_version: the model whose training distribution is the reference.
+        noticed_ms: when (wall clock, epoch ms).
+    """
+
+    kind: Literal["started", "ended"]
+    sensors: Mapping[str, float]
+    windows: int
+    window_end_ms: int
+    model_version: str
+    noticed_ms: int
+
+    def to_json(self) -> str:
+        data = {**asdict(self), "sensors": dict(self.sensors), "type": "drift"}
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> DriftNotice:
+        """Raises AlertFormatError when it is not a drift notice."""
+        try:
+            data = json.loads(text)
+            kind = data["kind"]
+            if kind not in ("started", "ended") or not isinstance(data["sensors"], dict):
+                raise ValueError(kind)
+            return cls(
+                kind=kind,
+                sensors={str(k): float(v) for k, v in data["sensors"].items()},
+                windows=int(data["windows"]),
+                window_end_ms=int(data["window_end_ms"]),
+                model_version=str(data["model_version"]),
+                noticed_ms=int(data["noticed_ms"]),
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            raise AlertFormatError(f"not a drift notice: {exc}") from None
 
 
 # -- hashes ------------------------------------------------------------------------------

@@ -32,11 +32,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from models.drift import load_reference
 from stream.checkpoint import check_checkpoint, fingerprint
 from stream.config import StreamConfig
 from stream.contract import JobMetrics
 from stream.coverage import CoverageGuard
 from stream.deadletters import DeadLetter, DeadLetterPublisher
+from stream.drift import DriftMonitor
 from stream.errors import StreamError
 from stream.runner import JobProgress, QueryRunner
 from stream.scoring import TopFeatureFormatter
@@ -226,6 +228,8 @@ class StreamJob:
         )
         self.dead_letters = DeadLetterPublisher(config.kafka, config.redis)
         self.coverage = CoverageGuard(self.spec.sensors, config.min_coverage, config.kafka)
+        reference = load_reference(self.scorer.path.parent, self.spec.sensors)
+        self.drift = None if reference is None else DriftMonitor(reference)
         self._describe = TopFeatureFormatter(self.scorer)
         self.queries: list[StreamingQuery] = []
         self.runner = QueryRunner(
@@ -308,6 +312,8 @@ class StreamJob:
                 event_counts=result.event_counts,
                 fleet=result.fleet,
             )
+            if self.drift is not None and scored:
+                self._watch_drift(scored)
             if len(scored) < len(rows):
                 dead = dead_letters(batch)
                 if self.dead_letters.publish(self._query_id(), batch_id, dead):
@@ -321,6 +327,27 @@ class StreamJob:
             result.events,
             (time.perf_counter() - started) * 1000,
         )
+
+    def _watch_drift(self, scored: list[Any]) -> None:
+        """Fold the batch's windows into the drift monitor; publish its figures, notices."""
+        import redis
+
+        assert self.drift is not None
+        ordered = sorted(scored, key=lambda r: r["window_end_ms"])
+        width = len(self.drift.sensors)
+        values = [r["drift_values"] or [float("nan")] * width for r in ordered]
+        notices = self.drift.update(
+            [r["device_id"] for r in ordered],
+            values,
+            int(ordered[-1]["window_end_ms"]),
+            self.scorer.metadata.model_version,
+        )
+        try:
+            self.drift.publish(self.sink.client, self.sink.keys, notices)
+        except redis.RedisError as exc:  # advisory figures: the batch goes on
+            logger.warning("could not publish input drift to Redis: %s", exc)
+        if self.prometheus is not None:
+            self.prometheus.drift_updated(self.drift, notices)
 
     def _query_id(self) -> str:
         """The running query's id: stable across restarts on one checkpoint."""

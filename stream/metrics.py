@@ -35,6 +35,11 @@ metric                                 type       meaning
 ``prognos_last_batch_id``              gauge      the last completed batch
 ``prognos_last_batch_timestamp_seconds`` gauge    when it completed (Unix time)
 ``prognos_model_info``                 info       ``version``, ``provider``, ``sha256``
+``prognos_drift_psi``                  gauge      by ``sensor``: PSI of the fleet's recent
+                                                  windows against training (stream.drift)
+``prognos_drift_sensors``              gauge      sensors whose drift is sustained
+``prognos_drift_devices``              gauge      devices far from the training distribution
+``prognos_drift_notices_total``        counter    drift notices, by ``kind``
 =====================================  =========  =========================================
 """
 
@@ -43,8 +48,8 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -58,6 +63,10 @@ from prometheus_client.exposition import start_http_server
 
 from stream.errors import ConfigError
 from stream.runner import kafka_lag
+
+if TYPE_CHECKING:
+    from stream.contract import DriftNotice
+    from stream.drift import DriftMonitor
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +155,23 @@ class PrometheusMetrics:
             registry=r,
         )
         self.model = Info("prognos_model", "The model scoring the stream", registry=r)
+        self.drift_psi = Gauge(
+            "prognos_drift_psi",
+            "Population stability index of the fleet's recent windows against training, by sensor",
+            ["sensor"],
+            registry=r,
+        )
+        self.drift_sensors = Gauge(
+            "prognos_drift_sensors", "Sensors whose input drift is sustained", registry=r
+        )
+        self.drift_devices = Gauge(
+            "prognos_drift_devices",
+            "Devices whose recent windows sit far from the training distribution",
+            registry=r,
+        )
+        self.drift_notices = Counter(
+            "prognos_drift_notices", "Drift notices, by kind (started, ended)", ["kind"], registry=r
+        )
         self.coverage.set(1.0)
         self.last_batch.set(-1)
         self._server: Any = None
@@ -179,6 +205,15 @@ class PrometheusMetrics:
             self.open_alerts.set(open_alerts)
         if devices is not None:
             self.devices.set(devices)
+
+    def drift_updated(self, monitor: DriftMonitor, notices: Sequence[DriftNotice]) -> None:
+        for sensor, value in zip(monitor.sensors, monitor.psi, strict=True):
+            if value == value:  # not NaN: enough windows seen
+                self.drift_psi.labels(sensor=sensor).set(float(value))
+        self.drift_sensors.set(len(monitor.drifting))
+        self.drift_devices.set(len(monitor.devices))
+        for notice in notices:
+            self.drift_notices.labels(kind=notice.kind).inc()
 
     def dead_lettered(self, rules: Mapping[str, int]) -> None:
         for rule, n in rules.items():

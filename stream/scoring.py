@@ -15,7 +15,8 @@ batch). The driver describes them (names, normal ranges: training mean ± 2 stan
 deviations) with :class:`TopFeatureFormatter` only for the windows that raise an alert
 event, since describing every row in the workers would cost more than scoring it. It also
 carries its ``coverage``: the share of the model's sensors present in the window
-(:func:`models.features.sensor_coverage`).
+(:func:`models.features.sensor_coverage`), and each sensor's statistic watched for input
+drift (:func:`models.drift.watched_values`, see :mod:`stream.drift`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.drift import watched_values
 from models.features import sensor_coverage
 from stream.contract import TopFeature
 
@@ -107,6 +109,9 @@ def output_schema() -> StructType:
             StructField("score_ms", DoubleType(), True),
             # Share of the model's sensors present in the window (models.features.sensor_coverage).
             StructField("coverage", DoubleType(), True),
+            # Each model sensor's watched statistic for input drift
+            # (models.drift.watched_values; NaN: missing in the window).
+            StructField("drift_values", ArrayType(DoubleType(), True), True),
             *dead_letter_fields(),
         ]
     )
@@ -225,6 +230,7 @@ def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
     risk = scorer.score(z)
     index, values, zs = top_features(raw_last, z[:, -1, :])
     coverage = sensor_coverage(scorer.metadata.spec, raw_last)
+    drift = watched_values(raw_last, scorer.metadata.spec, scorer.metadata.norm)
     n = len(risk)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     get = batch.column
@@ -243,6 +249,7 @@ def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
             _lists(zs, pa.float64()),
             pa.array(np.full(n, elapsed_ms / max(1, n)), pa.float64()),
             pa.array(coverage, pa.float64()),
+            _lists(drift, pa.float64()),
             *[pa.nulls(n, field.type) for field in _dead_letter_arrow()],
         ],
         schema=arrow_schema(),
@@ -306,6 +313,7 @@ def arrow_schema() -> pa.Schema:
             pa.field("top_z", pa.list_(pa.float64()), True),
             pa.field("score_ms", pa.float64(), True),
             pa.field("coverage", pa.float64(), True),
+            pa.field("drift_values", pa.list_(pa.float64()), True),
             *_dead_letter_arrow(),
         ]
     )

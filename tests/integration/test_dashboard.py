@@ -12,13 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 
 from deploy.dashboard import DashboardConfig, make_server, open_socket
 from deploy.stack import free_port, redis_server_binary
+from models.drift import DriftReference
 from stream.alerts import AlertPolicy, ScoredWindow
 from stream.contract import JobMetrics, Keys, TopFeature
+from stream.drift import DriftMonitor, DriftSettings
 from stream.sink import RedisAlertSink
 
 W = 600_000
@@ -110,6 +113,13 @@ def test_an_alert_written_to_redis_appears_on_the_page_within_5_seconds(
         metrics.kafka_lag_records, metrics.dead_letters_total = 17, 2
         client.hset(Keys(key_prefix).metrics, mapping=metrics.to_hash())
         client.hset(Keys(key_prefix).deadletters, mapping={"x.s3/range": 2})
+        # Input drift in s11, as the job's monitor publishes it.
+        reference = DriftReference(("s11", "s4"), ((0.0,), (0.0,)), ((0.5, 0.5), (0.5, 0.5)), 100)
+        monitor = DriftMonitor(reference, DriftSettings(recent=50, min_windows=10, sustain=10))
+        values = np.column_stack([np.full(60, 2.0), np.tile([-1.0, 1.0], 30)])
+        notices = monitor.update([f"pump-{i % 3 + 1}" for i in range(60)], values, 0, "2.0.0")
+        assert [n.kind for n in notices] == ["started"]
+        monitor.publish(client, Keys(key_prefix), notices)
 
         with _Dashboard(redis_url, key_prefix) as dash:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
@@ -120,6 +130,9 @@ def test_an_alert_written_to_redis_appears_on_the_page_within_5_seconds(
             assert page.text_content("#job-batch .v") == "41"
             assert page.text_content("#job-lag .v") == "17"
             assert page.text_content("#job-dead .v") == "2"
+            assert page.locator('tr.drifting[data-sensor="s11"]').count() == 1
+            assert page.locator('tr.drifting[data-sensor="s4"]').count() == 0
+            assert "drift started: s11" in (page.text_content("#drift-notices") or "")
             # The open alert with its explanation: values and normal ranges.
             card = page.locator('.alert[data-device="pump-1"]')
             assert card.count() == 1

@@ -155,6 +155,8 @@ def test_metrics_scraped_during_a_replay_agree_with_the_jobs_own_totals(
         stream_length = client.xlen(keys.alerts)
         open_alerts = client.scard(keys.open)
         devices = client.hlen(keys.risk)
+        drift = client.hgetall(keys.drift)
+        notices = client.xlen(keys.drift_notices)
     finally:
         client.close()
     assert published is not None
@@ -174,6 +176,15 @@ def test_metrics_scraped_during_a_replay_agree_with_the_jobs_own_totals(
     # Over 4,000 records at 800 a batch: at least 5 batches, each observed once.
     assert 5 <= final["prognos_batch_duration_seconds_count"] <= own.batch_id + 1
     assert final["prognos_sensor_coverage_ratio"] == pytest.approx(own.coverage, abs=1e-4)
+    # Input drift: the fleet's PSI per watched sensor, the same in Redis and Prometheus.
+    psi = _by_label(final, "prognos_drift_psi")
+    watched = [s for s in job.spec.sensors if s != "cycle"]
+    assert set(psi) == {f"sensor={s}" for s in watched}
+    for sensor in watched:
+        assert float(drift[f"psi:{sensor}"]) == pytest.approx(psi[f"sensor={sensor}"], abs=1e-4)
+    assert final["prognos_drift_sensors"] == len([s for s in drift["drifting"].split(",") if s])
+    started = _by_label(final, "prognos_drift_notices_total").get("kind=started", 0)
+    assert started + _by_label(final, "prognos_drift_notices_total").get("kind=ended", 0) == notices
     info = _by_label(final, "prognos_model_info")
     (labels,) = info
     assert f"version={job.scorer.metadata.model_version}" in labels

@@ -1,0 +1,224 @@
+"""Input drift: recent windows against the model's training distribution.
+
+Each scored window carries, per sensor the model reads, its watched statistic (the
+normalised window mean, :func:`models.drift.watched_values`). In the driver,
+:class:`DriftMonitor` keeps
+
+- **fleet-wide**, per sensor, the last ``recent`` windows' values of every device, and
+  their population stability index (PSI) against the training deciles of the model's
+  ``drift.json``;
+- **per device**, per sensor, an exponentially weighted mean of its windows' values.
+
+A sensor *drifts* when its PSI stays at or over ``threshold`` for ``sustain`` windows in a
+row (of the fleet's), and stops when it stays under ``clear`` as long. Each change is a
+:class:`stream.contract.DriftNotice` (``started`` or ``ended``, naming the sensors) on the
+Redis stream ``P:drift:notices`` and the channel ``P:drift:notices``: a notice, not a
+failure alert. The figures are in the hash ``P:drift`` and in the job's Prometheus
+metrics. A device whose weighted mean of some sensor is ``device_z`` or more from the
+training mean is listed in ``P:drift:devices`` with that sensor; on a degrading device
+this is expected, so it raises no notice.
+
+The state lives in the driver's memory: after a restart it fills again from new windows
+(``min_windows`` before the first PSI).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from models.drift import DriftReference
+from stream.contract import DriftNotice, Keys
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DriftMonitor", "DriftSettings"]
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """How drift is judged.
+
+    Attributes:
+        recent: fleet windows per sensor the PSI is computed over.
+        min_windows: no PSI before this many windows have been seen.
+        threshold: a PSI at or over this is a shift (0.25, the usual reading of PSI).
+        clear: a drifting sensor is clear again under this.
+        sustain: windows in a row (the fleet's) over ``threshold`` before a notice, and
+            under ``clear`` before the end notice.
+        device_alpha: weight of a device's newest window in its weighted mean.
+        device_z: a device's weighted mean this far from the training mean is listed.
+    """
+
+    recent: int = 1000
+    min_windows: int = 300
+    threshold: float = 0.25
+    clear: float = 0.1
+    sustain: int = 200
+    device_alpha: float = 0.2
+    device_z: float = 3.0
+
+
+@dataclass
+class _SensorState:
+    drifting: bool = False
+    run: int = 0  # windows in a row on the other side of the line
+
+
+@dataclass
+class DriftMonitor:
+    """Fleet-wide and per-device drift of the model's sensors; see the module docstring."""
+
+    reference: DriftReference
+    settings: DriftSettings = field(default_factory=DriftSettings)
+
+    def __post_init__(self) -> None:
+        s = len(self.reference.sensors)
+        self._ring = np.full((self.settings.recent, s), np.nan)
+        self._next = 0
+        self.seen = 0
+        self.psi = np.full(s, np.nan)
+        self._state = [_SensorState() for _ in range(s)]
+        self._device: dict[str, npt.NDArray[np.float64]] = {}
+        self._watched = np.array([1.0 if e else 0.0 for e in self.reference.edges])
+        #: Devices listed as drifting: device id -> (sensor, weighted mean).
+        self.devices: dict[str, tuple[str, float]] = {}
+        self._listed: dict[str, str] = {}  # changes since the last publish
+        self._unlisted: set[str] = set()
+
+    @property
+    def sensors(self) -> tuple[str, ...]:
+        return self.reference.sensors
+
+    @property
+    def drifting(self) -> list[str]:
+        return [s for s, st in zip(self.sensors, self._state, strict=True) if st.drifting]
+
+    def update(
+        self,
+        device_ids: Sequence[str],
+        values: npt.ArrayLike,
+        window_end_ms: int,
+        model_version: str,
+    ) -> list[DriftNotice]:
+        """Fold in a batch's windows (``values``: ``[n, sensors]``, NaN: missing)."""
+        v = np.asarray(values, dtype=np.float64).reshape(len(device_ids), len(self.sensors))
+        if not len(v):
+            return []
+        self._devices(device_ids, v)
+        notices: list[DriftNotice] = []
+        # Window by window in the fleet's order, so "sustained" counts windows, whatever
+        # the batch sizes; the PSI itself is computed once per chunk of windows.
+        step = max(1, min(len(v), self.settings.sustain // 4 or 1))
+        for start in range(0, len(v), step):
+            chunk = v[start : start + step]
+            self._append(chunk)
+            if self.seen < self.settings.min_windows:
+                continue
+            filled = self._ring if self.seen >= len(self._ring) else self._ring[: self.seen]
+            self.psi = np.array(
+                [
+                    self.reference.psi(j, filled[:, j]) if self.reference.edges[j] else np.nan
+                    for j in range(len(self.sensors))
+                ]
+            )
+            notices.extend(self._judge(len(chunk), window_end_ms, model_version))
+        return notices
+
+    def _append(self, chunk: npt.NDArray[np.float64]) -> None:
+        n = len(self._ring)
+        rows = chunk[-n:]
+        self._ring[(self._next + np.arange(len(rows))) % n] = rows
+        self._next = (self._next + len(rows)) % n
+        self.seen += len(chunk)
+
+    def _devices(self, device_ids: Sequence[str], v: npt.NDArray[np.float64]) -> None:
+        a, limit = self.settings.device_alpha, self.settings.device_z
+        for device, row in zip(device_ids, v, strict=True):
+            mean = self._device.get(device)
+            if mean is None:
+                mean = np.where(np.isfinite(row), row, 0.0)
+            else:
+                mean = np.where(np.isfinite(row), (1 - a) * mean + a * row, mean)
+            self._device[device] = mean
+            j = int(np.argmax(np.abs(mean) * self._watched))
+            if abs(mean[j]) >= limit:
+                self.devices[device] = (self.sensors[j], float(mean[j]))
+                self._listed[device] = f"{self.sensors[j]} {mean[j]:+.2f}"
+                self._unlisted.discard(device)
+            elif self.devices.pop(device, None) is not None:
+                self._unlisted.add(device)
+                self._listed.pop(device, None)
+
+    def _judge(self, windows: int, window_end_ms: int, version: str) -> list[DriftNotice]:
+        cfg = self.settings
+        started: list[int] = []
+        ended: list[int] = []
+        for j, st in enumerate(self._state):
+            value = self.psi[j]
+            if not np.isfinite(value):
+                continue
+            crossing = value < cfg.clear if st.drifting else value >= cfg.threshold
+            st.run = st.run + windows if crossing else 0
+            if st.run >= cfg.sustain:
+                st.drifting, st.run = not st.drifting, 0
+                (started if st.drifting else ended).append(j)
+        now = int(time.time() * 1000)
+        out = []
+        changes: tuple[tuple[Literal["started", "ended"], list[int]], ...] = (
+            ("started", started),
+            ("ended", ended),
+        )
+        for kind, which in changes:
+            if which:
+                out.append(
+                    DriftNotice(
+                        kind=kind,
+                        sensors={self.sensors[j]: round(float(self.psi[j]), 4) for j in which},
+                        windows=min(self.seen, cfg.recent),
+                        window_end_ms=window_end_ms,
+                        model_version=version,
+                        noticed_ms=now,
+                    )
+                )
+                logger.warning(
+                    "input drift %s: %s (PSI over the fleet's last %d windows)",
+                    kind,
+                    ", ".join(f"{self.sensors[j]} {self.psi[j]:.2f}" for j in which),
+                    min(self.seen, cfg.recent),
+                )
+        return out
+
+    def publish(self, client: Any, keys: Keys, notices: Sequence[DriftNotice]) -> None:
+        """Write the figures (``P:drift``, ``P:drift:devices``) and the notices."""
+        pipe = client.pipeline(transaction=False)
+        figures = {
+            f"psi:{s}": repr(round(float(p), 4))
+            for s, p in zip(self.sensors, self.psi, strict=True)
+        }
+        pipe.hset(
+            keys.drift,
+            mapping={
+                **figures,
+                "drifting": ",".join(self.drifting),
+                "windows": str(min(self.seen, self.settings.recent)),
+                "threshold": repr(self.settings.threshold),
+                "updated_ms": str(int(time.time() * 1000)),
+            },
+        )
+        if self._listed:
+            pipe.hset(keys.drift_devices, mapping=self._listed)
+        if self._unlisted:
+            pipe.hdel(keys.drift_devices, *self._unlisted)
+        for notice in notices:
+            text = notice.to_json()
+            pipe.xadd(keys.drift_notices, {"notice": text}, maxlen=10_000, approximate=True)
+            pipe.publish(keys.drift_notices, text)
+        pipe.execute()
+        self._listed, self._unlisted = {}, set()

@@ -1,0 +1,166 @@
+"""Input drift against the default model's training distribution: a simulated fleet with
+drift injected into known sensors is noticed naming exactly those sensors within a bounded
+number of windows; the same fleet without it raises nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from deploy.cli import main
+from models.data import load_sim_recording, window_features
+from models.drift import (
+    DRIFT_FILE,
+    DriftReference,
+    load_reference,
+    psi,
+    reference_from_features,
+    watched_values,
+)
+from models.metadata import DEFAULT_MODEL
+from models.scorer import Scorer
+from stream.contract import DriftNotice, Keys
+from stream.drift import DriftMonitor
+
+MACHINES = 60
+CYCLES = 600
+#: Windows of the fleet before machines of every age are running: all start near new.
+BURN_IN = 40
+#: The bound the README states: a drift is noticed within this many windows of the fleet.
+NOTICED_WITHIN = 800
+
+
+def _windows(folder: Path, *drift: str) -> tuple[np.ndarray, np.ndarray]:
+    """Device ids and watched values of a simulated turbofan fleet, in event-time order."""
+    args = ["--log-level", "WARNING", "simulate", "--types", "turbofan", "--machines",
+            str(MACHINES), "--rate", "max", "--duration", str(CYCLES * 600), "--seed", "5",
+            "--dropout-rate", "0", "--record", str(folder), "--no-publish"]  # fmt: skip
+    if drift:
+        args += ["--drift-rate", "1", "--drift-sensors", ",".join(drift)]
+    assert main(args) == 0
+    meta = Scorer.load(DEFAULT_MODEL).metadata
+    recording = load_sim_recording(folder / "readings.parquet")
+    # The simulator records C-MAPSS's cycle counter as the reading's sequence number.
+    recording.readings["cycle"] = recording.readings["seq"] + 1.0
+    w = window_features(recording, meta.spec, regimes=meta.norm.regimes)
+    order = np.argsort(w.index, kind="stable")
+    order = order[w.index[order] >= w.index.min() + BURN_IN]
+    return w.device[order], watched_values(w.features[order], meta.spec, meta.norm)
+
+
+@pytest.fixture(scope="module")
+def fleets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("drift")
+    return {
+        "clean": _windows(root / "clean"),
+        "drift": _windows(root / "drift", "s3", "s11"),
+    }
+
+
+def _run(monitor: DriftMonitor, devices: np.ndarray, values: np.ndarray) -> list[tuple[int, Any]]:
+    notices = []
+    for i in range(0, len(values), MACHINES):  # a batch: about a window of each machine
+        for n in monitor.update(list(devices[i : i + MACHINES]), values[i : i + MACHINES], i, "v"):
+            notices.append((i + MACHINES, n))
+    return notices
+
+
+def _monitor() -> DriftMonitor:
+    meta = Scorer.load(DEFAULT_MODEL).metadata
+    reference = load_reference(DEFAULT_MODEL, meta.spec.sensors)
+    assert reference is not None, f"the default model has no {DRIFT_FILE}"
+    return DriftMonitor(reference)
+
+
+def test_a_clean_fleet_raises_no_drift_notice(fleets: dict[str, Any]) -> None:
+    monitor = _monitor()
+    devices, values = fleets["clean"]
+    assert len(values) > 2000
+    assert _run(monitor, devices, values) == []
+    assert np.nanmax(monitor.psi) < monitor.settings.threshold
+    assert monitor.drifting == []
+
+
+def test_drift_in_known_sensors_is_noticed_naming_them_within_the_stated_bound(
+    fleets: dict[str, Any],
+) -> None:
+    monitor = _monitor()
+    clean, drifted = fleets["clean"], fleets["drift"]
+    devices = np.concatenate([clean[0], drifted[0]])
+    values = np.vstack([clean[1], drifted[1]])
+    switch = len(clean[1])  # the drift starts here
+    notices = _run(monitor, devices, values)
+    assert all(at > switch for at, _ in notices), "a notice before the drift began"
+    named = {s for _, n in notices if n.kind == "started" for s in n.sensors}
+    assert named == {"s3", "s11"}
+    latest = max(at for at, _ in notices) - switch
+    assert latest <= NOTICED_WITHIN, f"noticed {latest} windows after the drift began"
+    assert sorted(monitor.drifting) == ["s11", "s3"]
+    # Per device: the drifting machines are listed, with a drifting sensor.
+    assert monitor.devices and {s for s, _ in monitor.devices.values()} <= {"s3", "s11"}
+
+
+def test_the_reference_is_what_the_training_data_gives(cmapss_dir: Path) -> None:
+    from models.data import load_data
+
+    meta = Scorer.load(DEFAULT_MODEL).metadata
+    windows = window_features(
+        load_data(f"cmapss:{cmapss_dir}"), meta.spec, regimes=meta.norm.regimes
+    )
+    fresh = reference_from_features(windows.features, meta.spec, meta.norm)
+    committed = load_reference(DEFAULT_MODEL, meta.spec.sensors)
+    assert committed is not None
+    assert committed.windows == fresh.windows
+    for j, sensor in enumerate(meta.spec.sensors):
+        assert np.allclose(committed.edges[j], fresh.edges[j], atol=1e-6), sensor
+        assert np.allclose(committed.expected[j], fresh.expected[j], atol=1e-6), sensor
+    assert committed.edges[meta.spec.sensors.index("cycle")] == ()  # a counter: not watched
+
+
+def test_psi_counts_the_training_shares_of_a_quantised_sensor() -> None:
+    rng = np.random.default_rng(1)
+    train = np.round(rng.normal(0, 1.5, 5000)) / 5  # a window mean of whole numbers
+    from models.drift import _QUANTILES, _between
+
+    edges = _between(np.sort(train), np.quantile(train, _QUANTILES))
+    counts = np.bincount(np.searchsorted(edges, train, side="right"), minlength=len(edges) + 1)
+    expected = counts / len(train)
+    assert not np.isin(train, edges).any()  # no training value on an edge
+    assert psi(edges, train, expected) == pytest.approx(0.0, abs=1e-9)
+    same = np.round(rng.normal(0, 1.5, 5000)) / 5 + 1e-9  # rounding noise of another path
+    assert psi(edges, same, expected) < 0.02
+    assert psi(edges, same + 1.0, expected) > 0.25
+    assert np.isnan(psi(edges, [np.nan, np.nan], expected))
+
+
+def test_a_missing_or_bad_reference_turns_drift_watching_off_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    assert load_reference(tmp_path, ["s1"]) is None
+    assert "has no drift.json: input drift is not watched" in caplog.text
+    (tmp_path / DRIFT_FILE).write_text('{"sensors": {"s1": {"edges": [2, 1], "expected": [1]}}}')
+    assert load_reference(tmp_path, ["s1"]) is None
+    assert "edges must increase" in caplog.text
+    good = DriftReference(("s1",), ((0.0,),), ((0.5, 0.5),), 10)
+    (tmp_path / DRIFT_FILE).write_text(json.dumps(good.to_dict()))
+    assert load_reference(tmp_path, ["s2"]) is None
+    assert "names sensors s1, the model reads s2" in caplog.text
+    assert load_reference(tmp_path, ["s1"]) == good
+
+
+def test_a_drift_notice_round_trips_and_the_keys_are_the_contracts() -> None:
+    notice = DriftNotice("started", {"s3": 0.52}, 1000, 123, "v1", 456)
+    assert DriftNotice.from_json(notice.to_json()) == notice
+    assert json.loads(notice.to_json())["type"] == "drift"
+    keys = Keys("plant")
+    assert (keys.drift, keys.drift_devices, keys.drift_notices) == (
+        "plant:drift",
+        "plant:drift:devices",
+        "plant:drift:notices",
+    )
