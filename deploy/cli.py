@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # that package has no subcommands yet
             raise
         module.register(subparsers)
+    from deploy.cli_commands import register_late
+
+    register_late(subparsers)
     return parser
 
 

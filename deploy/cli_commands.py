@@ -391,3 +391,126 @@ def _dashboard(args: argparse.Namespace) -> int:
     print(f"prognos dashboard: http://{config.host}:{config.port}/ (Ctrl-C stops it)", flush=True)
     run_dashboard_on(config, sock)
     return 0
+
+
+# -- prognos model promote | rollback | history ---------------------------------------------
+
+
+def register_late(subparsers: Any) -> None:
+    """Add what extends other packages' commands (``model promote|rollback|history``,
+    which need the Redis contract); called once every package has registered."""
+    _register_model_registry(subparsers)
+
+
+def _model_actions(subparsers: Any) -> Any:
+    """The ``model`` command's own subcommands (``models.cli`` registers ``model``)."""
+    model = subparsers.choices["model"]
+    for action in model._actions:  # argparse keeps its subparsers among the actions
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError("the model command has no subcommands")
+
+
+def _register_model_registry(subparsers: Any) -> None:
+    actions = _model_actions(subparsers)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--key-prefix", help="the job's Redis key prefix (PROGNOS_KEY_PREFIX)")
+    common.add_argument("--redis-url", help="the job's Redis (PROGNOS_REDIS_URL, local stack)")
+    promote = actions.add_parser(
+        "promote",
+        parents=[common],
+        help="check a model and switch the running stream job to it (no restart)",
+        description="Check MODEL_DIR (checksum, parity fixture, input contract against the "
+        "running model, shadow scoring of recent windows beside it) and make it the model "
+        "the stream job scores with from its next batch. Refused candidates change nothing.",
+    )
+    promote.add_argument("model_dir", metavar="MODEL_DIR", help="the candidate model folder")
+    promote.add_argument(
+        "--force", action="store_true", help="accept a missing parity fixture or an alert-rate jump"
+    )
+    promote.add_argument(
+        "--max-rate-change",
+        type=float,
+        default=0.2,
+        help="largest change of alert rate on recent windows accepted (0.2)",
+    )
+    promote.set_defaults(handler=_promote)
+    back = actions.add_parser(
+        "rollback",
+        parents=[common],
+        help="switch the running stream job back to the model before the last promotion",
+    )
+    back.set_defaults(handler=_rollback)
+    hist = actions.add_parser(
+        "history", parents=[common], help="promotions, refusals, switches and rollbacks"
+    )
+    hist.add_argument("--count", type=int, default=20, help="entries to show (20)")
+    hist.set_defaults(handler=_history)
+
+
+def _registry_target(args: argparse.Namespace) -> tuple[str, str]:
+    from stream.redis_config import RedisConfig
+
+    redis = RedisConfig.from_env(key_prefix=args.key_prefix)
+    return args.redis_url or redis.url, redis.key_prefix
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from deploy.promote import promote
+
+    url, prefix = _registry_target(args)
+    outcome = promote(
+        Path(args.model_dir), url, prefix, force=args.force, max_rate_change=args.max_rate_change
+    )
+    shadow = outcome.shadow
+    checked = (
+        f"shadow scoring of {shadow.windows} recent windows: alert rate "
+        f"{shadow.active_rate:.1%} -> {shadow.candidate_rate:.1%}"
+        if shadow is not None and shadow.windows
+        else "no recent windows to shadow-score (the job has not run under this prefix yet)"
+    )
+    print(
+        f"promoted {outcome.version} (generation {outcome.generation}) over "
+        f"{outcome.previous or 'no registered model'}; {checked}. The stream job switches at "
+        "its next batch (or at its start)."
+    )
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from deploy.promote import rollback
+
+    url, prefix = _registry_target(args)
+    outcome = rollback(url, prefix)
+    print(
+        f"rolled back to {outcome.version} (generation {outcome.generation}), replacing "
+        f"{outcome.previous}; the stream job switches at its next batch."
+    )
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    import redis as redis_lib
+
+    from stream.contract import Keys
+    from stream.registry import history
+
+    url, prefix = _registry_target(args)
+    client = redis_lib.Redis.from_url(url, socket_timeout=10)
+    try:
+        lines = history(client, Keys(prefix), args.count)
+    finally:
+        client.close()
+    if not lines:
+        print(f"no model history under key prefix {prefix}")
+    for line in lines:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(line.pop("at_ms", 0) / 1000))
+        action, version = line.pop("action", "?"), line.pop("version", "")
+        rest = {k: v for k, v in line.items() if k not in ("path", "sha256") and v is not None}
+        print(f"{when}  {action:<18} {version}  {json.dumps(rest, sort_keys=True)}")
+    return 0

@@ -30,6 +30,13 @@ Keys and channels (``P`` is the key prefix, ``prognos`` by default):
                               windows sit far from the training mean
 ``P:drift:notices``           Redis Stream (field ``notice``) and pub/sub channel of drift
                               notices (:class:`DriftNotice`)
+``P:model``                   hash: the model the job is to score with (:class:`ModelEntry`,
+                              ``prognos model promote`` / ``rollback`` write it; the job
+                              switches to it at its next batch)
+``P:model:history``           list of promotions, refusals, switches and rollbacks (JSON,
+                              newest first, the last :data:`MODEL_HISTORY_LENGTH`)
+``P:model:recent``            list of recent model inputs (packed ``K x F`` float32), a
+                              sample the promotion's shadow scoring reads
 ``P:open``                    set of devices with an open alert
 ``P:fleet``                   hash: the fleet summary (:class:`FleetSummary`)
 ``P:metrics``                 hash: the running job's figures (:class:`JobMetrics`)
@@ -75,6 +82,8 @@ __all__ = [
     "HISTORY_LENGTH",
     "KINDS",
     "LIFECYCLE_LENGTH",
+    "MODEL_HISTORY_LENGTH",
+    "MODEL_RECENT_LENGTH",
     "SCHEMA_VERSION",
     "SEVERITIES",
     "STREAM_FIELDS",
@@ -84,6 +93,7 @@ __all__ = [
     "JobMetrics",
     "Keys",
     "Kind",
+    "ModelEntry",
     "Severity",
     "TopFeature",
     "dead_letter_reason",
@@ -97,6 +107,9 @@ SCHEMA_VERSION: Final = 1
 HISTORY_LENGTH: Final = 500
 #: Alert events kept per device in ``P:lifecycle:ID``.
 LIFECYCLE_LENGTH: Final = 50
+#: Entries kept in ``P:model:history`` and inputs in ``P:model:recent``.
+MODEL_HISTORY_LENGTH: Final = 200
+MODEL_RECENT_LENGTH: Final = 512
 
 Kind = Literal["opened", "updated", "resolved"]
 Severity = Literal["warning", "critical"]
@@ -194,6 +207,21 @@ class Keys:
     def drift_notices(self) -> str:
         """Stream and pub/sub channel of drift notices."""
         return self._key("drift", "notices")
+
+    @property
+    def model(self) -> str:
+        """Hash: the model the job is to score with (:class:`ModelEntry`)."""
+        return self._key("model")
+
+    @property
+    def model_history(self) -> str:
+        """List: promotions, refusals, switches, rollbacks (JSON, newest first)."""
+        return self._key("model", "history")
+
+    @property
+    def model_recent(self) -> str:
+        """List: a sample of recent model inputs (packed float32 ``K x F``)."""
+        return self._key("model", "recent")
 
     @property
     def open(self) -> str:
@@ -487,6 +515,58 @@ class DriftNotice:
             raise AlertFormatError(f"not a drift notice: {exc}") from None
 
 
+# -- the model registry ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model the job scores (or is to score) with: the hash ``P:model``.
+
+    Attributes:
+        version: the model's version (its metadata's ``model_version``).
+        path: the model folder, absolute.
+        sha256: the ONNX file's checksum, verified again before the job switches.
+        generation: raised by each promotion and rollback; the job switches when it changes.
+        since_ms: when it was promoted (or the job started with it), epoch ms.
+        previous: the entry it replaced (JSON), what ``rollback`` returns to; "" for none.
+    """
+
+    version: str
+    path: str
+    sha256: str
+    generation: int = 0
+    since_ms: int = 0
+    previous: str = ""
+
+    def to_hash(self) -> dict[str, str]:
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[Any, Any]) -> ModelEntry | None:
+        """The entry from ``HGETALL P:model`` (or its JSON); None when there is none."""
+        if not raw:
+            return None
+        data = _decoded(raw)
+        try:
+            return cls(
+                version=data["version"],
+                path=data["path"],
+                sha256=data["sha256"],
+                generation=int(data.get("generation", "0")),
+                since_ms=int(data.get("since_ms", "0")),
+                previous=data.get("previous", ""),
+            )
+        except (KeyError, ValueError) as exc:
+            raise AlertFormatError(f"model entry is malformed: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelEntry | None:
+        return cls.from_hash(json.loads(text)) if text else None
+
+
 # -- hashes ------------------------------------------------------------------------------
 
 
@@ -508,6 +588,8 @@ class JobMetrics:
 
     batch_id: int = -1
     input_rows: int = 0
+    #: Records read since the job started (readings and dead letters).
+    input_rows_total: int = 0
     input_rows_per_s: float = 0.0
     batch_ms: int = 0
     dropped_by_watermark: int = 0

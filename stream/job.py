@@ -32,7 +32,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from models.candidate import contract_differences
 from models.drift import load_reference
+from models.scorer import Scorer
 from stream.checkpoint import check_checkpoint, fingerprint
 from stream.config import StreamConfig
 from stream.contract import JobMetrics
@@ -40,6 +42,7 @@ from stream.coverage import CoverageGuard
 from stream.deadletters import DeadLetter, DeadLetterPublisher
 from stream.drift import DriftMonitor
 from stream.errors import StreamError
+from stream.registry import ModelSwitch
 from stream.runner import JobProgress, QueryRunner
 from stream.scoring import TopFeatureFormatter
 from stream.sequence import STATE_LAYOUT
@@ -49,7 +52,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming.query import StreamingQuery
 
-    from models.scorer import Scorer
     from stream.metrics import PrometheusMetrics
 
 logger = logging.getLogger(__name__)
@@ -115,14 +117,20 @@ def window_sequences(parsed: DataFrame, scorer: Scorer, watermark_ms: int) -> Da
 
 
 def score(sequences: DataFrame, scorer: Scorer, config: StreamConfig) -> DataFrame:
-    """Sequences to scored windows in the Python workers; dead letters pass through."""
+    """Sequences to scored windows in the Python workers; dead letters pass through.
+
+    The workers score each batch with the model the driver's pointer file names
+    (:mod:`stream.registry`), ``scorer`` until it is first written.
+    """
     from stream import scoring
+    from stream.registry import POINTER_FILE
 
     spec = scoring.ScoringSpec(
         model_path=str(scorer.path),
         sha256=scorer.metadata.sha256,
         providers=config.providers,
         allow_fallback=config.allow_fallback,
+        pointer=str((config.checkpoint / POINTER_FILE).resolve()),
     )
     return sequences.mapInArrow(scoring.score_partitions(spec), scoring.output_schema())
 
@@ -228,13 +236,26 @@ class StreamJob:
         )
         self.dead_letters = DeadLetterPublisher(config.kafka, config.redis)
         self.coverage = CoverageGuard(self.spec.sensors, config.min_coverage, config.kafka)
-        reference = load_reference(self.scorer.path.parent, self.spec.sensors)
-        self.drift = None if reference is None else DriftMonitor(reference)
+        self.drift: DriftMonitor | None = None
         self._describe = TopFeatureFormatter(self.scorer)
+        self.switch: ModelSwitch | None = None
+        self._use(self.scorer)
         self.queries: list[StreamingQuery] = []
         self.runner = QueryRunner(
             lambda: self.queries, self.progress, config.checkpoint, on_stopped=self._close
         )
+
+    def _use(self, scorer: Scorer) -> None:
+        """Score with ``scorer`` from now on: its threshold, explanations, drift reference."""
+        self.scorer = scorer
+        meta = scorer.metadata
+        self.policy = self.config.policy(meta.threshold)
+        self.sink.policy = self.policy
+        self._describe = TopFeatureFormatter(scorer)
+        reference = load_reference(scorer.path.parent, self.spec.sensors)
+        self.drift = None if reference is None else DriftMonitor(reference)
+        if self.prometheus is not None:
+            self.prometheus.model_loaded(meta.model_version, scorer.active_provider, meta.sha256)
 
     @property
     def metrics(self) -> JobMetrics:
@@ -268,6 +289,21 @@ class StreamJob:
 
         check_services(self.config)
         self.check_checkpoint()
+        self.switch = ModelSwitch(
+            self.sink.client,
+            self.sink.keys,
+            self.config.checkpoint,
+            self.scorer,
+            load=lambda path: Scorer.load(
+                path,
+                providers=self.config.provider_list,
+                allow_fallback=self.config.allow_fallback,
+            ),
+            compatible=contract_differences,
+        )
+        started = self.switch.start()
+        if started is not self.scorer:
+            self._use(started)
         if self.prometheus is not None and self.config.metrics_port is not None:
             self.prometheus.serve(self.config.metrics_port, self.config.metrics_host)
             _log_spark_metrics(self.spark)
@@ -295,6 +331,10 @@ class StreamJob:
         from stream.sink import windows_from_rows
 
         started = time.perf_counter()
+        if self.switch is not None:
+            switched = self.switch.before_batch(batch_id)  # before the batch is scored
+            if switched is not None:
+                self._use(switched)
         batch = batch.persist()
         try:
             rows = batch.drop("dl_key", "dl_value").collect()
@@ -314,6 +354,8 @@ class StreamJob:
             )
             if self.drift is not None and scored:
                 self._watch_drift(scored)
+            if self.switch is not None:
+                self.switch.add_recent([r["sample"] for r in scored if r["sample"] is not None])
             if len(scored) < len(rows):
                 dead = dead_letters(batch)
                 if self.dead_letters.publish(self._query_id(), batch_id, dead):

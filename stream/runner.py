@@ -209,6 +209,7 @@ class JobProgress:
             m = self.metrics
             m.batch_id = int(progress["batchId"])
             m.input_rows = int(progress.get("numInputRows", 0))
+            m.input_rows_total += sum(int(p.get("numInputRows", 0) or 0) for p in new)
             m.input_rows_per_s = float(progress.get("processedRowsPerSecond") or 0.0)
             m.batch_ms = int(progress.get("durationMs", {}).get("triggerExecution", 0))
             m.dropped_by_watermark = dropped

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,12 +53,28 @@ class ScoringSpec:
     providers: str  # "auto" or comma-separated provider names
     allow_fallback: bool = False
     intra_op_threads: int = 1
+    #: The driver's pointer to the model of the batch (stream.registry; None: model_path).
+    pointer: str | None = None
+
+
+#: One in this many scored windows carries its model input (``sample``) to the driver,
+#: which keeps the latest for a promotion's shadow scoring.
+SAMPLE_EVERY = 16
 
 
 def load_scorer(spec: ScoringSpec) -> Scorer:
-    """The worker's scorer for ``spec``, loaded (and checksum-verified) on first use."""
+    """The worker's scorer for ``spec``, loaded (and checksum-verified) on first use.
+
+    With a pointer, the model is the one the driver points at for this batch.
+    """
     from models.scorer import Scorer
 
+    if spec.pointer is not None:
+        from stream.registry import read_pointer
+
+        entry = read_pointer(spec.pointer)
+        if entry is not None:
+            spec = replace(spec, model_path=entry.path, sha256=entry.sha256, pointer=None)
     key = (spec.model_path, spec.sha256, spec.providers, spec.allow_fallback, spec.intra_op_threads)
     scorer = _SCORERS.get(key)
     if scorer is None:
@@ -79,6 +95,7 @@ def load_scorer(spec: ScoringSpec) -> Scorer:
 def output_schema() -> StructType:
     from pyspark.sql.types import (
         ArrayType,
+        BinaryType,
         DoubleType,
         IntegerType,
         LongType,
@@ -112,6 +129,8 @@ def output_schema() -> StructType:
             # Each model sensor's watched statistic for input drift
             # (models.drift.watched_values; NaN: missing in the window).
             StructField("drift_values", ArrayType(DoubleType(), True), True),
+            # One window in SAMPLE_EVERY: its packed model input, for shadow scoring.
+            StructField("sample", BinaryType(), True),
             *dead_letter_fields(),
         ]
     )
@@ -216,6 +235,16 @@ def _lists(values: np.ndarray, dtype: Any) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), dtype))
 
 
+def _samples(z: np.ndarray) -> pa.Array:
+    """Every :data:`SAMPLE_EVERY`-th row's model input as packed float32, the rest null."""
+    import pyarrow as pa
+
+    out: list[bytes | None] = [None] * len(z)
+    for i in range(0, len(z), SAMPLE_EVERY):
+        out[i] = z[i].astype("<f4").tobytes()
+    return pa.array(out, pa.binary())
+
+
 def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
     """Score one Arrow batch of sequences (columns of :func:`stream.sequence.output_schema`,
     windows only: see :func:`split_dead_letters`)."""
@@ -250,6 +279,7 @@ def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
             pa.array(np.full(n, elapsed_ms / max(1, n)), pa.float64()),
             pa.array(coverage, pa.float64()),
             _lists(drift, pa.float64()),
+            _samples(z),
             *[pa.nulls(n, field.type) for field in _dead_letter_arrow()],
         ],
         schema=arrow_schema(),
@@ -314,6 +344,7 @@ def arrow_schema() -> pa.Schema:
             pa.field("score_ms", pa.float64(), True),
             pa.field("coverage", pa.float64(), True),
             pa.field("drift_values", pa.list_(pa.float64()), True),
+            pa.field("sample", pa.binary(), True),
             *_dead_letter_arrow(),
         ]
     )
