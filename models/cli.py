@@ -41,6 +41,21 @@ def register(subparsers: Any) -> None:
         "--data", required=True, help="the training data: cmapss:DIR[#FD00x] or sim:PATH"
     )
     drift.set_defaults(handler=_drift_reference)
+    imp = actions.add_parser(
+        "import",
+        help="wrap an ONNX model trained elsewhere (scikit-learn, Keras, PyTorch) as a model folder",
+        description="Wrap FILE.onnx, which reads the same window features as the model "
+        "folder --like, as a Prognos model folder (metadata, manifest and checksum, parity "
+        "fixture) that can be evaluated, backtested and promoted. Its input is [N, K, F], "
+        "[N, K*F] or [N, F] float32 (normalised as --like normalises); its output a risk "
+        "[N] / [N, 1] or class probabilities [N, 2].",
+    )
+    imp.add_argument("file", help="the ONNX file")
+    imp.add_argument("--like", required=True, help="the model folder whose features it reads")
+    imp.add_argument("--out", required=True, help="the new model folder")
+    imp.add_argument("--version", required=True, help="the imported model's version")
+    imp.add_argument("--threshold", type=float, help="its alert threshold (default: --like's)")
+    imp.set_defaults(handler=_import)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -72,4 +87,18 @@ def _drift_reference(args: argparse.Namespace) -> int:
         args.path, reference_from_features(windows.features, meta.spec, meta.norm)
     )
     print(f"wrote {path}: {len(windows.features)} windows of {recording.name}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from models.importer import import_onnx
+
+    summary = import_onnx(
+        Path(args.file), Path(args.like), Path(args.out), args.version, args.threshold
+    )
+    print(f"imported {args.file} as {args.out} (version {args.version})")
+    print(json.dumps(summary, indent=2))
     return 0

@@ -152,7 +152,7 @@ def test_a_model_promoted_mid_replay_takes_over_at_one_batch_with_nothing_lost(
             data = bytearray((tampered / MODEL_NAME).read_bytes())
             data[len(data) // 2] ^= 0xFF
             (tampered / MODEL_NAME).write_bytes(bytes(data))
-            with pytest.raises(PromotionRefused, match="SHA-256 .* does not match"):
+            with pytest.raises(PromotionRefused, match=r"SHA-256 .* does not match"):
                 promote(tampered, redis_url, swap_prefix)
             _wait(lambda: job.metrics.input_rows_total >= sent, 240, "every reading")
             time.sleep(4)  # the no-data batches that close the last windows
@@ -246,3 +246,36 @@ def test_a_promotion_made_while_no_job_runs_is_applied_when_it_starts(
     assert steps[0] == "applied at start" and "promoted" in steps
     with pytest.raises(PromotionRefused, match="nothing to roll back to"):
         rollback(redis_url, f"test:none:{uuid.uuid4().hex[:6]}")
+
+
+def test_an_imported_scikit_learn_model_is_promoted_and_its_alerts_carry_its_version(
+    spark: Any,
+    kafka_bootstrap: str,
+    redis_url: str,
+    topics: list[str],
+    recording: Path,
+    cmapss_dir: Path,
+    tmp_path: Path,
+) -> None:
+    from models.importer import import_onnx
+    from tests.sklearn_model import logistic_onnx
+
+    logistic_onnx(cmapss_dir, tmp_path / "lr.onnx")
+    import_onnx(tmp_path / "lr.onnx", DEFAULT_MODEL, tmp_path / "lr", "sklearn-lr-1")
+    prefix = f"test:imported:{uuid.uuid4().hex[:6]}"
+    promote(tmp_path / "lr", redis_url, prefix)
+    config = _config(
+        kafka_bootstrap, topics[0], redis_url, prefix, tmp_path / "c", available_now=True
+    )
+    _replay(config.kafka, recording)
+    job = StreamJob(spark, config)
+    job.start()
+    job.run(install_signals=False)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        events = _events(client, prefix)
+    finally:
+        client.close()
+    opened = {e["device_id"] for e in events if e["kind"] == "opened"}
+    assert len(opened) >= ENGINES // 2, f"only {len(opened)} engines alerted"
+    assert {e["model_version"] for e in events} == {"sklearn-lr-1"}
