@@ -279,3 +279,40 @@ def test_an_imported_scikit_learn_model_is_promoted_and_its_alerts_carry_its_ver
     opened = {e["device_id"] for e in events if e["kind"] == "opened"}
     assert len(opened) >= ENGINES // 2, f"only {len(opened)} engines alerted"
     assert {e["model_version"] for e in events} == {"sklearn-lr-1"}
+
+
+def test_a_candidate_reading_other_inputs_or_missing_is_refused_and_changes_nothing(
+    redis_url: str, tmp_path: Path
+) -> None:
+    from stream.registry import entry_of
+
+    prefix = f"test:contract:{uuid.uuid4().hex[:6]}"
+    running = Scorer.load(DEFAULT_MODEL)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.hset(Keys(prefix).model, mapping=entry_of(running, generation=1).to_hash())
+        # The same network, but metadata saying it reads 30-minute windows.
+        other = tmp_path / "other"
+        shutil.copytree(DEFAULT_MODEL, other)
+        meta = running.metadata
+        meta = replace(meta, spec=replace(meta.spec, window_seconds=1800.0), model_version="w30")
+        model = onnx.load(str(other / MODEL_NAME))
+        props = meta.to_props()
+        for prop in model.metadata_props:
+            if prop.key in props:
+                prop.value = props[prop.key]
+        onnx.save(model, str(other / MODEL_NAME))
+        write_manifest(other, meta, created="2026-12-03T00:00:00+00:00")
+        with pytest.raises(PromotionRefused) as info:
+            promote(other, redis_url, prefix)
+        message = str(info.value)
+        assert "window 1800 s, the running model's 3000 s" in message
+        assert "--checkpoint NEW_FOLDER" in message  # the way forward
+        with pytest.raises(PromotionRefused, match="is not a model folder"):
+            promote(tmp_path / "nowhere", redis_url, prefix)
+        active = ModelEntry.from_hash(client.hgetall(Keys(prefix).model))
+        assert active is not None and active.sha256 == running.metadata.sha256  # unchanged
+        refused = [s for s in history(client, Keys(prefix)) if s["action"] == "refused"]
+        assert len(refused) == 2 and "window 1800 s" in refused[1]["reason"]
+    finally:
+        client.close()
