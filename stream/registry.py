@@ -149,8 +149,20 @@ class ModelSwitch:
         return self.scorer
 
     def before_batch(self, batch_id: int) -> Scorer | None:
-        """The new model when a promotion or rollback is to apply from this batch, else None."""
-        active = read_active(self.client, self.keys)
+        """The new model when a promotion or rollback is to apply from this batch, else None.
+
+        Redis not answering here keeps the current model (the sink's own writes retry and,
+        if Redis stays away, fail the batch with the reason).
+        """
+        import redis
+
+        try:
+            active = read_active(self.client, self.keys)
+        except redis.RedisError as exc:
+            logger.warning(
+                "batch %d: could not read %s (%s); model unchanged", batch_id, self.keys.model, exc
+            )
+            return None
         if active is None or active.generation == self.entry.generation:
             return None
         if active.sha256 == self.entry.sha256:
@@ -203,12 +215,17 @@ class ModelSwitch:
 
     def add_recent(self, packed: Sequence[bytes]) -> None:
         """Keep a sample of recent model inputs for the next promotion's shadow scoring."""
+        import redis
+
         if not packed:
             return
         pipe = self.client.pipeline(transaction=False)
         pipe.lpush(self.keys.model_recent, *packed)
         pipe.ltrim(self.keys.model_recent, 0, MODEL_RECENT_LENGTH - 1)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:  # a sample for the next promotion: not worth a batch
+            logger.warning("could not keep recent model inputs: %s", exc)
 
 
 def recent_inputs(client: Any, keys: Keys, k: int, f: int) -> Any:
