@@ -9,13 +9,14 @@ and turns a query's failure into one line that names the cause.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,6 +112,38 @@ def kafka_lag(sources: Iterable[Mapping[str, Any]]) -> int | None:
                 lag += max(0, int(offset) - int(done))
                 seen = True
     return lag if seen else None
+
+
+# Spark's own ERROR for a batch our stop interrupts while it broadcasts its plan ("Store
+# broadcast ... fail"): at a stop, the next batch may have started (batches back to back);
+# it was not committed and is redone on restart, so it is not an error.
+_STOP_NOISE = ("org.apache.spark.broadcast.TorrentBroadcast",)
+
+
+@contextlib.contextmanager
+def _quiet_interrupted_batch() -> Iterator[None]:
+    """Silence :data:`_STOP_NOISE` in the driver's JVM while a query stops (best effort)."""
+    restore: list[tuple[Any, str, Any]] = []
+    try:
+        from pyspark import SparkContext
+
+        jvm = SparkContext._jvm  # the driver's gateway
+        if jvm is not None:
+            log4j = jvm.org.apache.logging.log4j
+            configurator = log4j.core.config.Configurator
+            for name in _STOP_NOISE:
+                restore.append((configurator, name, log4j.LogManager.getLogger(name).getLevel()))
+                configurator.setLevel(name, log4j.Level.OFF)
+    except Exception:
+        logger.debug("could not quiet Spark's stop noise", exc_info=True)
+    try:
+        yield
+    finally:
+        for configurator, name, level in restore:
+            try:
+                configurator.setLevel(name, level)
+            except Exception:
+                logger.debug("could not restore the level of %s", name, exc_info=True)
 
 
 def _last_batch(query: StreamingQuery) -> int:
@@ -325,5 +358,6 @@ class QueryRunner:
             ):
                 time.sleep(0.01)  # stop soon after the commit, before the next batch gets far
             if query.isActive:
-                query.stop()
+                with _quiet_interrupted_batch():
+                    query.stop()
         self.on_stopped()
