@@ -27,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import socket
+import threading
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
@@ -95,7 +97,8 @@ class DashboardData:
         from stream.redis_config import redact_url
 
         try:
-            return {"redis": "ok", **await self._snapshot()}
+            clean: dict[str, Any] = _finite({"redis": "ok", **await self._snapshot()})
+            return clean
         except (redis.RedisError, OSError) as exc:
             return {
                 "redis": "down",
@@ -190,6 +193,18 @@ class DashboardData:
         }
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity as None: JSON has no such numbers, and one
+    figure a writer left unset must not blank the whole page."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _drift(raw: Any, devices: int, notices: Any) -> dict[str, Any] | None:
     """The ``P:drift`` hash and the latest notices as the page shows them."""
     from stream.contract import DriftNotice
@@ -198,7 +213,11 @@ def _drift(raw: Any, devices: int, notices: Any) -> dict[str, Any] | None:
         return None
     fields = {_text(k): _text(v) for k, v in raw.items()}
     return {
-        "psi": {k[4:]: float(v) for k, v in fields.items() if k.startswith("psi:")},
+        "psi": {
+            k[4:]: float(v)
+            for k, v in fields.items()
+            if k.startswith("psi:") and math.isfinite(float(v))
+        },
         "drifting": [s for s in fields.get("drifting", "").split(",") if s],
         "windows": int(fields.get("windows", "0")),
         "threshold": float(fields.get("threshold", "0.25")),
@@ -207,8 +226,13 @@ def _drift(raw: Any, devices: int, notices: Any) -> dict[str, Any] | None:
     }
 
 
-def build_app(config: DashboardConfig) -> Any:
-    """The Starlette application (the page, its JSON and its event stream)."""
+def build_app(config: DashboardConfig, closing: threading.Event | None = None) -> Any:
+    """The Starlette application (the page, its JSON and its event stream).
+
+    ``closing``, once set, ends the open event streams (within a quarter second), so a
+    server stopping with pages open closes their connections instead of waiting on them.
+    """
+    closing = closing or threading.Event()
     import contextlib
 
     import redis
@@ -241,19 +265,22 @@ def build_app(config: DashboardConfig) -> Any:
             return JSONResponse({"error": f"Redis does not answer: {exc}"}, status_code=503)
         if found is None:
             return JSONResponse({"error": "no such device"}, status_code=404)
-        return JSONResponse(found)
+        return JSONResponse(_finite(found))
 
     async def events(request: Request) -> StreamingResponse:
         async def stream() -> Any:
             last = None
             ticks = 0
-            while not await request.is_disconnected():
+            while not closing.is_set() and not await request.is_disconnected():
                 text = json.dumps(await holder["data"].snapshot(), separators=(",", ":"))
                 if text != last or ticks % 15 == 0:  # and a keep-alive now and then
                     yield f"event: snapshot\ndata: {text}\n\n"
                     last = text
                 ticks += 1
-                await asyncio.sleep(config.interval_s)
+                waited = 0.0
+                while waited < config.interval_s and not closing.is_set():
+                    await asyncio.sleep(0.25)
+                    waited += 0.25
 
         return StreamingResponse(
             stream(),
@@ -298,9 +325,16 @@ def make_server(config: DashboardConfig) -> Any:
     ``server.should_exit = True`` stops it (tests run it in a thread)."""
     import uvicorn
 
-    return uvicorn.Server(
+    closing = threading.Event()
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            closing.set()  # end the event streams first: pages reconnect to nothing
+            super().handle_exit(sig, frame)
+
+    return Server(
         uvicorn.Config(
-            build_app(config),
+            build_app(config, closing),
             log_level="warning",
             lifespan="on",
             access_log=False,

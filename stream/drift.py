@@ -201,6 +201,7 @@ class DriftMonitor:
         figures = {
             f"psi:{s}": repr(round(float(p), 4))
             for s, p in zip(self.sensors, self.psi, strict=True)
+            if np.isfinite(p)  # a sensor not watched, or too few windows seen yet
         }
         pipe.hset(
             keys.drift,

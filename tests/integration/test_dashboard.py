@@ -120,6 +120,7 @@ def test_an_alert_written_to_redis_appears_on_the_page_within_5_seconds(
         notices = monitor.update([f"pump-{i % 3 + 1}" for i in range(60)], values, 0, "2.0.0")
         assert [n.kind for n in notices] == ["started"]
         monitor.publish(client, Keys(key_prefix), notices)
+        client.hset(Keys(key_prefix).drift, "psi:s4", "nan")  # a figure not computed yet
 
         with _Dashboard(redis_url, key_prefix) as dash:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
@@ -131,7 +132,7 @@ def test_an_alert_written_to_redis_appears_on_the_page_within_5_seconds(
             assert page.text_content("#job-lag .v") == "17"
             assert page.text_content("#job-dead .v") == "2"
             assert page.locator('tr.drifting[data-sensor="s11"]').count() == 1
-            assert page.locator('tr.drifting[data-sensor="s4"]').count() == 0
+            assert page.locator('tr.drift-row[data-sensor="s4"]').count() == 0  # NaN: left out
             assert "drift started: s11" in (page.text_content("#drift-notices") or "")
             # The open alert with its explanation: values and normal ranges.
             card = page.locator('.alert[data-device="pump-1"]')
@@ -194,3 +195,23 @@ def test_a_dashboard_started_with_redis_down_says_so_and_recovers(
             server.terminate()
             server.wait(timeout=10)
         page.close()
+
+
+def test_stopping_with_a_page_open_ends_its_event_stream_at_once(
+    browser: Any, redis_url: str, key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import signal
+
+    caplog.set_level(logging.INFO)
+    dash = _Dashboard(redis_url, key_prefix).__enter__()
+    page = browser.new_page()
+    page.goto(dash.url + "/")
+    page.wait_for_function("document.querySelector('#updated').textContent.startsWith('live')")
+    started = time.monotonic()
+    dash.server.handle_exit(signal.SIGINT, None)  # what Ctrl-C does
+    dash.thread.join(timeout=20)
+    assert not dash.thread.is_alive()
+    assert time.monotonic() - started < 3.0, "the open event stream held the stop"
+    assert "graceful shutdown exceeded" not in caplog.text
+    page.close()

@@ -164,3 +164,25 @@ def test_a_drift_notice_round_trips_and_the_keys_are_the_contracts() -> None:
         "plant:drift:devices",
         "plant:drift:notices",
     )
+
+
+def test_figures_not_computed_yet_are_not_published() -> None:
+    written: dict[str, Any] = {}
+
+    class Pipe:
+        def hset(self, key: str, mapping: dict[str, str]) -> None:
+            written.update(mapping)
+
+        def __getattr__(self, name: str) -> Any:
+            return lambda *a, **k: None
+
+    class Client:
+        def pipeline(self, **_: Any) -> Pipe:
+            return Pipe()
+
+    reference = DriftReference(("s1", "s2"), ((0.0,), ()), ((0.5, 0.5), ()), 10)
+    monitor = DriftMonitor(reference)
+    monitor.update(["d"], [[1.0, 1.0]], 0, "v")  # under min_windows: no PSI yet
+    monitor.publish(Client(), Keys("p"), [])
+    assert not any(k.startswith("psi:") for k in written)
+    assert written["windows"] == "1" and written["drifting"] == ""
