@@ -495,17 +495,10 @@ def _history(args: argparse.Namespace) -> int:
     import json
     import time
 
-    import redis as redis_lib
-
-    from stream.contract import Keys
-    from stream.registry import history
+    from deploy.promote import model_history
 
     url, prefix = _registry_target(args)
-    client = redis_lib.Redis.from_url(url, socket_timeout=10)
-    try:
-        lines = history(client, Keys(prefix), args.count)
-    finally:
-        client.close()
+    lines = model_history(url, prefix, args.count)
     if not lines:
         print(f"no model history under key prefix {prefix}")
     for line in lines:

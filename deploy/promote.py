@@ -30,7 +30,7 @@ from deploy.errors import DeployError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PromotionRefused", "promote", "rollback"]
+__all__ = ["PromotionRefused", "model_history", "promote", "rollback"]
 
 #: The largest change of alert rate (share of recent windows at or over the threshold)
 #: a promotion accepts without ``--force``.
@@ -152,10 +152,7 @@ def promote(
             meta.model_version, active.version if active else None, generation, result, parity
         )
     except redis.RedisError as exc:
-        raise DeployError(
-            f"Redis does not answer ({exc}): the model registry is there; start it or set "
-            "PROGNOS_REDIS_URL"
-        ) from exc
+        raise _redis_down(exc) from exc
     finally:
         if refused is not None:
             with contextlib.suppress(redis.RedisError):
@@ -176,6 +173,8 @@ def rollback(redis_url: str, key_prefix: str, providers: str = "auto") -> Outcom
     Raises:
         PromotionRefused: no model to go back to, or it no longer verifies.
     """
+    import redis
+
     from models.errors import ModelError
     from models.scorer import Scorer
     from stream.contract import Keys, ModelEntry
@@ -210,5 +209,34 @@ def rollback(redis_url: str, key_prefix: str, providers: str = "auto") -> Outcom
         client.hset(keys.model, mapping=entry.to_hash())
         record(client, keys, "rolled back", entry, replaced=active.version)
         return Outcome(entry.version, active.version, entry.generation)
+    except redis.RedisError as exc:
+        raise _redis_down(exc) from exc
     finally:
         client.close()
+
+
+def model_history(redis_url: str, key_prefix: str, count: int = 20) -> list[dict[str, Any]]:
+    """The newest ``count`` lines of ``P:model:history``.
+
+    Raises:
+        DeployError: Redis does not answer.
+    """
+    import redis
+
+    from stream.contract import Keys
+    from stream.registry import history
+
+    client = _client(redis_url)
+    try:
+        return history(client, Keys(key_prefix), count)
+    except redis.RedisError as exc:
+        raise _redis_down(exc) from exc
+    finally:
+        client.close()
+
+
+def _redis_down(exc: Exception) -> DeployError:
+    return DeployError(
+        f"Redis does not answer ({exc}): the model registry is there; start it "
+        "(`prognos stack up`) or set PROGNOS_REDIS_URL / --redis-url"
+    )
