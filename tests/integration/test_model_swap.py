@@ -37,10 +37,13 @@ ENGINES = 20
 NEW_VERSION = "swap-test-2"
 
 
-def _candidate(folder: Path, version: str) -> Path:
-    """The default model re-versioned: the same network, so the same risks, another name."""
+def _candidate(folder: Path, version: str, **spec: Any) -> Path:
+    """The default model re-versioned: the same network, so the same risks, another name
+    (and, with ``spec``, metadata saying it reads other inputs)."""
     shutil.copytree(DEFAULT_MODEL, folder)
     meta = replace(Scorer.load(DEFAULT_MODEL).metadata, model_version=version)
+    if spec:
+        meta = replace(meta, spec=replace(meta.spec, **spec))
     model = onnx.load(str(folder / MODEL_NAME))
     props = meta.to_props()
     for prop in model.metadata_props:
@@ -292,17 +295,7 @@ def test_a_candidate_reading_other_inputs_or_missing_is_refused_and_changes_noth
     try:
         client.hset(Keys(prefix).model, mapping=entry_of(running, generation=1).to_hash())
         # The same network, but metadata saying it reads 30-minute windows.
-        other = tmp_path / "other"
-        shutil.copytree(DEFAULT_MODEL, other)
-        meta = running.metadata
-        meta = replace(meta, spec=replace(meta.spec, window_seconds=1800.0), model_version="w30")
-        model = onnx.load(str(other / MODEL_NAME))
-        props = meta.to_props()
-        for prop in model.metadata_props:
-            if prop.key in props:
-                prop.value = props[prop.key]
-        onnx.save(model, str(other / MODEL_NAME))
-        write_manifest(other, meta, created="2026-12-03T00:00:00+00:00")
+        other = _candidate(tmp_path / "other", "w30", window_seconds=1800.0)
         with pytest.raises(PromotionRefused) as info:
             promote(other, redis_url, prefix)
         message = str(info.value)
