@@ -15,9 +15,10 @@ from typing import Any
 def register(subparsers: Any) -> None:
     """Add ``stack``, ``stream``, ``demo``, ``smoke``, ``status``, and (``deploy.fleet_cli``)
     ``train``, ``evaluate`` and ``backtest``."""
-    from deploy import fleet_cli, status
+    from deploy import cluster_cli, fleet_cli, status
 
     _register_stack(subparsers)
+    cluster_cli.register(subparsers)
     _register_stream(subparsers)
     _register_demo(subparsers)
     _register_smoke(subparsers)

@@ -138,7 +138,9 @@ class _ManagedProcess:
 
     name = "service"
 
-    def __init__(self, config: StackConfig, port: int) -> None:
+    def __init__(self, config: StackConfig, port: int, name: str | None = None) -> None:
+        if name is not None:
+            self.name = name
         self.config = config
         self.port = port
         self.dir = config.state_dir / self.name
@@ -176,10 +178,25 @@ class _ManagedProcess:
             return None
         return pid
 
+    def environment(self) -> dict[str, str] | None:
+        """The process's environment (None: this process's own)."""
+        return None
+
     def start(self) -> None:
+        """Start the process and wait until it answers its health check."""
+        process = self.launch()
+        if process is not None:
+            self.await_healthy(process)
+
+    def launch(self) -> subprocess.Popen[bytes] | None:
+        """Start the process without waiting for it to answer; None when it already runs.
+
+        Services that only answer together (a Kafka controller quorum) are launched
+        first and awaited after (:meth:`await_healthy`).
+        """
         if self.running_pid() is not None:
             logger.info("%s already running (pid %s)", self.name, self.running_pid())
-            return
+            return None
         for port in self.ports:
             if not port_is_free(port):
                 raise PortInUseError(
@@ -199,10 +216,15 @@ class _ManagedProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.dir,
+                env=self.environment(),
                 start_new_session=True,  # Ctrl-C in the caller's terminal does not reach it
                 close_fds=True,
             )
         self.pid_file.write_text(f"{process.pid}\n")
+        return process
+
+    def await_healthy(self, process: subprocess.Popen[bytes]) -> None:
+        """Wait until the launched ``process`` answers; stop it and raise if it does not."""
         deadline = time.monotonic() + self.config.start_timeout
         while time.monotonic() < deadline:
             code = process.poll()

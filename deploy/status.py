@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from stream.storage import Location, is_uri
+
 logger = logging.getLogger(__name__)
 
 # The job publishes metrics after every batch; older than this, it is probably not running.
@@ -49,16 +51,20 @@ def register(subparsers: Any) -> None:
 # -- reading ------------------------------------------------------------------------------
 
 
-def read_checkpoint_offsets(checkpoint: Path, topic: str) -> tuple[int, dict[int, int]] | None:
+def read_checkpoint_offsets(checkpoint: Location, topic: str) -> tuple[int, dict[int, int]] | None:
     """The newest batch's end offsets of ``topic`` from ``checkpoint/main/offsets``.
 
     Spark's offset log has one file per batch, named by batch id: a version line, a
     metadata line, then one JSON line per source (``{"topic": {"0": offset, ...}}``).
 
     Returns:
-        (batch id, partition -> offset), or ``None`` when there is no such file or topic.
+        (batch id, partition -> offset), or ``None`` when there is no such file or topic,
+        or the checkpoint is on a Hadoop file system (the job's ``kafka_lag`` metric
+        reports the lag there).
     """
-    folder = checkpoint / "main" / "offsets"
+    if is_uri(checkpoint):
+        return None
+    folder = Path(checkpoint) / "main" / "offsets"
     try:
         batches = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
     except (FileNotFoundError, NotADirectoryError):
@@ -98,7 +104,7 @@ def kafka_lag(kafka: Any, offsets: Mapping[int, int], timeout_s: float = 5.0) ->
 
 
 def collect(
-    redis_url: str, prefix: str, checkpoint: Path, kafka: Any, services: list[Any] | None
+    redis_url: str, prefix: str, checkpoint: Location, kafka: Any, services: list[Any] | None
 ) -> dict[str, Any]:
     """The status report as plain data (what ``--json`` prints).
 
@@ -155,9 +161,15 @@ def collect(
     return report
 
 
-def _lag(checkpoint: Path, kafka: Any) -> dict[str, Any]:
+def _lag(checkpoint: Location, kafka: Any) -> dict[str, Any]:
     if kafka is None:
         return {"readings": None, "detail": "Kafka settings unavailable"}
+    if is_uri(checkpoint):
+        return {
+            "readings": None,
+            "detail": f"the checkpoint is on {checkpoint}: the job's prognos_kafka_lag_records "
+            "metric (--metrics-port) reports the lag",
+        }
     found = read_checkpoint_offsets(checkpoint, kafka.topic)
     if found is None:
         return {"readings": None, "detail": f"no offsets of {kafka.topic} in {checkpoint}"}

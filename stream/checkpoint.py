@@ -13,9 +13,10 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from stream.errors import CheckpointMismatchError
+from stream.storage import Location, is_uri, join
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def fingerprint(
     shuffle_partitions: int,
     topic: str,
     state_layout: str,
+    deployment: str = "local",
 ) -> dict[str, Any]:
     """The settings a checkpoint's state depends on.
 
@@ -46,20 +48,63 @@ def fingerprint(
         "shuffle_partitions": shuffle_partitions,
         "topic": topic,
         "state_layout": state_layout,
+        "deployment": deployment,
     }
 
 
-def check_checkpoint(checkpoint: Path, current: Mapping[str, Any]) -> None:
+class TextFiles(Protocol):
+    """Reads and writes small text files where a checkpoint lives (:mod:`stream.storage`)."""
+
+    def read_text(self, uri: str) -> str | None: ...
+
+    def write_text(self, uri: str, text: str) -> None: ...
+
+
+class LocalFiles:
+    """:class:`TextFiles` on the local file system."""
+
+    def read_text(self, uri: str) -> str | None:
+        path = Path(uri)
+        return path.read_text() if path.is_file() else None
+
+    def write_text(self, uri: str, text: str) -> None:
+        path = Path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def check_checkpoint(
+    checkpoint: Location, current: Mapping[str, Any], files: TextFiles | None = None
+) -> None:
     """Record ``current`` in a new checkpoint, or refuse one written with other settings.
+
+    Args:
+        checkpoint: the checkpoint folder, local or on a Hadoop file system.
+        current: this job's :func:`fingerprint`.
+        files: how to reach a checkpoint given as a URI (:class:`stream.storage.HadoopFiles`).
 
     Raises:
         CheckpointMismatchError: the checkpoint was written by a job whose state-defining
             settings differ; the message names each difference and the fix.
     """
-    path = checkpoint / FINGERPRINT_FILE
-    if path.is_file():
-        stored = json.loads(path.read_text())
+    if files is None:
+        if is_uri(checkpoint):
+            raise ValueError(f"{checkpoint} is a URI: pass the files of its file system")
+        files = LocalFiles()
+    uri = join(checkpoint, FINGERPRINT_FILE)
+    text = files.read_text(uri)
+    if text is not None:
+        # A checkpoint from before the deployment was recorded was written in local mode.
+        stored = {"deployment": "local", **json.loads(text)}
         changed = {k: (stored.get(k), v) for k, v in current.items() if stored.get(k) != v}
+        if "deployment" in changed:
+            old, new = changed["deployment"]
+            raise CheckpointMismatchError(
+                f"the checkpoint {checkpoint} was written by a job in {old} mode and this job "
+                f"runs in {new} mode: its state is laid out for the other's executors and "
+                "paths. Give this job its own --checkpoint (a new one re-reads from "
+                "--starting-offsets), or run it where the checkpoint was written."
+            )
         if changed:
             detail = "; ".join(
                 f"{k}: checkpoint has {old!r}, this job has {new!r}"
@@ -72,6 +117,5 @@ def check_checkpoint(checkpoint: Path, current: Mapping[str, Any]) -> None:
                 "previous settings."
             )
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(current), indent=2) + "\n")
-    logger.debug("recorded the checkpoint's settings in %s", path)
+    files.write_text(uri, json.dumps(dict(current), indent=2) + "\n")
+    logger.debug("recorded the checkpoint's settings in %s", uri)

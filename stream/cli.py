@@ -112,11 +112,12 @@ def job_config(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
     from stream.config import StreamConfig
+    from stream.storage import location
 
     config = StreamConfig.from_env(
         model_path=Path(args.model) if args.model else None,
         catalogue=Path(args.catalogue) if args.catalogue else None,
-        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        checkpoint=location(args.checkpoint) if args.checkpoint else None,
         providers=args.providers,
         allow_fallback=args.allow_fallback or None,
         starting_offsets=args.starting_offsets,

@@ -38,6 +38,7 @@ from stream.alerts import AlertPolicy
 from stream.contract import DEFAULT_PREFIX
 from stream.errors import ConfigError
 from stream.redis_config import RedisConfig
+from stream.storage import Location, location
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +66,13 @@ def _port(env: Mapping[str, str], name: str) -> int | None:
     return int(raw)
 
 
-def default_checkpoint(env: Mapping[str, str] | None = None) -> Path:
-    """``PROGNOS_CHECKPOINT``, else ``$PROGNOS_HOME/.prognos/checkpoints/stream``."""
+def default_checkpoint(env: Mapping[str, str] | None = None) -> Location:
+    """``PROGNOS_CHECKPOINT`` (a path or a Hadoop URI such as ``hdfs://nn:8020/cp``), else
+    ``$PROGNOS_HOME/.prognos/checkpoints/stream``."""
     env = os.environ if env is None else env
     explicit = env.get("PROGNOS_CHECKPOINT")
     if explicit:
-        return Path(explicit)
+        return location(explicit)
     return Path(env.get("PROGNOS_HOME") or Path.cwd()) / ".prognos" / "checkpoints" / "stream"
 
 
@@ -114,7 +116,7 @@ class StreamConfig:
 
     kafka: KafkaConfig
     redis_url: str = field(repr=False)
-    checkpoint: Path
+    checkpoint: Location
     model_path: Path = DEFAULT_MODEL
     catalogue: Path | None = None
     key_prefix: str = DEFAULT_PREFIX

@@ -27,9 +27,11 @@ to :class:`stream.runner.QueryRunner` until it ends or is stopped.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.candidate import contract_differences
@@ -47,6 +49,7 @@ from stream.runner import JobProgress, QueryRunner
 from stream.scoring import TopFeatureFormatter
 from stream.sequence import STATE_LAYOUT
 from stream.sink import RedisAlertSink
+from stream.storage import join
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -116,11 +119,15 @@ def window_sequences(parsed: DataFrame, scorer: Scorer, watermark_ms: int) -> Da
     return sequence.sequences(readings, meta.spec, meta.norm, lateness_ms=watermark_ms)
 
 
-def score(sequences: DataFrame, scorer: Scorer, config: StreamConfig) -> DataFrame:
+def score(
+    sequences: DataFrame, scorer: Scorer, config: StreamConfig, shipped: str | None = None
+) -> DataFrame:
     """Sequences to scored windows in the Python workers; dead letters pass through.
 
     The workers score each batch with the model the driver's pointer file names
-    (:mod:`stream.registry`), ``scorer`` until it is first written.
+    (:mod:`stream.registry`), ``scorer`` until it is first written. With ``shipped`` (the
+    model came to the executors as an archive, ``prognos submit``) they load that copy,
+    verified against the driver's checksum, and the model is fixed for the job's life.
     """
     from stream import scoring
     from stream.registry import POINTER_FILE
@@ -130,9 +137,37 @@ def score(sequences: DataFrame, scorer: Scorer, config: StreamConfig) -> DataFra
         sha256=scorer.metadata.sha256,
         providers=config.providers,
         allow_fallback=config.allow_fallback,
-        pointer=str((config.checkpoint / POINTER_FILE).resolve()),
+        pointer=None if shipped else str((pointer_folder(config) / POINTER_FILE).resolve()),
+        shipped=shipped,
     )
     return sequences.mapInArrow(scoring.score_partitions(spec), scoring.output_schema())
+
+
+def pointer_folder(config: StreamConfig) -> Path:
+    """Where the driver points the workers at the batch's model: the checkpoint folder, or
+    for a checkpoint on a Hadoop file system a folder of the driver's named after it."""
+    import hashlib
+
+    from stream.storage import is_uri
+
+    if not is_uri(config.checkpoint):
+        return Path(config.checkpoint)
+    digest = hashlib.sha256(str(config.checkpoint).encode()).hexdigest()[:16]
+    return Path(os.environ.get("PROGNOS_HOME") or Path.cwd()) / ".prognos" / "pointers" / digest
+
+
+def shipped_model(spark: SparkSession) -> str | None:
+    """The archive name the executors find the model under (``prognos submit``), or None."""
+    from stream.scoring import SHIPPED_MODEL_CONF
+
+    value = spark.sparkContext.getConf().get(SHIPPED_MODEL_CONF)
+    return str(value) if value else None
+
+
+def deployment(spark: SparkSession) -> str:
+    """``local`` for Spark's local mode, else ``cluster`` (recorded with the checkpoint)."""
+    master = str(spark.sparkContext.master or "")
+    return "local" if master.startswith("local") else "cluster"
 
 
 def dead_letters(batch: DataFrame) -> list[DeadLetter]:
@@ -173,14 +208,14 @@ def build_query(
     raw = kafka_source(spark, config)
     parsed = parse(raw, config.max_future_skew_s, config.load_catalogue())
     sequences = window_sequences(parsed, scorer, _watermark_ms(config, scorer))
-    scored = score(sequences, scorer, config)
+    scored = score(sequences, scorer, config, shipped_model(spark))
     writer = scored.writeStream.foreachBatch(write_batch)
     if config.available_now:
         writer = writer.trigger(availableNow=True)
     else:
         writer = writer.trigger(processingTime=f"{int(config.trigger_seconds * 1000)} milliseconds")
     return (
-        writer.option("checkpointLocation", str(config.checkpoint / "main"))
+        writer.option("checkpointLocation", join(config.checkpoint, "main"))
         .queryName(QUERY_NAME)
         .start()
     )
@@ -277,11 +312,15 @@ class StreamJob:
             shuffle_partitions=int(self.spark.conf.get("spark.sql.shuffle.partitions") or 0),
             topic=self.config.kafka.topic,
             state_layout=STATE_LAYOUT,
+            deployment=deployment(self.spark),
         )
 
     def check_checkpoint(self) -> None:
         """Refuse a checkpoint written by an incompatible job (:mod:`stream.checkpoint`)."""
-        check_checkpoint(self.config.checkpoint, self.fingerprint())
+        from stream.storage import HadoopFiles, is_uri
+
+        files = HadoopFiles(self.spark) if is_uri(self.config.checkpoint) else None
+        check_checkpoint(self.config.checkpoint, self.fingerprint(), files)
 
     def start(self) -> list[StreamingQuery]:
         """Check the services and the checkpoint, then start the query."""
@@ -292,8 +331,12 @@ class StreamJob:
         self.switch = ModelSwitch(
             self.sink.client,
             self.sink.keys,
-            self.config.checkpoint,
+            pointer_folder(self.config),
             self.scorer,
+            fixed=None
+            if shipped_model(self.spark) is None
+            else "this job's executors have only the model it was submitted with (prognos "
+            "submit): promote by resubmitting with --model on the same checkpoint",
             load=lambda path: Scorer.load(
                 path,
                 providers=self.config.provider_list,

@@ -102,6 +102,8 @@ class ModelSwitch:
         load: loads and verifies a model folder (checksum, provider), raising
             :class:`models.errors.ModelError` when it is refused.
         compatible: the differences between the running and a new model's input contract.
+        fixed: why the job cannot switch models (its executors have only the model shipped
+            with it); each promotion is then refused with this reason. None: it can.
     """
 
     def __init__(
@@ -112,7 +114,9 @@ class ModelSwitch:
         current: Scorer,
         load: Any,
         compatible: Any,
+        fixed: str | None = None,
     ) -> None:
+        self.fixed = fixed
         self.client = client
         self.keys = keys
         self.pointer_dir = pointer_dir
@@ -145,7 +149,8 @@ class ModelSwitch:
             record(self.client, self.keys, "started", self.entry)
         else:
             self.entry = active  # the same model, its generation as registered
-        write_pointer(self.pointer_dir, self.entry)
+        if self.fixed is None:
+            write_pointer(self.pointer_dir, self.entry)
         return self.scorer
 
     def before_batch(self, batch_id: int) -> Scorer | None:
@@ -189,6 +194,8 @@ class ModelSwitch:
         from models.errors import ModelError
 
         try:
+            if self.fixed is not None:
+                raise ModelError(self.fixed)
             candidate: Scorer = self.load(active.path)
             if candidate.metadata.sha256 != active.sha256:
                 raise ModelError(

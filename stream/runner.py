@@ -18,13 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stream.contract import JobMetrics
 from stream.coverage import BatchCoverage
 from stream.errors import StreamError
 from stream.redis_config import RedisConfig
+from stream.storage import Location
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
@@ -285,7 +285,7 @@ class QueryRunner:
         self,
         queries: Callable[[], Sequence[StreamingQuery]],
         progress: JobProgress,
-        checkpoint: Path,
+        checkpoint: Location,
         on_stopped: Callable[[], None] = lambda: None,
     ) -> None:
         self.queries = queries

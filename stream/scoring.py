@@ -55,6 +55,13 @@ class ScoringSpec:
     intra_op_threads: int = 1
     #: The driver's pointer to the model of the batch (stream.registry; None: model_path).
     pointer: str | None = None
+    #: The archive the model came in to the executors (``prognos submit``): loaded from
+    #: there, never from the driver's ``model_path``. None: ``model_path`` is reachable.
+    shipped: str | None = None
+
+
+#: The Spark setting ``prognos submit`` sets to the model archive's name on the executors.
+SHIPPED_MODEL_CONF = "spark.prognos.model.archive"
 
 
 #: One in this many scored windows carries its model input (``sample``) to the driver,
@@ -75,6 +82,8 @@ def load_scorer(spec: ScoringSpec) -> Scorer:
         entry = read_pointer(spec.pointer)
         if entry is not None:
             spec = replace(spec, model_path=entry.path, sha256=entry.sha256, pointer=None)
+    if spec.shipped is not None:
+        spec = replace(spec, model_path=shipped_path(spec.shipped, spec.model_path), shipped=None)
     key = (spec.model_path, spec.sha256, spec.providers, spec.allow_fallback, spec.intra_op_threads)
     scorer = _SCORERS.get(key)
     if scorer is None:
@@ -90,6 +99,34 @@ def load_scorer(spec: ScoringSpec) -> Scorer:
         )
         _SCORERS[key] = scorer
     return scorer
+
+
+def shipped_path(archive: str, model_path: str) -> str:
+    """The model file in the executor's unpacked archive ``archive``.
+
+    Raises:
+        models.errors.ModelError: the archive is not there (the job was not given it).
+    """
+    import contextlib
+    import os
+
+    from pyspark import SparkFiles
+
+    from models.errors import ModelError
+
+    name = os.path.basename(model_path)
+    roots = [os.getcwd()]
+    with contextlib.suppress(Exception):  # no SparkContext's files in this process
+        roots.insert(0, SparkFiles.getRootDirectory())
+    for root in roots:
+        candidate = os.path.join(root, archive, name)
+        if os.path.isfile(candidate):
+            return candidate
+    raise ModelError(
+        f"the model archive {archive!r} is not in this executor's folder ({', '.join(roots)}): "
+        "submit the job with `prognos submit`, which ships it (--archives MODEL.tar.gz#"
+        f"{archive})"
+    )
 
 
 def output_schema() -> StructType:

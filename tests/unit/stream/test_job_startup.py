@@ -28,11 +28,20 @@ class _Conf:
         self.values[key] = value
 
 
-class _Spark:
-    """Only what StreamJob touches before start(): the SQL conf."""
+class _Context:
+    def __init__(self, master: str) -> None:
+        self.master = master
 
-    def __init__(self, partitions: int = 2) -> None:
+    def getConf(self) -> _Conf:
+        return _Conf({})
+
+
+class _Spark:
+    """Only what StreamJob touches before start(): the SQL conf, the master."""
+
+    def __init__(self, partitions: int = 2, master: str = "local[2]") -> None:
         self.conf = _Conf({"spark.sql.shuffle.partitions": str(partitions)})
+        self.sparkContext = _Context(master)
 
 
 def _config(tmp_path: Path, **kw: Any) -> StreamConfig:
@@ -81,6 +90,31 @@ def test_a_checkpoint_of_an_incompatible_job_is_refused_with_the_reason(tmp_path
     (tmp_path / "ckpt" / "job.json").write_text(json.dumps(older))
     with pytest.raises(CheckpointMismatchError, match="state_layout: checkpoint has None"):
         first.check_checkpoint()
+
+
+def test_a_local_mode_checkpoint_is_refused_on_a_cluster_and_the_other_way(
+    tmp_path: Path,
+) -> None:
+    local = StreamJob(_Spark(), _config(tmp_path))  # type: ignore[arg-type]
+    local.check_checkpoint()
+    cluster = StreamJob(_Spark(master="spark://127.0.0.1:19077"), _config(tmp_path))  # type: ignore[arg-type]
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"in local mode and this job runs in cluster mode.*own --checkpoint",
+    ):
+        cluster.check_checkpoint()
+    # A checkpoint from before the deployment was recorded counts as local mode's.
+    older = json.loads((tmp_path / "ckpt" / "job.json").read_text())
+    del older["deployment"]
+    (tmp_path / "ckpt" / "job.json").write_text(json.dumps(older))
+    local.check_checkpoint()
+    with pytest.raises(CheckpointMismatchError, match="in local mode"):
+        cluster.check_checkpoint()
+    other = tmp_path / "cluster"
+    first = StreamJob(_Spark(master="spark://m:7077"), _config(other))  # type: ignore[arg-type]
+    first.check_checkpoint()
+    with pytest.raises(CheckpointMismatchError, match="in cluster mode and this job runs in local"):
+        StreamJob(_Spark(), _config(other)).check_checkpoint()  # type: ignore[arg-type]
 
 
 def test_an_impossible_alert_policy_names_the_setting(tmp_path: Path) -> None:
