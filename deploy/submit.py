@@ -360,6 +360,8 @@ def prepare(
         "spark.driver.extraJavaOptions": f"{DRIVER_STACK} "
         f"-Dlog4j2.configurationFile={spark_log_config()}",
     }
+    if (env.get("PROGNOS_SPARK_UI") or "1").lower() in ("0", "false", "no", "off"):
+        settings["spark.ui.enabled"] = "false"
     partitions = env.get("PROGNOS_SHUFFLE_PARTITIONS")
     if partitions:
         settings["spark.sql.shuffle.partitions"] = partitions

@@ -7,7 +7,8 @@ same code as ``prognos stack up``; set ``PROGNOS_TEST_KAFKA_BOOTSTRAP`` and/or
 Redis key prefix and checkpoint folder, cleaned up afterwards.
 
 Tests under ``tests/unit`` are marked ``unit``, those under ``tests/integration``
-``integration`` and those under ``tests/reliability`` ``reliability`` automatically.
+``integration``, those under ``tests/reliability`` ``reliability`` and those under
+``tests/cluster`` ``cluster`` automatically.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         elif "reliability" in parts:
             item.add_marker(pytest.mark.reliability)
+        elif "cluster" in parts:
+            item.add_marker(pytest.mark.cluster)
         elif "unit" in parts:
             item.add_marker(pytest.mark.unit)
 

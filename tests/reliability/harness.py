@@ -492,15 +492,23 @@ def process_tree(root: int) -> dict[int, int]:
 
 class JobProcess:
     """One ``prognos stream`` process (a segment of a run) and what it starts: the Spark
-    JVM, Spark's Python daemon and workers."""
+    JVM, Spark's Python daemon and workers. ``command`` ``("submit", "--")`` runs it on a
+    Spark cluster instead (``prognos submit``)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        cwd: Path,
+        command: tuple[str, ...] = ("stream",),
+    ) -> None:
         self.log_path = log_path
         cwd.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 (closed in wait/kill)
         self.started = time.time()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "deploy.cli", "--log-level", "INFO", "stream", *args],
+            [sys.executable, "-m", "deploy.cli", "--log-level", "INFO", *command, *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
