@@ -22,6 +22,8 @@ help:
 	@echo "make model  retrain the default model (installs the train extra)"
 	@echo "make bench  benchmarks against a private local stack (about 5 minutes on 2 cores)"
 	@echo "make up | down | status   the local stack"
+	@echo "make cluster-test         the job on the local cluster (3 brokers, HDFS, Spark) and its faults"
+	@echo "make cluster-up | cluster-down   the local cluster (prognos cluster up|down)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Prognos needs Python 3.11 or newer; run with PYTHON=/path/to/python3.11")'
@@ -104,6 +106,22 @@ CHAOS_ARGS ?=
 chaos: setup
 	PROGNOS_CHAOS_LONG=1 $(BIN)/python -m pytest -v -p no:cacheprovider -m reliability $(CHAOS_ARGS)
 
+# The stream job on the local cluster (3 Kafka brokers, HDFS, Spark master + 2 workers;
+# tests/cluster): starts it on ports 29000+, submits the job with `prognos submit`, runs
+# every cluster fault against the golden run, prints the fault table, stops everything.
+# `make test` runs the same tests with PROGNOS_CLUSTER_FAULTS (default: every fault).
+# JSON in bench-results/cluster-faults.json.
+.PHONY: cluster-test cluster-up cluster-down
+CLUSTER_ARGS ?=
+cluster-test: setup train-extra
+	PROGNOS_CLUSTER_FAULTS=all $(BIN)/python -m pytest -v -p no:cacheprovider -m cluster $(CLUSTER_ARGS)
+
+cluster-up: setup
+	$(PROGNOS) cluster up
+
+cluster-down:
+	$(PROGNOS) cluster down
+
 # Retrain the default model reproducibly, then check it: the same model.onnx bytes on the same
 # machine; another CPU's floating-point kernels may round differently (docs/model.md).
 model: train-extra
@@ -112,4 +130,5 @@ model: train-extra
 
 clean:
 	-$(PROGNOS) stack down
+	-$(PROGNOS) cluster down
 	rm -rf .prognos .pytest_cache .mypy_cache .ruff_cache bench-results

@@ -29,14 +29,40 @@ def register(subparsers: Any) -> None:
         action = actions.add_parser(name, help=help_text, description=help_text)
         action.set_defaults(handler=handler)
 
+    features = subparsers.add_parser(
+        "features",
+        help="window features of a (large) recording, computed by Spark, as a Parquet table",
+        description="Read RECORDING (a file, or a URI such as hdfs://nn:8020/fleet/train.csv) "
+        "with Spark, cut each device's readings into windows and compute their features with "
+        "the code `prognos train` runs, and write them as Parquet to --out with "
+        "_prognos.json (spec, source, failure times). `prognos train --features TABLE` "
+        "trains from it. Runs on PROGNOS_SPARK_MASTER (local[2]); on a cluster: "
+        "`prognos submit features RECORDING --out hdfs://...`. Reads C-MAPSS text files, and "
+        "CSV or Parquet with device_id, event_time and sensor columns.",
+    )
+    features.add_argument("recording", help="the recording: a path or a Hadoop URI")
+    features.add_argument("--out", required=True, help="the table to write (path or URI)")
+    features.add_argument(
+        "--model",
+        help="the model whose feature spec to use (PROGNOS_MODEL, the default model)",
+    )
+    features.add_argument(
+        "--cycle-seconds",
+        type=float,
+        default=600.0,
+        help="event time of one C-MAPSS cycle (default 600, as the replay)",
+    )
+    features.set_defaults(handler=_features)
+
     submit = subparsers.add_parser(
         "submit",
         help="run the stream job on a Spark cluster with spark-submit",
-        description="Run `prognos stream` on a Spark cluster: builds the project's wheel, its "
-        "Python environment as an archive and the model as an archive, prints the "
-        "spark-submit command and runs it (the driver here, in client mode). Arguments after "
-        "the options go to `prognos stream` (for example --checkpoint hdfs://.../cp "
-        "--available-now).",
+        description="Run `prognos stream` (or `prognos features`) on a Spark cluster: builds "
+        "the project's wheel, its Python environment as an archive and the model as an "
+        "archive, prints the spark-submit command and runs it (the driver here, in client "
+        "mode). Arguments after the options go to `prognos stream` (for example -- "
+        "--checkpoint hdfs://.../cp --available-now), or name the command first: "
+        "`prognos submit features hdfs://.../train.csv --out hdfs://.../features.parquet`.",
     )
     submit.add_argument(
         "--master", help="Spark master URL (PROGNOS_SPARK_MASTER; the local cluster's)"
@@ -121,6 +147,39 @@ def _submit(args: argparse.Namespace) -> int:
         master = ClusterConfig.from_env().spark_master
     submit.check_master(master)
     model = Path(args.model or os.environ.get("PROGNOS_MODEL") or DEFAULT_MODEL).resolve()
-    job_args = [a for a in args.job_args if a != "--"]
-    submission = submit.prepare(master, model, job_args, args.conf)
+    job_args = list(args.job_args)
+    if job_args and job_args[0] == "--":
+        job_args = job_args[1:]
+    command = "stream"
+    if job_args and job_args[0] in ("stream", "features"):
+        command, job_args = job_args[0], job_args[1:]
+    submission = submit.prepare(master, model, job_args, args.conf, command=command)
     return submit.run(submission, dry_run=args.dry_run)
+
+
+def _features(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from deploy.features import compute
+    from deploy.spark import spark_session
+    from models.errors import DataError
+    from models.scorer import Scorer
+    from stream.config import DEFAULT_MODEL
+
+    model = Path(args.model or os.environ.get("PROGNOS_MODEL") or DEFAULT_MODEL)
+    meta = Scorer.load(model).metadata  # verified, as the stream job would
+    if meta.norm.regimes is not None:
+        raise DataError(
+            f"{model} normalises readings per operating regime; prognos features computes "
+            "windows without that: train such a model from the recording itself"
+        )
+    spec = meta.spec
+    spark = spark_session()
+    metadata = compute(spark, args.recording, args.out, spec, cycle_seconds=args.cycle_seconds)
+    print(
+        f"features of {metadata['devices']:,} devices ({metadata['windows']:,} windows, spec "
+        f"{spec.name}) written to {args.out}; train from them with "
+        f"`prognos train --features {args.out} --out MODEL_DIR`"
+    )
+    return 0

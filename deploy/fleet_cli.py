@@ -151,6 +151,12 @@ def register(subparsers: Any) -> None:
         help=f"cmapss:DIR[#FD001], sim:PATH, or a recording FILE (default {DEFAULT_CMAPSS})",
     )
     train.add_argument("--out", required=True, help="model folder to write (e.g. models/mine)")
+    train.add_argument(
+        "--features",
+        metavar="TABLE",
+        help="train from a table of window features `prognos features` wrote (a folder or a "
+        "URI such as hdfs://nn:8020/fleet/features.parquet) instead of --data",
+    )
     train.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     train.add_argument(
         "--arch",
@@ -466,9 +472,72 @@ def _train(args: argparse.Namespace) -> int:
 
     if not (args.dry_run and not _is_builtin(args.data)):
         _require_torch()  # a clear message before any data is read
+    if args.features:
+        return _train_features(args)
     if _is_builtin(args.data):
         return _train_builtin(args)
-    return _train_recording(args)
+    from ingest.remote import local_copy
+
+    with local_copy(args.data) as local:  # hdfs:// and other Hadoop URIs: a local copy
+        args.data = str(local)
+        return _train_recording(args)
+
+
+def _train_features(args: argparse.Namespace) -> int:
+    """Train from a table of window features (``prognos features``), not from readings."""
+    import json
+    import shlex
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    from deploy.features import read_table
+    from models.data import Recording
+    from models.features import FeatureSpec
+    from models.modelcard import write_model_card
+    from models.training import TrainConfig, train_model
+
+    windows, metadata = read_table(args.features)
+    spec = FeatureSpec.from_dict(metadata["spec"])
+    if args.sequence_length is not None or args.horizon_cycles != 30:
+        print("note: the features table fixes the spec; window options are ignored")
+    recording = Recording(
+        name=f"features:{metadata['source']}",
+        readings=pd.DataFrame({"device_id": [], "event_time": []}),
+        failure_times={str(d): float(t) for d, t in metadata["failure_times"].items()},
+        data_sha256=str(metadata.get("sha256") or ""),
+        step_seconds=metadata.get("cycle_seconds"),
+    )
+    print(
+        f"features table {args.features}: {len(windows.device):,} windows of "
+        f"{metadata['devices']} devices, {len(recording.failure_times)} with a failure time",
+        flush=True,
+    )
+    config = TrainConfig(
+        arch=args.arch,
+        seed=args.seed,
+        epochs=args.epochs,
+        patience=args.patience,
+        folds=args.folds,
+        phases=1,
+        regimes=1,
+        threads=args.threads,
+        ensemble=args.ensemble,
+        seeds=args.seeds,
+        rul_weight=args.rul_weight,
+        model_version=args.model_version,
+    )
+    out = Path(args.out)
+    result = train_model(recording, spec, out, config, progress=_progress, windows=windows)
+    result.training["command"] = "prognos " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result.training["features_table"] = {k: metadata[k] for k in ("source", "devices", "windows")}
+    (out / "training.json").write_text(
+        json.dumps(result.training, indent=2) + "\n", encoding="utf-8"
+    )
+    write_model_card(out, result.training, None)
+    print(f"model folder: {out}")
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -70,6 +70,8 @@ class Submission:
     job_args: tuple[str, ...]
     conf: Mapping[str, str]
     executor_python: str
+    #: The ``prognos`` command the driver runs: ``stream`` or ``features``.
+    command: str = "stream"
 
 
 def _requirement_names(dist: metadata.Distribution) -> Iterable[str]:
@@ -342,6 +344,7 @@ def prepare(
     job_args: Sequence[str],
     conf: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    command: str = "stream",
 ) -> Submission:
     """Build (or reuse) what the executors need and return the submission."""
     from deploy.config import StackConfig
@@ -379,6 +382,7 @@ def prepare(
         job_args=tuple(job_args),
         conf=settings,
         executor_python=executor_python,
+        command=command,
     )
 
 

@@ -98,6 +98,29 @@ def list_topics(config: KafkaConfig, *, timeout_s: float = 10.0) -> set[str]:
         admin.close()
 
 
+def topic_replication(config: KafkaConfig, *, timeout_s: float = 10.0) -> int:
+    """The fewest replicas any partition of ``config.topic`` has (0: no such topic).
+
+    Raises:
+        BrokerUnavailableError: no broker answered, or it failed the request (retriable).
+    """
+    from kafka.errors import KafkaError
+
+    admin = _admin(config, timeout_s)
+    try:
+        described = admin.describe_topics([config.topic])
+    except (KafkaError, OSError) as exc:
+        raise broker_unavailable(config.bootstrap_servers, f"{type(exc).__name__}: {exc}") from None
+    finally:
+        admin.close()
+    counts = [
+        len(p.get("replica_nodes") or p.get("replicas") or [])
+        for topic in described
+        for p in topic.get("partitions") or []
+    ]
+    return min(counts, default=0)
+
+
 def ensure_topics(config: KafkaConfig, *, timeout_s: float = 10.0) -> tuple[str, ...]:
     """Create the readings topic and its dead-letter topic when they are missing.
 

@@ -16,7 +16,9 @@ def register(subparsers: Any) -> None:
         "file:line. The broker is PROGNOS_KAFKA_BOOTSTRAP (default 127.0.0.1:9092; `prognos "
         "stack up` starts one).",
     )
-    replay.add_argument("path", help="the recording")
+    replay.add_argument(
+        "path", help="the recording: a file, or a URI such as hdfs://namenode:8020/fleet.csv"
+    )
     add_column_options(replay)
     replay.add_argument(
         "--catalogue",
@@ -262,11 +264,11 @@ def _catalogue(name: str | None) -> Any:
 def _replay(args: argparse.Namespace) -> int:
     import os
     import sys
-    from pathlib import Path
 
     from ingest.config import KafkaConfig
     from ingest.errors import ConfigError
     from ingest.producer import ReadingProducer
+    from ingest.remote import local_copy
     from ingest.replay import prepare_replay, replay_file
 
     if args.speed is not None and args.speed <= 0:
@@ -282,11 +284,12 @@ def _replay(args: argparse.Namespace) -> int:
         progress=args.progress,
         sort_by_time=args.sort_by_time,
     )
-    path = Path(args.path)
     config = KafkaConfig.from_env().with_topic(args.topic)
-    plan = prepare_replay(path, options)  # file and mapping errors before connecting
-    with ReadingProducer(config, source=str(path), catalogue=catalogue) as producer:
-        report = replay_file(plan, producer)
+    with local_copy(args.path) as local:  # hdfs:// and other Hadoop URIs: a local copy
+        plan = prepare_replay(local, options)  # file and mapping errors before connecting
+        with ReadingProducer(config, source=args.path, catalogue=catalogue) as producer:
+            report = replay_file(plan, producer)
+    path = args.path
     print(
         f"replayed {report.rows:,} rows from {path} in {report.seconds:.1f}s ({report.rate:,.0f} rows/s): "
         f"{report.sent:,} readings to {config.topic}, {report.dead_lettered:,} dead letters to "

@@ -52,6 +52,7 @@ import numpy.typing as npt
 from models.data import (
     Recording,
     SequenceSet,
+    WindowTable,
     check_trainable,
     make_sequences,
     window_features,
@@ -478,6 +479,7 @@ def train_model(
     progress: Progress | None = None,
     test: Recording | None = None,
     regime_centroids: Sequence[Sequence[float]] | None = None,
+    windows: WindowTable | None = None,
 ) -> TrainResult:
     """Train, select, export. See the module docstring for the recipe.
 
@@ -491,6 +493,9 @@ def train_model(
             (the network's own test evaluation is :func:`models.evaluation.evaluate_cmapss`).
         regime_centroids: Starting centroids of the ``config.regimes`` operating regimes
             (from :func:`models.fleet.choose_regimes`); drawn at random when None.
+        windows: The recording's window features, computed already (``prognos features``):
+            then ``recording`` needs only its name, checksum and failure times, and one
+            phase without regimes is trained.
 
     Raises:
         DataError: No failures (or only failures) in the training data, too few devices.
@@ -507,6 +512,11 @@ def train_model(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
+    if windows is not None and (config.phases > 1 or config.regimes > 1):
+        raise DataError(
+            "a features table holds one window alignment without regime normalisation: "
+            "train from it with --phases 1 --regimes 1, or from the recording itself"
+        )
     regimes = None
     if config.regimes > 1:
         if not recording.settings:
@@ -524,7 +534,10 @@ def train_model(
         f"windowing {recording.name}: W={spec.window_seconds:g} s, K={spec.sequence_length}, "
         f"H={spec.horizon_windows}, {config.phases} phase(s)"
     )
-    seqs = build_sequences(recording, spec, phases=config.phases, regimes=regimes)
+    if windows is None:
+        seqs = build_sequences(recording, spec, phases=config.phases, regimes=regimes)
+    else:
+        seqs = make_sequences(windows, spec, recording.failure_times)
     check_trainable(seqs, spec, recording.name)
     devices = sorted(set(seqs.device.tolist()))
     positives = int(seqs.y.sum())
@@ -544,7 +557,8 @@ def train_model(
     is_val = np.isin(seqs.device, val_devices)
 
     # Normalisation from training devices only (phase-0 windows, each window once).
-    windows = window_features(recording, spec, regimes=regimes)
+    if windows is None:
+        windows = window_features(recording, spec, regimes=regimes)
     norm: NormStats = fit_norm_stats(
         windows.features[np.isin(windows.device, train_devices)], regimes=regimes
     )

@@ -28,9 +28,10 @@ def check_services(config: StreamConfig) -> None:
 
     Raises:
         ServiceUnreachableError: Kafka or Redis does not answer (retriable).
-        ConfigError: the readings topic does not exist.
+        ConfigError: the readings topic does not exist, or (``PROGNOS_TOPIC_REPLICATION``
+            above 1) has fewer replicas than that.
     """
-    from ingest.admin import ensure_topics, kafka_answers, list_topics
+    from ingest.admin import ensure_topics, kafka_answers, list_topics, topic_replication
     from ingest.errors import IngestError
 
     kafka = config.kafka
@@ -55,6 +56,16 @@ def check_services(config: StreamConfig) -> None:
                 "(kafka-topics.sh --create, or start a producer such as `prognos simulate` or "
                 "`prognos replay` first), or name another with --topic / PROGNOS_TOPIC"
             )
+        if kafka.replication_factor > 1:
+            replicas = topic_replication(kafka)
+            if replicas < kafka.replication_factor:
+                raise ConfigError(
+                    f"topic {kafka.topic!r} on {kafka.bootstrap_servers} has {replicas} "
+                    f"replica(s) per partition, and the job requires "
+                    f"{kafka.replication_factor} (PROGNOS_TOPIC_REPLICATION): one broker lost "
+                    "could lose readings. Raise its replication (kafka-reassign-partitions.sh), "
+                    "or recreate it with that many replicas, or lower PROGNOS_TOPIC_REPLICATION"
+                )
         ensure_topics(kafka)
     except IngestError as exc:
         raise ServiceUnreachableError(

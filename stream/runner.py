@@ -40,6 +40,27 @@ _CAUSE = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception): \S")
 _JVM_OR_PYSPARK = ("org.", "java.", "scala.", "py4j.", "pyspark.")
 
 
+#: Failures whose raw text does not say what to do: the pattern, and the message instead.
+_HINTS = (
+    (
+        re.compile(r'Cannot run program "(\./prognos-env/bin/python[^"]*)"'),
+        "the executors cannot run the Python environment `prognos submit` shipped ({0}): its "
+        "python links to an interpreter path the workers lack. Install that Python (the same "
+        "version) at the same path on every worker, or set PROGNOS_EXECUTOR_PYTHON to the "
+        "workers' python3 and submit again",
+    ),
+    (
+        re.compile(
+            r"Call From \S+ to (\S+) failed on connection exception"
+            r'|destination host is: "([^"]+)":(\d+)'
+        ),
+        "the file system of the checkpoint (a NameNode at {0}) did not answer, so Spark could "
+        "not read or write the job's state; check that it runs (for the local cluster: "
+        "`prognos cluster status`)",
+    ),
+)
+
+
 def failure_reason(error: BaseException) -> str:
     """One line saying why a streaming query failed.
 
@@ -53,6 +74,12 @@ def failure_reason(error: BaseException) -> str:
     'stream.errors.SinkError: Redis failed'
     """
     text = str(error).split("=== Streaming Query ===")[0].strip()
+    for pattern, hint in _HINTS:
+        found = pattern.search(text)
+        if found:
+            groups = [g for g in found.groups() if g]
+            where = ":".join(groups) if len(groups) > 1 else groups[0]
+            return hint.format(where)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     causes = [line for line in lines if _CAUSE.match(line) and not line.startswith(_JVM_OR_PYSPARK)]
     reason = causes[-1] if causes else lines[0] if lines else type(error).__name__

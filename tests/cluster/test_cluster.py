@@ -112,9 +112,7 @@ def _run(cluster: Any, name: str, tmp_path: Path) -> ClusterRun:
     return ClusterRun(name, topic, cluster, prefix, tmp_path, REPORT.settings)
 
 
-def _judge(
-    golden: Snapshot, run: ClusterRun, fault: str, sent: int, **details: Any
-) -> Comparison:
+def _judge(golden: Snapshot, run: ClusterRun, fault: str, sent: int, **details: Any) -> Comparison:
     comparison = compare(golden, snapshot(run.redis_url, run.prefix, run.bootstrap, run.topic))
     notes = details.pop("notes", "")
     row = FaultRow.from_comparison(
