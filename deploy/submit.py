@@ -309,7 +309,7 @@ def build_command(submission: Submission) -> list[str]:
 
     cmd += [
         str(Path(deploy.cli.__file__).resolve()),
-        "stream",
+        submission.command,
         "--model",
         str(submission.model_dir),
     ]
@@ -374,7 +374,7 @@ def prepare(
     settings.update(_parse_conf(conf))
     return Submission(
         master=master,
-        wheel=project_wheel(stack.home, out),
+        wheel=_prebuilt_wheel(env) or project_wheel(stack.home, out),
         environment=environment_archive(out, executor_python),
         model_archive=model_archive(model_dir, out),
         model_dir=model_dir,
@@ -384,6 +384,17 @@ def prepare(
         executor_python=executor_python,
         command=command,
     )
+
+
+def _prebuilt_wheel(env: Mapping[str, str]) -> Path | None:
+    """``PROGNOS_WHEEL_DIR``'s prognos wheel (the container image keeps the one it installed)."""
+    folder = env.get("PROGNOS_WHEEL_DIR")
+    if not folder:
+        return None
+    wheels = sorted(Path(folder).glob("prognos-*.whl"))
+    if not wheels:
+        raise SubmitError(f"PROGNOS_WHEEL_DIR={folder} holds no prognos-*.whl; unset it")
+    return wheels[-1]
 
 
 def _base_python() -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ingest.errors import InputFileError
 
-__all__ = ["fetch", "is_remote", "local_copy"]
+__all__ = ["fetch", "fs_shell", "is_remote", "local_copy"]
 
 _TIMEOUT_S = 3600
 
@@ -36,15 +36,11 @@ def is_remote(path: str | Path) -> bool:
     return isinstance(path, str) and bool(sep) and scheme.isidentifier() and scheme != "file"
 
 
-def _classpath() -> str:
+def _classpath(conf_dir: Path) -> str:
     import pyspark
 
     jars = Path(pyspark.__file__).resolve().parent / "jars"
-    parts = [str(jars / "*")]
-    conf = os.environ.get("HADOOP_CONF_DIR")
-    if conf:
-        parts.insert(0, conf)
-    return os.pathsep.join(parts)
+    return os.pathsep.join([os.environ.get("HADOOP_CONF_DIR") or str(conf_dir), str(jars / "*")])
 
 
 def _java() -> str:
@@ -58,6 +54,28 @@ def _java() -> str:
     return java
 
 
+def fs_shell(*args: str, timeout_s: float = _TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    """Run Hadoop's file-system shell (what ``hdfs dfs ARGS`` runs) with pyspark's jars.
+
+    ``HADOOP_CONF_DIR`` supplies the file systems' settings; without it an empty
+    configuration is used (a URI with the NameNode's address needs nothing more).
+    """
+    with tempfile.TemporaryDirectory(prefix="prognos-hadoop-conf-") as conf:
+        (Path(conf) / "core-site.xml").write_text("<configuration/>\n")
+        cmd = [
+            _java(),
+            "-Xmx512m",
+            "-cp",
+            _classpath(Path(conf)),
+            "org.apache.hadoop.fs.FsShell",
+            # An unreachable NameNode fails in seconds, not after minutes of retries.
+            "-Dipc.client.connect.max.retries=3",
+            "-Dipc.client.connect.retry.interval=1000",
+            *args,
+        ]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+
+
 def fetch(uri: str, folder: Path) -> Path:
     """Copy the file at ``uri`` into ``folder``; returns the local copy.
 
@@ -67,23 +85,8 @@ def fetch(uri: str, folder: Path) -> Path:
     """
     name = uri.rstrip("/").rsplit("/", 1)[-1] or "recording"
     target = folder / name
-    cmd = [
-        _java(),
-        "-Xmx512m",
-        "-cp",
-        _classpath(),
-        "org.apache.hadoop.fs.FsShell",
-        # An unreachable NameNode fails in seconds, not after minutes of retries.
-        "-Dipc.client.connect.max.retries=3",
-        "-Dipc.client.connect.retry.interval=1000",
-        "-copyToLocal",
-        uri,
-        str(target),
-    ]
     try:
-        result = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False
-        )
+        result = fs_shell("-copyToLocal", uri, str(target))
     except subprocess.TimeoutExpired:
         raise InputFileError(
             f"copying {uri} took over {_TIMEOUT_S}s; copy it locally first"

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ingest.remote import _classpath, _java
+from ingest.remote import fs_shell
 from tests.cluster.harness import create_replicated_topic
 from tests.reliability.harness import job_env, make_recording, topic_readings
 
@@ -33,19 +33,9 @@ def _prognos(
     )
 
 
-def _put(local: Path, uri: str) -> None:
-    """Copy a file onto HDFS with Hadoop's own shell (what `hdfs dfs -put` runs)."""
-    cmd = [
-        _java(),
-        "-cp",
-        _classpath(),
-        "org.apache.hadoop.fs.FsShell",
-        "-put",
-        "-f",
-        str(local),
-        uri,
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+def _hdfs(*args: str) -> None:
+    """Hadoop's own file-system shell (what `hdfs dfs ARGS` runs)."""
+    result = fs_shell(*args, timeout_s=120)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -56,13 +46,8 @@ def on_hdfs(
     recording = make_recording(cmapss_dir, 12, tmp_path_factory.mktemp("hdfs-rec"))
     folder = f"{cluster.config.hdfs}/recordings/{uuid.uuid4().hex[:6]}"
     uri = f"{folder}/train_FD001.txt"
-    subprocess.run(
-        [_java(), "-cp", _classpath(), "org.apache.hadoop.fs.FsShell", "-mkdir", "-p", folder],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    _put(recording.path, uri)
+    _hdfs("-mkdir", "-p", folder)
+    _hdfs("-put", "-f", str(recording.path), uri)
     return recording, uri
 
 
@@ -155,9 +140,11 @@ def test_a_worker_without_the_python_environment_is_named_with_the_fix(
         env=env,
         timeout=300,
     )
+    # spark-submit passes the driver's stderr on its stdout.
+    output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "the executors cannot run the Python environment" in result.stderr
-    assert "PROGNOS_EXECUTOR_PYTHON" in result.stderr
+    assert "error: query prognos-main failed: the executors cannot run the Python" in output
+    assert "PROGNOS_EXECUTOR_PYTHON" in output
 
 
 def test_an_unreachable_hdfs_checkpoint_is_named_with_the_fix(cluster: Any) -> None:
@@ -167,9 +154,10 @@ def test_an_unreachable_hdfs_checkpoint_is_named_with_the_fix(cluster: Any) -> N
     result = _prognos(
         "submit", "--", "--available-now", "--checkpoint", wrong, env=_env(cluster), timeout=240
     )
+    output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert f"cannot read {wrong}/job.json" in result.stderr
-    assert "prognos cluster status" in result.stderr
+    assert f"error: cannot read {wrong}/job.json" in output
+    assert "Connection refused" in output and "prognos cluster status" in output
 
 
 def test_a_master_that_does_not_answer_is_named_before_anything_is_built(cluster: Any) -> None:

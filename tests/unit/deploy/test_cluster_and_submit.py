@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import tarfile
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -137,6 +138,8 @@ def test_the_command_ships_everything_an_executor_needs(tmp_path: Path) -> None:
     assert f"spark.executorEnv.PYTHONPATH={wheel.name}" in cmd
     assert f"{SHIPPED_MODEL_CONF}={MODEL_ALIAS}" in cmd
     assert "spark.cores.max=2" in cmd
+    features = build_command(replace(submission, command="features", job_args=("x", "--out", "y")))
+    assert features[-6:] == ["features", "--model", str(tmp_path / "model"), "x", "--out", "y"]
     tail = cmd[cmd.index("stream") :]
     assert tail == [
         "stream",
