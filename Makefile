@@ -24,6 +24,7 @@ help:
 	@echo "make up | down | status   the local stack"
 	@echo "make cluster-test         the job on the local cluster (3 brokers, HDFS, Spark) and its faults"
 	@echo "make cluster-up | cluster-down   the local cluster (prognos cluster up|down)"
+	@echo "make image | compose-up | compose-down   the container image and deploy/compose.yaml"
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Prognos needs Python 3.11 or newer; run with PYTHON=/path/to/python3.11")'
@@ -121,6 +122,32 @@ cluster-up: setup
 
 cluster-down:
 	$(PROGNOS) cluster down
+
+# The container image and the compose file (deploy/Dockerfile, deploy/compose.yaml). The
+# Docker engine is Debian's docker.io, installed and started by deploy/docker/engine.sh
+# when none runs. No registry is reachable here, so the base image is made locally with
+# debootstrap (prognos-base:bookworm); elsewhere: make image BASE_IMAGE=python:3.11-slim-bookworm
+.PHONY: engine engine-stop image compose-up compose-down
+BASE_IMAGE ?= prognos-base:bookworm
+IMAGE ?= prognos:latest
+COMPOSE := docker-compose -p prognos -f deploy/compose.yaml
+engine:
+	sh deploy/docker/engine.sh start
+
+engine-stop:
+	sh deploy/docker/engine.sh stop
+
+image: setup engine
+	@case "$(BASE_IMAGE)" in prognos-base:*) sh deploy/docker/base-image.sh $(BASE_IMAGE);; esac
+	$(BIN)/python -m deploy.image .prognos/image
+	docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .prognos/image
+
+compose-up: image
+	PROGNOS_IMAGE=$(IMAGE) $(COMPOSE) up -d
+	@echo "alerts: redis-cli -p 16379 xlen prognos:alerts; logs: $(COMPOSE) logs -f stream"
+
+compose-down:
+	$(COMPOSE) down -v --remove-orphans
 
 # Retrain the default model reproducibly, then check it: the same model.onnx bytes on the same
 # machine; another CPU's floating-point kernels may round differently (docs/model.md).
