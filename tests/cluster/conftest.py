@@ -1,6 +1,6 @@
 """The local cluster for the tests under ``tests/cluster`` (``make cluster-test``).
 
-One cluster per session, started with the code of ``prognos cluster up`` in a temporary
+One cluster for the tests of this folder (stopped before the other folders' tests run), started with the code of ``prognos cluster up`` in a temporary
 folder on ports from ``PROGNOS_TEST_CLUSTER_PORT_BASE`` (29000), so a cluster a user
 runs (19000) is not touched. At the end it is stopped and the test checks that no
 process of it is left and every port is closed.
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from deploy.cluster import Cluster, ClusterConfig
     from deploy.stack import port_is_free

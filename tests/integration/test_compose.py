@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from stream.contract import DEFAULT_PREFIX, Keys
 from tests.conftest import CMAPSS_DIR, ROOT
 
 pytestmark = pytest.mark.timeout(1800)
@@ -60,7 +61,7 @@ def test_the_image_runs_the_compose_file_from_readings_to_alerts(tmp_path: Path)
         alerts = 0
         while time.monotonic() < deadline:
             try:
-                alerts = int(client.xlen("prognos:alerts"))
+                alerts = int(client.xlen(Keys(DEFAULT_PREFIX).alerts))
             except redis.RedisError:
                 alerts = 0
             if alerts:
