@@ -575,9 +575,7 @@ class Cluster:
                     started.append(service)
             self.create_topics()
         except BaseException:
-            for service in reversed(started):
-                with contextlib.suppress(DeployError):
-                    service.stop()
+            self._stop(list(reversed(started)))
             raise
         return self.status()
 
@@ -595,26 +593,42 @@ class Cluster:
     def down(self) -> list[str]:
         """Stop what the cluster started, workers before the master, brokers last.
 
+        Every service is tried even when one fails to stop; the failures are raised
+        together at the end.
+
         Raises:
             NotRunningError: nothing of the cluster was running.
+            DeployError: some service did not stop (each named, with why).
         """
-        order = [*self.workers, self.master, self.datanode, self.namenode, self.redis]
-        stopped = [s.name for s in order if s.stop()]
-        # The brokers stop together: one alone waits for a quorum to hand over to.
-        running = [b for b in self.brokers if b.running_pid() is not None]
-        for broker in running:
-            pid = broker.running_pid()
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, 15)
-        for broker in running:
-            broker.stop()
-            stopped.append(broker.name)
+        stopped, failures = self._stop(
+            [*self.workers, self.master, self.datanode, self.namenode, self.redis, *self.brokers]
+        )
+        if failures:
+            raise DeployError("the cluster did not stop cleanly: " + "; ".join(failures))
         if not stopped:
             raise NotRunningError(
                 f"nothing to stop: no service of the cluster in {self.config.state_dir} is running"
             )
         return stopped
+
+    def _stop(self, services: list[_ManagedProcess]) -> tuple[list[str], list[str]]:
+        """Stop ``services`` in order, the brokers among them together (one alone waits for
+        a quorum to hand over to); returns (stopped, failures)."""
+        brokers = [s for s in services if s in self.brokers and s.running_pid() is not None]
+        for broker in brokers:  # SIGTERM to all first
+            pid = broker.running_pid()
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 15)
+        stopped: list[str] = []
+        failures: list[str] = []
+        for service in services:
+            try:
+                if service.stop():
+                    stopped.append(service.name)
+            except DeployError as exc:
+                failures.append(f"{service.name}: {exc}")
+        return stopped, failures
 
     def status(self) -> list[ServiceStatus]:
         return [service.status() for service in self.services]

@@ -143,8 +143,19 @@ def _submit(args: argparse.Namespace) -> int:
     from stream.config import DEFAULT_MODEL
 
     master = args.master or os.environ.get("PROGNOS_SPARK_MASTER")
-    if not master or master.startswith("local"):
-        master = ClusterConfig.from_env().spark_master
+    if master and master.startswith("local"):
+        if args.master:
+            raise submit.SubmitError(
+                f"--master {master}: prognos submit is for a cluster; run `prognos stream` "
+                "for Spark's local mode"
+            )
+        master = None  # the local stack's default, not a choice for submit
+    if not master:
+        # The local cluster: its brokers, Redis and HDFS checkpoint too, unless set.
+        cluster = ClusterConfig.from_env()
+        master = cluster.spark_master
+        for name, value in cluster.client_env().items():
+            os.environ.setdefault(name, value)
     submit.check_master(master)
     model = Path(args.model or os.environ.get("PROGNOS_MODEL") or DEFAULT_MODEL).resolve()
     job_args = list(args.job_args)

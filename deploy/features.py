@@ -92,6 +92,15 @@ def _table(spark: SparkSession, source: str) -> DataFrame:
     )
 
 
+def _unreadable(where: str, exc: BaseException, what: str) -> DataError:
+    lines = str(getattr(exc, "desc", None) or exc).strip().splitlines()
+    cause = lines[0][:300] if lines else type(exc).__name__
+    return DataError(
+        f"cannot {what} {where}: {cause}. Check the path, and that its file system answers "
+        "(for the local cluster: `prognos cluster status`)"
+    )
+
+
 def compute(
     spark: SparkSession,
     source: str,
@@ -103,8 +112,27 @@ def compute(
     """Featurise ``source`` into the Parquet table ``out`` (replaced); returns its metadata.
 
     Raises:
-        DataError: the format is not read here, a column or sensor is missing, no readings.
+        DataError: the format is not read here, a column or sensor is missing, no readings,
+            the recording cannot be read or the table not written (Spark's reason named).
     """
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    try:
+        return _compute(spark, source, out, spec, cycle_seconds=cycle_seconds)
+    except (PySparkException, Py4JJavaError) as exc:
+        raise _unreadable(f"{source} (into {out})", exc, "featurise") from None
+
+
+def _compute(
+    spark: SparkSession,
+    source: str,
+    out: str,
+    spec: FeatureSpec,
+    *,
+    cycle_seconds: float = 600.0,
+) -> dict[str, Any]:
+    """The work of :func:`compute` (Spark's own errors raised as they are)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
@@ -210,11 +238,17 @@ def read_table(table: str) -> tuple[WindowTable, dict[str, Any]]:
     from stream.storage import HadoopFiles, is_uri
 
     if is_uri(table):
+        from py4j.protocol import Py4JJavaError
+        from pyspark.errors import PySparkException
+
         from deploy.spark import spark_session
 
         spark = spark_session()
-        text = HadoopFiles(spark).read_text(f"{table.rstrip('/')}/{METADATA_FILE}")
-        frame = spark.read.parquet(table).toPandas() if text is not None else None
+        try:
+            text = HadoopFiles(spark).read_text(f"{table.rstrip('/')}/{METADATA_FILE}")
+            frame = spark.read.parquet(table).toPandas() if text is not None else None
+        except (PySparkException, Py4JJavaError) as exc:
+            raise _unreadable(table, exc, "read") from None
     else:
         meta_path = Path(table) / METADATA_FILE
         text = meta_path.read_text() if meta_path.is_file() else None

@@ -514,6 +514,9 @@ def _train_features(args: argparse.Namespace) -> int:
         f"{metadata['devices']} devices, {len(recording.failure_times)} with a failure time",
         flush=True,
     )
+    if args.dry_run:
+        print("dry run: the table reads; nothing trained or written")
+        return 0
     config = TrainConfig(
         arch=args.arch,
         seed=args.seed,

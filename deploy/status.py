@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stream.storage import Location, is_uri
+from stream.storage import Location, is_uri, location
 
 logger = logging.getLogger(__name__)
 
@@ -307,7 +307,7 @@ def _status(args: argparse.Namespace) -> int:
 
     stack_config = StackConfig.from_env()
     redis = RedisConfig.from_env(key_prefix=args.key_prefix)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    checkpoint = location(args.checkpoint) if args.checkpoint else default_checkpoint()
     services: list[Any] | None = None
     services_error = ""
     try:

@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -84,7 +85,11 @@ def _requirement_names(dist: metadata.Distribution) -> Iterable[str]:
             continue
         yield requirement.name
         for extra in requirement.extras:
-            for sub in metadata.distribution(requirement.name).requires or []:
+            try:
+                extra_requires = metadata.distribution(requirement.name).requires or []
+            except metadata.PackageNotFoundError:
+                continue  # reported below, as the requirement itself is missing
+            for sub in extra_requires:
                 sub_req = Requirement(sub)
                 if sub_req.marker is not None and sub_req.marker.evaluate({"extra": extra}):
                     yield sub_req.name
@@ -159,9 +164,7 @@ def environment_archive(out_dir: Path, executor_python: str) -> Path:
                     continue  # console scripts in bin/, caches: not needed by executors
                 tar.add(source, arcname=f"{site}/{name}", recursive=False)
     partial.replace(archive)
-    for stale in out_dir.glob("pyenv-*.tar.gz"):
-        if stale != archive:
-            stale.unlink()
+    # Older archives are kept: a job submitted with one still serves it to new executors.
     logger.info(
         "packed the executors' Python environment (%d distributions, %.0f MB) in %.0fs: %s",
         len(dists),
@@ -232,28 +235,32 @@ def project_wheel(home: Path, out_dir: Path) -> Path:
             f"{home} has no pyproject.toml: run `prognos submit` from a Prognos checkout "
             "(or set PROGNOS_HOME to one)"
         )
-    wheels = out_dir / "wheel"
-    for old in wheels.glob("*.whl"):
-        old.unlink()
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--quiet",
-        "--no-deps",
-        "--no-build-isolation",
-        "-w",
-        str(wheels),
-        str(home),
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=home)
-    built = sorted(wheels.glob("prognos-*.whl"))
-    if result.returncode != 0 or not built:
-        raise SubmitError(
-            f"building the project's wheel failed:\n{(result.stdout + result.stderr)[-1500:]}"
-        )
-    return built[-1]
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="prognos-wheel-") as tmp:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            tmp,
+            str(home),
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=home)
+        built = sorted(Path(tmp).glob("prognos-*.whl"))
+        if result.returncode != 0 or not built:
+            raise SubmitError(
+                f"building the project's wheel failed:\n{(result.stdout + result.stderr)[-1500:]}"
+            )
+        # A folder per content: a running job keeps serving the wheel it was submitted with.
+        target = out_dir / "wheel" / _sha256(built[-1])[:12] / built[-1].name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(built[-1], target)
+    return target
 
 
 def check_master(master: str, timeout_s: float = 5.0) -> None:
@@ -262,7 +269,12 @@ def check_master(master: str, timeout_s: float = 5.0) -> None:
         return
     for address in master[len("spark://") :].split(","):
         parsed = urlparse(f"spark://{address}")
-        host, port = parsed.hostname or "", parsed.port or 7077
+        try:
+            host, port = parsed.hostname or "", parsed.port or 7077
+        except ValueError:
+            raise SubmitError(
+                f"the Spark master {master} has no valid port; write it as spark://HOST:7077"
+            ) from None
         try:
             with socket.create_connection((host, port), timeout=timeout_s):
                 return

@@ -109,7 +109,8 @@ class HadoopFiles:
 
 
 def _unusable(uri: str, exc: BaseException, what: str) -> PreflightError:
-    cause = str(getattr(exc, "java_exception", None) or exc).strip().splitlines()[0][:300]
+    lines = str(getattr(exc, "java_exception", None) or exc).strip().splitlines()
+    cause = lines[0][:300] if lines else type(exc).__name__
     return PreflightError(
         f"cannot {what} {uri}: {cause}. Check that the file system answers (for the local "
         "cluster: `prognos cluster status`; HDFS: the NameNode's address in the URI) and that "

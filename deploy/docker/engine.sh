@@ -37,18 +37,21 @@ start)
   done
   echo "docker engine: dockerd did not answer within 60 s; last lines of $state/dockerd.log:" >&2
   tail -20 "$state/dockerd.log" >&2
+  "$0" stop >/dev/null 2>&1 || true
   exit 1
   ;;
 stop)
+  # Only the dockerd this script started is stopped, and only then are the host's
+  # settings it saved before starting it put back (an engine run otherwise is left alone).
   if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     pid=$(cat "$pidfile")
     kill "$pid"
     for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-    pkill -f "containerd --config /var/run/docker/containerd" 2>/dev/null || true
-    echo "docker engine: stopped"
+    if [ -s "$state/forward-policy" ]; then iptables -P FORWARD "$(cat "$state/forward-policy")" || true; fi
+    if [ -s "$state/ip-forward" ]; then cat "$state/ip-forward" > /proc/sys/net/ipv4/ip_forward || true; fi
+    echo "docker engine: stopped; iptables FORWARD policy and IP forwarding put back"
   fi
-  if [ -s "$state/forward-policy" ]; then iptables -P FORWARD "$(cat "$state/forward-policy")" || true; fi
-  if [ -s "$state/ip-forward" ]; then cat "$state/ip-forward" > /proc/sys/net/ipv4/ip_forward || true; fi
+  rm -f "$state/forward-policy" "$state/ip-forward" "$pidfile"
   ;;
 *)
   echo "usage: $0 start|stop" >&2; exit 2 ;;

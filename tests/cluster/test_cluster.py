@@ -7,15 +7,15 @@ with ``prognos submit`` to the Spark master (executors on the two workers, check
 HDFS), injects its fault, and compares what reached Redis and the dead-letter topic with
 the golden run: 0 lost, 0 duplicated, 0 differing is required of every row.
 
-``make cluster-test`` runs every fault; CI's variant (``make test``) the ones
-``PROGNOS_CLUSTER_FAULTS`` names (default: all but the mid-produce leader kill, which the
-reliability suite covers on one broker). The table is printed at the end of the session
+``make cluster-test`` and ``make test`` run every fault; ``PROGNOS_CLUSTER_FAULTS``
+(``worker,leader,driver,namenode,broker``; default ``all``) runs fewer. The table is printed at the end of the session
 and saved in ``bench-results/cluster-faults.json``.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -133,9 +133,12 @@ def _inject_mid_run(run: ClusterRun, inject: Any, after_batch: int = 1) -> tuple
     job = run.start()
     reached = run.wait_for_commit(job, after_batch - 1, REPORT.settings.job_timeout_s)
     assert reached is not None, f"the job ended before the fault:\n{job.log_tail()}"
+    assert job.poll() is None, "the job had finished before the fault: it tested nothing"
     injected, back = inject()
     run.finish(job, restarts_allowed=2)
     run.check_consumed()
+    later = [t for t in run.commit_times().values() if t > injected]
+    assert later, "no batch was committed after the fault: it tested nothing"
     return injected, back
 
 
@@ -155,7 +158,17 @@ def test_the_topics_are_replicated_and_hdfs_answers(cluster: Any) -> None:
         admin.close()
     assert {len(p["replica_nodes"]) for p in described["partitions"]} == {3}
     assert configs["topic"]["prognos.readings"]["min.insync.replicas"]["value"] == "2"
-    assert WebHdfs(cluster.config).listing("/") is not None
+    # HDFS takes a file and gives it back (what the checkpoints rely on).
+    from ingest.remote import fs_shell
+
+    uri = f"{cluster.config.hdfs}/prognos/probe-{uuid.uuid4().hex[:6]}.txt"
+    local = Path(tempfile.mkdtemp()) / "probe.txt"
+    local.write_text("written to HDFS\n")
+    assert fs_shell("-put", str(local), uri, timeout_s=120).returncode == 0
+    cat = fs_shell("-cat", uri, timeout_s=120)
+    assert cat.returncode == 0 and cat.stdout == "written to HDFS\n", cat.stderr[-1000:]
+    name = uri.rsplit("/", 1)[-1]
+    assert name in WebHdfs(cluster.config).listing("/prognos")
     statuses = cluster.status()
     assert all(s.healthy for s in statuses), statuses
 

@@ -203,3 +203,11 @@ def test_a_topic_with_fewer_replicas_than_required_is_refused(
     ):
         job.start()
     assert os.path.exists(tmp_path) and not (tmp_path / "cp" / "main").exists()
+
+
+def test_a_recording_missing_from_hdfs_is_named_with_the_fix(cluster: Any) -> None:
+    missing = f"{cluster.config.hdfs}/recordings/nowhere/fleet.csv"
+    result = _prognos("replay", missing, "--no-progress", env=_env(cluster), timeout=120)
+    assert result.returncode == 1
+    assert f"cannot read {missing}" in result.stderr
+    assert "No such file" in result.stderr and "hdfs dfs -ls" in result.stderr

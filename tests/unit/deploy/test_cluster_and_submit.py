@@ -94,9 +94,10 @@ def test_the_environment_archive_is_a_relocatable_virtual_environment(
     assert python.issym() and python.linkname == "/opt/python/bin/python3.11"
     assert "home = /opt/python/bin" in cfg
     assert any(re.fullmatch(r"lib/python3\.\d+/site-packages/redis/__init__\.py", n) for n in names)
-    # Another interpreter path is another archive; the old one is removed.
+    # Another interpreter path is another archive; the old one is kept (a running job
+    # submitted with it still serves it to executors that start later).
     other = environment_archive(tmp_path, "/usr/bin/python3.11")
-    assert other != archive and not archive.exists()
+    assert other != archive and archive.exists()
 
 
 def test_the_model_archive_is_named_by_its_content(tmp_path: Path) -> None:
@@ -161,3 +162,18 @@ def test_a_malformed_conf_is_refused() -> None:
     assert _parse_conf(["a.b=1", "c=x=y"]) == {"a.b": "1", "c": "x=y"}
     with pytest.raises(SubmitError, match="KEY=VALUE"):
         _parse_conf(["spark.cores.max"])
+
+
+def test_submit_refuses_spark_local_mode_naming_the_command_for_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from deploy.cli import main
+
+    assert main(["submit", "--master", "local[2]", "--", "--available-now"]) == 1
+    err = capsys.readouterr().err
+    assert "--master local[2]" in err and "prognos stream" in err
+
+
+def test_a_master_url_without_a_valid_port_is_named() -> None:
+    with pytest.raises(SubmitError, match="no valid port"):
+        check_master("spark://host:abc")
