@@ -164,7 +164,9 @@ def test_the_topics_are_replicated_and_hdfs_answers(cluster: Any) -> None:
     uri = f"{cluster.config.hdfs}/prognos/probe-{uuid.uuid4().hex[:6]}.txt"
     local = Path(tempfile.mkdtemp()) / "probe.txt"
     local.write_text("written to HDFS\n")
-    assert fs_shell("-put", str(local), uri, timeout_s=120).returncode == 0
+    assert fs_shell("-mkdir", "-p", f"{cluster.config.hdfs}/prognos", timeout_s=120).returncode == 0
+    put = fs_shell("-put", str(local), uri, timeout_s=120)
+    assert put.returncode == 0, put.stderr[-1000:]
     cat = fs_shell("-cat", uri, timeout_s=120)
     assert cat.returncode == 0 and cat.stdout == "written to HDFS\n", cat.stderr[-1000:]
     name = uri.rsplit("/", 1)[-1]
