@@ -143,8 +143,14 @@ class DeadLetterPublisher:
                 producer.send(
                     self.kafka.dead_letter_topic, key=d.key, value=d.value, headers=d.headers()
                 )
-            producer.send_offsets_to_transaction(self._marker(batch_id + 1), self.marker_group)
-            producer.commit_transaction()
+            _bounded(
+                producer,
+                "send_offsets_to_transaction",
+                self.timeout_s,
+                self._marker(batch_id + 1),
+                self.marker_group,
+            )
+            _bounded(producer, "commit_transaction", self.timeout_s)
         except (KafkaError, OSError) as exc:
             self.close()  # a new producer fences and aborts what this one left open
             raise SinkError(
@@ -219,3 +225,30 @@ class DeadLetterPublisher:
             ) from exc
         finally:
             client.close()
+
+
+def _bounded(producer: Any, step: str, timeout_s: float, *args: Any) -> None:
+    """``producer.<step>(*args)``, waiting at most ``timeout_s`` for the broker's answer.
+
+    kafka-python's ``send_offsets_to_transaction`` and ``commit_transaction`` wait for their
+    result without a limit: a transaction coordinator that moves while a broker restarts
+    can leave them waiting for ever (the job hung so in the cluster's broker-restart
+    fault). Their result is awaited here with a limit instead; a timeout raises
+    ``KafkaTimeoutError``, the batch is not committed, and the next producer fences and
+    aborts the open transaction. A commit that did reach the broker committed the marker
+    with the records, so the replayed batch is recognised and not published twice.
+    """
+    from kafka.errors import KafkaTimeoutError
+
+    manager = getattr(producer, "_transaction_manager", None)
+    sender = getattr(producer, "_sender", None)
+    if manager is None or sender is None:  # another client (a test's double): as it is
+        getattr(producer, step)(*args)
+        return
+    if step == "commit_transaction":
+        result = manager.begin_commit()
+    else:
+        result = manager.send_offsets_to_transaction(*args)
+    sender.wakeup()
+    if not result.wait(timeout_ms=int(timeout_s * 1000)):
+        raise KafkaTimeoutError(f"{step} had no answer from the broker within {timeout_s:.0f}s")
