@@ -63,6 +63,13 @@ def add_job_arguments(job: argparse.ArgumentParser) -> None:
         dest="watermark_seconds",
         help="allowed lateness in event-time seconds (one window)",
     )
+    job.add_argument(
+        "--state-ttl",
+        type=float,
+        dest="state_ttl_seconds",
+        help="forget a device silent this long, in event-time seconds "
+        "(PROGNOS_STATE_TTL; three times the model's K windows; 0: never)",
+    )
     job.add_argument("--threshold", type=float, help="alert threshold (default: the model's)")
     job.add_argument("--hysteresis", type=float, help="resolve below threshold minus this (0.1)")
     job.add_argument(
@@ -125,6 +132,7 @@ def job_config(args: argparse.Namespace) -> Any:
         fail_on_data_loss=False if args.no_fail_on_data_loss else None,
         trigger_seconds=args.trigger_seconds,
         watermark_seconds=args.watermark_seconds,
+        state_ttl_seconds=args.state_ttl_seconds,
         threshold=args.threshold,
         hysteresis=args.hysteresis,
         cooldown_windows=args.cooldown_windows,

@@ -25,6 +25,7 @@ Kafka's settings come from :class:`ingest.config.KafkaConfig` (``PROGNOS_KAFKA_*
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,18 @@ def _count(env: Mapping[str, str], name: str) -> int:
             f"{name}={raw!r} is not a whole number >= 0; set it to e.g. 1, or unset it"
         )
     return int(raw)
+
+
+def _seconds(env: Mapping[str, str], name: str) -> float | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r} is not a number of seconds; set it to e.g. 86400, or unset it"
+        ) from None
 
 
 def _port(env: Mapping[str, str], name: str) -> int | None:
@@ -98,6 +111,9 @@ class StreamConfig:
         fail_on_data_loss: fail when Kafka offsets were deleted before being read.
         trigger_seconds: micro-batch interval; 0 runs batches back to back.
         watermark_seconds: how late (in event time) a reading may arrive; default one window.
+        state_ttl_seconds: how long (event time) a silent device's state is kept after its
+            last window closed (``PROGNOS_STATE_TTL``, ``--state-ttl``); None: three times
+            the span of the model's K windows; 0: kept for ever.
         max_future_skew_s: readings further ahead of the job's clock are refused.
         stream_maxlen: approximate bound of the alert stream's length.
         redis_wait_replicas: wait until this many Redis replicas have each batch's writes
@@ -127,6 +143,7 @@ class StreamConfig:
     fail_on_data_loss: bool = True
     trigger_seconds: float = 1.0
     watermark_seconds: float | None = None
+    state_ttl_seconds: float | None = None
     max_future_skew_s: float = 86_400.0
     stream_maxlen: int = 100_000
     redis_wait_replicas: int = 0
@@ -164,6 +181,12 @@ class StreamConfig:
             )
         if self.watermark_seconds is not None and self.watermark_seconds <= 0:
             raise ConfigError(f"--watermark {self.watermark_seconds}: give seconds > 0")
+        ttl = self.state_ttl_seconds
+        if ttl is not None and not (ttl >= 0 and math.isfinite(ttl)):
+            raise ConfigError(
+                f"--state-ttl / PROGNOS_STATE_TTL {ttl}: give event-time seconds >= 0 "
+                "(0 keeps a silent device's state for ever)"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> StreamConfig:
@@ -185,6 +208,7 @@ class StreamConfig:
             "redis_wait_replicas": _count(env, "PROGNOS_REDIS_WAIT_REPLICAS"),
             "metrics_port": _port(env, "PROGNOS_METRICS_PORT"),
             "metrics_host": env.get("PROGNOS_METRICS_HOST") or "127.0.0.1",
+            "state_ttl_seconds": _seconds(env, "PROGNOS_STATE_TTL"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

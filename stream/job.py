@@ -48,6 +48,7 @@ from stream.registry import ModelSwitch
 from stream.runner import JobProgress, QueryRunner
 from stream.scoring import TopFeatureFormatter
 from stream.sequence import STATE_LAYOUT
+from stream.session import STATE_STORE
 from stream.sink import RedisAlertSink
 from stream.storage import join
 
@@ -70,17 +71,6 @@ __all__ = [
 ]
 
 QUERY_NAME = "prognos-main"
-
-# The window operator's state: RocksDB, each commit writing the batch's changed keys to a
-# changelog file instead of flushing, zipping and syncing a snapshot of the whole store
-# (snapshots are made by background maintenance). Spark reads a checkpoint written with or
-# without changelogs either way.
-_STATE_STORE = {
-    "spark.sql.streaming.stateStore.providerClass": (
-        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
-    ),
-    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
-}
 
 
 def load_scorer(config: StreamConfig) -> Scorer:
@@ -110,13 +100,17 @@ def kafka_source(spark: SparkSession, config: StreamConfig) -> DataFrame:
     )
 
 
-def window_sequences(parsed: DataFrame, scorer: Scorer, watermark_ms: int) -> DataFrame:
+def window_sequences(
+    parsed: DataFrame, scorer: Scorer, watermark_ms: int, ttl_ms: int | None = None
+) -> DataFrame:
     """Parsed rows to K-window sequences, dead letters beside them (route + window operator)."""
     from stream import sequence
 
     readings = sequence.route(parsed).withWatermark("event_time", f"{watermark_ms} milliseconds")
     meta = scorer.metadata
-    return sequence.sequences(readings, meta.spec, meta.norm, lateness_ms=watermark_ms)
+    return sequence.sequences(
+        readings, meta.spec, meta.norm, lateness_ms=watermark_ms, ttl_ms=ttl_ms
+    )
 
 
 def score(
@@ -196,6 +190,16 @@ def _watermark_ms(config: StreamConfig, scorer: Scorer) -> int:
     return int((config.watermark_seconds or scorer.metadata.spec.window_seconds) * 1000)
 
 
+def _state_ttl_ms(config: StreamConfig, scorer: Scorer) -> int | None:
+    """A silent device's state is kept this long after its last closed window (None: for
+    ever); by default three times the span of the model's K windows."""
+    spec = scorer.metadata.spec
+    ttl = config.state_ttl_seconds
+    if ttl is None:
+        ttl = 3 * spec.sequence_length * spec.window_seconds
+    return int(ttl * 1000) if ttl > 0 else None
+
+
 def build_query(
     spark: SparkSession,
     config: StreamConfig,
@@ -207,7 +211,9 @@ def build_query(
 
     raw = kafka_source(spark, config)
     parsed = parse(raw, config.max_future_skew_s, config.load_catalogue())
-    sequences = window_sequences(parsed, scorer, _watermark_ms(config, scorer))
+    sequences = window_sequences(
+        parsed, scorer, _watermark_ms(config, scorer), _state_ttl_ms(config, scorer)
+    )
     scored = score(sequences, scorer, config, shipped_model(spark))
     writer = scored.writeStream.foreachBatch(write_batch)
     if config.available_now:
@@ -350,7 +356,7 @@ class StreamJob:
         if self.prometheus is not None and self.config.metrics_port is not None:
             self.prometheus.serve(self.config.metrics_port, self.config.metrics_host)
             _log_spark_metrics(self.spark)
-        for key, value in _STATE_STORE.items():
+        for key, value in STATE_STORE.items():
             self.spark.conf.set(key, value)
         self.queries = [build_query(self.spark, self.config, self.scorer, self.write_batch)]
         logger.info(

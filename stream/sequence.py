@@ -1,8 +1,14 @@
 """Per-device windows and sequences: one stateful operator over the valid readings.
 
-:func:`sequences` groups the valid readings by device and runs :class:`DeviceWindows` under
-``applyInPandasWithState`` with event-time timeouts. For each device, Spark's state store
-(RocksDB, checkpointed with the query) keeps:
+:func:`sequences` groups the readings by :data:`STATE_BUCKETS` hash buckets of the device
+id and runs :class:`FleetWindows` under ``transformWithStateInPandas`` in event-time mode:
+Spark calls it once per bucket and batch, with all of the bucket's readings, and each
+device's state is one entry of the bucket's map state (RocksDB, checkpointed with the
+query), read and written only when the device has readings or an open window the
+watermark passed. A group per device (``applyInPandasWithState``, until state layout v3)
+cost a pandas conversion, a state round trip and an output frame per device and batch, so
+a batch's cost grew with the number of devices in it rather than with its readings
+(docs/performance.md). For each device the state keeps:
 
 * the readings of the device's open windows: event time, ``seq`` and the model's sensor
   values (standardised per operating regime where the model has regimes);
@@ -13,7 +19,10 @@ A tumbling window ``[start, end)`` closes when the watermark reaches ``end``, th
 Spark's window aggregation in append mode, or earlier, in the batch where the device's own
 newest reading passes ``end`` by the watermark's delay: the watermark after that batch is
 at least as far (it is taken over every device), so no reading Spark still accepts can fall
-into the window, and its alert comes one batch (one trigger) sooner. Its feature vector is
+into the window, and its alert comes one batch (one trigger) sooner. A device that stops
+reporting has its open windows closed by its bucket's event-time timer, and is forgotten
+once silent for the state's time to live (:class:`FleetWindows`), so the state of a fleet
+whose devices come and go stays bounded. A window's feature vector is
 computed by :func:`models.features.compute_windows_features`, all of a device's closing
 windows in one call, with the code of :func:`models.features.compute_window_features`, the
 function the model was trained with, so training and serving share one definition. Once
@@ -27,19 +36,19 @@ Windows without readings do not exist (a device that is silent for a while conti
 sequence).
 
 Readings that broke a rule pass through the same operator, so the job parses and validates
-each record once. :func:`route` gives them the group
-key :data:`DEAD_LETTER_KEY` (no valid device has an empty id) and a null event time (so
-they neither move the watermark nor are dropped as late), with the dead-letter columns
+each record once. :func:`route` gives them the device id :data:`DEAD_LETTER_KEY` (no valid
+device has an empty id), which :func:`sequences` puts in bucket :data:`DEAD_LETTER_BUCKET`,
+and a null event time (so they neither move the watermark nor are dropped as late), with the dead-letter columns
 :data:`DEAD_LETTER_COLUMNS` packed into one JSON column (:data:`PACKED_DEAD_LETTER`); the
 operator emits them unchanged and keeps no state for them, :func:`sequences` unpacks them
 after it, and the scoring stage and the sink pass them on to the dead-letter topic.
 
-The operator's input is five columns and its output seven, because pyspark converts each
+The operator's input is six columns and its output seven, because pyspark converts each
 group's slice to pandas column by column, at a cost per column and group whatever the
-column holds (docs/performance.md): ``device_id``, ``event_time`` (the watermark's
-column, which Spark wants in the operator's input), ``seq``, one ``values`` array (event
-time in ms, the model's sensors and, with regimes, the settings) and the packed dead
-letter.
+column holds (docs/performance.md): the bucket, ``device_id``, ``event_time`` (the
+watermark's column, which Spark wants in the operator's input), ``seq``, one ``values``
+array (event time in ms, the model's sensors and, with regimes, the settings) and the
+packed dead letter.
 
 Readings behind the watermark are dropped by Spark before they reach the operator and
 counted in the query's ``numRowsDroppedByWatermark``. A reading whose ``seq`` is already
@@ -54,9 +63,10 @@ One operator whose state travels with the data is cheaper than separate stateful
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+from pyspark.sql.streaming.stateful_processor import StatefulProcessor
 
 from models.features import (
     FeatureSpec,
@@ -74,7 +84,17 @@ if TYPE_CHECKING:
 #: Recorded in the checkpoint's ``job.json``; a change of state layout needs a new checkpoint.
 #: v3: the dead letters travel with the main query (a v2 checkpoint has a dead-letter query
 #: of its own, whose uncommitted records a v3 job would never read).
-STATE_LAYOUT = "device-windows-v3"
+STATE_LAYOUT = "fleet-windows-v1-b64"
+
+#: How many hash buckets the devices' state is grouped in (part of :data:`STATE_LAYOUT`:
+#: a device's bucket must not change under a checkpoint). Spark calls the operator once per
+#: bucket and batch, so this bounds the per-call cost whatever the fleet's size; it also
+#: bounds the operator's parallelism (more than enough for ``spark.sql.shuffle.partitions``
+#: of a few hundred).
+STATE_BUCKETS = 64
+
+#: The bucket of the rows that broke a rule (a device's bucket is >= 0).
+DEAD_LETTER_BUCKET = -1
 
 #: The group key of the rows that broke a rule (the parse rules refuse an empty device id).
 DEAD_LETTER_KEY = ""
@@ -169,14 +189,12 @@ LAST_WINDOW_DTYPE = _F8
 
 
 class DeviceWindows:
-    """The ``applyInPandasWithState`` function: readings in, K-window sequences out.
+    """One device's windows: its stored state and new readings in, its new state and the
+    K-window sequences of the windows that closed out (:meth:`advance`).
 
-    Input frames have ``device_id``, ``event_time``, ``seq``, ``values`` (``array<double>``:
-    the event time in Unix milliseconds, then one value per sensor of the spec, null when
-    missing, then, when ``norm.regimes`` is set, the settings in ``norm.regimes.settings``
-    order) and :data:`PACKED_DEAD_LETTER`. Output rows follow :func:`output_schema`. The
-    group :data:`DEAD_LETTER_KEY` holds dead letters: they are emitted as they came, and
-    no state is kept for it.
+    :class:`FleetWindows` calls it for each device of a bucket present in a batch, and for
+    each device whose open window the watermark passed (its timer). State is the tuple of
+    :func:`state_schema`: arrays as little-endian bytes.
     """
 
     def __init__(self, spec: FeatureSpec, norm: NormStats, lateness_ms: int | None = None) -> None:
@@ -190,25 +208,46 @@ class DeviceWindows:
         self.window_ms = round(spec.window_seconds * 1000)
         self.origin_ms = round(spec.origin_seconds * 1000)
 
+    @property
+    def width(self) -> int:
+        """The length of a reading's ``values`` array (event ms, sensors, settings)."""
+        return 1 + self.s + (len(self.regimes.settings) if self.regimes is not None else 0)
+
     def window_end_ms(self, event_ms: np.ndarray) -> np.ndarray:
         """End of the tumbling window holding each event time (ms), aligned like Spark's."""
         index = np.floor_divide(event_ms - self.origin_ms, self.window_ms)
         ends: np.ndarray = self.origin_ms + (index + 1) * self.window_ms
         return ends
 
-    def __call__(
-        self, key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: Any
-    ) -> Iterator[pd.DataFrame]:
-        import pandas as pd
+    def readings(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Event ms and the model's sensor values (standardised per regime where the model
+        has regimes) of a ``values`` matrix (:func:`_stack`), all devices' rows at once."""
+        ms = block[:, 0].astype(np.int64)  # exact: |ms| < 2**53
+        values = block[:, 1 : 1 + self.s]
+        if self.regimes is not None:
+            values = normalise_readings(values, block[:, 1 + self.s :], self.regimes)
+        return ms, values
 
-        if key[0] == DEAD_LETTER_KEY:
-            for frame in frames:
-                if len(frame):
-                    yield _dead_letter_rows(frame)
-            return
+    def advance(
+        self,
+        stored: tuple[Any, ...] | None,
+        ms: np.ndarray,
+        seq: np.ndarray,
+        values: np.ndarray,
+        watermark: int,
+    ) -> tuple[tuple[Any, ...], int | None, Emitted | None]:
+        """The device's next state, the watermark at which it must be called again (its
+        oldest open window's end; None when nothing is open) and what closed.
+
+        Args:
+            stored: the device's state (:func:`state_schema`), None for a new device.
+            ms, seq, values: its new readings (event ms, ``seq``, sensor values from
+                :meth:`readings`), in arrival order; empty on a timer.
+            watermark: Spark's watermark for this batch (ms).
+        """
         s, f = self.s, self.f
-        if state.exists:
-            closed_end, o_ms, o_seq, o_vals, vectors = state.get
+        if stored is not None:
+            closed_end, o_ms, o_seq, o_vals, vectors = stored
             open_ms = np.frombuffer(o_ms, _I8)
             open_seq = np.frombuffer(o_seq, _I8)
             open_values = np.frombuffer(o_vals, _F8).reshape(-1, s)
@@ -220,32 +259,22 @@ class DeviceWindows:
             open_values = np.empty((0, s), np.float64)
             vecs = np.empty((0, f), np.float64)
 
-        chunks = [frame for frame in frames if len(frame)]
-        if chunks:
-            data = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
-            seq = data["seq"].to_numpy(dtype=np.int64)
-            width = 1 + s + (len(self.regimes.settings) if self.regimes is not None else 0)
-            block = _stack(data["values"], width)
-            ms = block[:, 0].astype(np.int64)  # exact: |ms| < 2**53
-            values = block[:, 1 : 1 + s]
-            if self.regimes is not None:
-                values = normalise_readings(values, block[:, 1 + s :], self.regimes)
+        if len(ms):
             keep = np.ones(len(ms), dtype=bool)
             if closed_end is not None:  # behind a window already closed: late
                 keep &= self.window_end_ms(ms) > closed_end
-            keep &= ~np.isin(seq, open_seq)  # a duplicate of an open reading
-            _, first = np.unique(seq, return_index=True)  # duplicates within the batch
-            once = np.zeros(len(seq), dtype=bool)
-            once[first] = True
-            keep &= once
+            if len(open_seq):
+                keep &= ~np.isin(seq, open_seq)  # a duplicate of an open reading
+            if len(seq) > 1:
+                _, first = np.unique(seq, return_index=True)  # duplicates within the batch
+                once = np.zeros(len(seq), dtype=bool)
+                once[first] = True
+                keep &= once
             open_ms = np.concatenate([open_ms, ms[keep]])
             open_seq = np.concatenate([open_seq, seq[keep]])
             open_values = np.concatenate([open_values, values[keep]])
 
-        out_start = out_end = out_n = np.empty(0, np.int64)
-        out_seq: list[bytes] = []
-        out_last: list[bytes] = []
-        watermark = state.getCurrentWatermarkMs()
+        emitted = None
         if self.lateness_ms is not None and len(open_ms):
             # The device's own readings are past these windows by the watermark delay.
             # Spark's watermark after this batch is at least as far (it is the maximum
@@ -274,42 +303,222 @@ class DeviceWindows:
             if emit_from < len(history):
                 z = normalise(history[emit_from - self.k + 1 :], self.norm).astype(SEQUENCE_DTYPE)
                 windows = np.lib.stride_tricks.sliding_window_view(z, (self.k, f))[:, 0]
-                emitted = np.arange(emit_from, len(history)) - len(vecs)  # indices into ends
-                out_end = ends[emitted].astype(np.int64)
-                out_start = out_end - self.window_ms
-                out_n = counts[emitted].astype(np.int64)
-                out_seq = [w.tobytes() for w in windows]
-                out_last = [v.tobytes() for v in history[emit_from:].astype(LAST_WINDOW_DTYPE)]
+                chosen = np.arange(emit_from, len(history)) - len(vecs)  # indices into ends
+                out_end = ends[chosen].astype(np.int64)
+                emitted = Emitted(
+                    out_end - self.window_ms,
+                    out_end,
+                    counts[chosen].astype(np.int64),
+                    [w.tobytes() for w in windows],
+                    [v.tobytes() for v in history[emit_from:].astype(LAST_WINDOW_DTYPE)],
+                )
             vecs = history[-self.k :]
             closed_end = int(ends[-1])
             stay = ~closing
             open_ms, open_seq, open_values = open_ms[stay], open_seq[stay], open_values[stay]
             window_end = window_end[stay]
 
-        if len(open_ms):
-            # Called again (with no data) once the watermark passes the oldest open window.
-            state.setTimeoutTimestamp(int(window_end.min()) - 1)
-        state.update(
-            (
-                closed_end,
-                open_ms.astype(_I8).tobytes(),
-                open_seq.astype(_I8).tobytes(),
-                open_values.astype(_F8).tobytes(),
-                vecs.astype(_F8).tobytes(),
-            )
+        due = int(window_end.min()) if len(open_ms) else None
+        state = (
+            closed_end,
+            open_ms.astype(_I8).tobytes(),
+            open_seq.astype(_I8).tobytes(),
+            open_values.astype(_F8).tobytes(),
+            vecs.astype(_F8).tobytes(),
         )
-        if len(out_end):
-            yield pd.DataFrame(
-                {
-                    "device_id": key[0],
-                    "window_start_ms": out_start,
-                    "window_end_ms": out_end,
-                    "n_readings": out_n,
-                    "sequence": out_seq,
-                    "last_window": out_last,
-                    PACKED_DEAD_LETTER: [None] * len(out_end),
-                }
+        return state, due, emitted
+
+
+class Emitted(NamedTuple):
+    """A device's closed windows that emit a sequence, as the columns of
+    :func:`output_schema`."""
+
+    start_ms: np.ndarray
+    end_ms: np.ndarray
+    n_readings: np.ndarray
+    sequence: list[bytes]
+    last_window: list[bytes]
+
+
+def _window_rows(devices: list[str], emitted: list[Emitted]) -> pd.DataFrame:
+    """Output rows (:func:`output_schema`) of several devices' closed windows."""
+    import pandas as pd
+
+    counts = [len(e.end_ms) for e in emitted]
+    n = sum(counts)
+    return pd.DataFrame(
+        {
+            "device_id": np.repeat(np.asarray(devices, dtype=object), counts),
+            "window_start_ms": np.concatenate([e.start_ms for e in emitted]),
+            "window_end_ms": np.concatenate([e.end_ms for e in emitted]),
+            "n_readings": np.concatenate([e.n_readings for e in emitted]),
+            "sequence": [b for e in emitted for b in e.sequence],
+            "last_window": [b for e in emitted for b in e.last_window],
+            PACKED_DEAD_LETTER: [None] * n,
+        }
+    )
+
+
+def _device_key_schema() -> StructType:
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    return StructType([StructField("device_id", StringType(), False)])
+
+
+class FleetWindows(StatefulProcessor):
+    """The ``transformWithStateInPandas`` processor: one bucket of devices per grouping key.
+
+    Spark groups the readings by :func:`bucket_of` (:data:`STATE_BUCKETS` keys), so it calls
+    this once per bucket and batch with all the bucket's readings in a few frames, where a
+    group per device cost a pandas conversion, a state round trip and an output frame per
+    device (docs/performance.md). Per device the state is an entry of a map state
+    (``devices``: device id -> :func:`state_schema`): only the devices present in the batch
+    are read and written, so a batch costs what its readings cost, not what the fleet's
+    size costs.
+
+    A bucket has one event-time timer, at the earliest moment one of its devices needs a
+    call without readings: the end of its oldest open window, or, for a device with nothing
+    open, the end of its last closed window plus the state's time to live (``ttl_ms``).
+    When the timer fires, the bucket's devices are swept: windows the watermark passed are
+    closed (and emit their sequences), devices silent for longer than the time to live are
+    forgotten, and the next timer is set.
+    """
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        norm: NormStats,
+        lateness_ms: int | None = None,
+        ttl_ms: int | None = None,
+    ) -> None:
+        self.windows = DeviceWindows(spec, norm, lateness_ms)
+        self.ttl_ms = ttl_ms
+
+    def init(self, handle: Any) -> None:
+        self.handle = handle
+        self.devices = handle.getMapState("devices", _device_key_schema(), state_schema())
+
+    def handleInputRows(
+        self, key: Any, rows: Iterator[pd.DataFrame], timerValues: Any
+    ) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        chunks = [frame for frame in rows if len(frame)]
+        if not chunks:
+            return
+        data = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+        if key[0] == DEAD_LETTER_BUCKET:
+            yield _dead_letter_rows(data)
+            return
+        op = self.windows
+        watermark = int(timerValues.getCurrentWatermarkInMs())
+        ids = data["device_id"].to_numpy(dtype=object)
+        # By device, each device's readings in their order (a stable sort).
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        seq = data["seq"].to_numpy(dtype=np.int64)[order]
+        ms, values = op.readings(_stack(data["values"], op.width)[order])
+        firsts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        lasts = np.r_[firsts[1:], len(ids)]
+        devices: list[str] = []
+        emitted: list[Emitted] = []
+        due: int | None = None
+        for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True):
+            device = ids[a]
+            state, when, out = op.advance(
+                self.devices.getValue((device,)), ms[a:b], seq[a:b], values[a:b], watermark
             )
+            self.devices.updateValue((device,), state)
+            due = _earliest(due, self._due(state, when))
+            if out is not None:
+                devices.append(device)
+                emitted.append(out)
+        if due is not None:
+            self._set_timer(due, watermark)
+        if emitted:
+            yield _window_rows(devices, emitted)
+
+    def handleExpiredTimer(
+        self, key: Any, timerValues: Any, expiredTimerInfo: Any
+    ) -> Iterator[pd.DataFrame]:
+        op = self.windows
+        watermark = int(timerValues.getCurrentWatermarkInMs())
+        nothing = np.empty(0, np.int64)
+        none = np.empty((0, op.s), np.float64)
+        changed: list[tuple[str, tuple[Any, ...] | None]] = []
+        devices: list[str] = []
+        emitted: list[Emitted] = []
+        due: int | None = None
+        # Read the whole bucket first, then write: the map is not changed under its iterator.
+        for (device,), stored in self.devices.iterator():
+            state: tuple[Any, ...] = tuple(stored)
+            when = _oldest_open_end(op, state)
+            if when is not None and when <= watermark:
+                state, when, out = op.advance(state, nothing, nothing, none, watermark)
+                changed.append((device, state))
+                if out is not None:
+                    devices.append(device)
+                    emitted.append(out)
+            if when is None and self._expired(state, watermark):
+                changed.append((device, None))  # silent for longer than the time to live
+                continue
+            due = _earliest(due, self._due(state, when))
+        for device, kept in changed:
+            if kept is None:
+                self.devices.removeKey((device,))
+            else:
+                self.devices.updateValue((device,), kept)
+        if due is not None:
+            self._set_timer(due, watermark)
+        if emitted:
+            yield _window_rows(devices, emitted)
+
+    def _expired(self, state: tuple[Any, ...], watermark: int) -> bool:
+        """Nothing open and the last closed window ended a time to live ago."""
+        closed_end = state[0]
+        return (
+            self.ttl_ms is not None
+            and closed_end is not None
+            and closed_end + self.ttl_ms <= watermark
+        )
+
+    def _due(self, state: tuple[Any, ...], oldest_open_end: int | None) -> int | None:
+        """When the device needs a call without readings: its oldest open window's end, or
+        (nothing open) when its time to live runs out."""
+        if oldest_open_end is not None:
+            return oldest_open_end
+        closed_end = state[0]
+        if self.ttl_ms is None or closed_end is None:
+            return None
+        return int(closed_end) + self.ttl_ms
+
+    def _set_timer(self, due: int, watermark: int) -> None:
+        """Keep one timer per bucket, at the earliest due time: a pending timer at or before
+        ``due`` fires first (and its sweep sets the next), a later one is replaced. Timers
+        at or behind the watermark have fired (or fire in this batch) and are ignored."""
+        pending = [ms for ms in self.handle.listTimers() if ms > watermark]
+        if any(ms <= due for ms in pending):
+            return
+        for ms in pending:
+            self.handle.deleteTimer(ms)
+        self.handle.registerTimer(due)
+
+    def close(self) -> None:
+        pass
+
+
+def _earliest(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _oldest_open_end(op: DeviceWindows, state: tuple[Any, ...]) -> int | None:
+    """The end of the device's oldest open window (None: nothing open)."""
+    open_ms = np.frombuffer(state[1], _I8)
+    return int(op.window_end_ms(open_ms).min()) if len(open_ms) else None
 
 
 def _dead_letter_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -397,8 +606,21 @@ def route(parsed: DataFrame) -> DataFrame:
     )
 
 
+def bucket_of(device_id: Column) -> Column:
+    """A device's state bucket, ``0 <= bucket < STATE_BUCKETS`` (Spark's xxhash64 of the id:
+    the same on every executor and Spark version that keeps its hash)."""
+    from pyspark.sql import functions as F
+
+    bucket: Column = F.pmod(F.xxhash64(device_id), F.lit(STATE_BUCKETS)).cast("int")
+    return bucket
+
+
 def sequences(
-    readings: DataFrame, spec: FeatureSpec, norm: NormStats, lateness_ms: int | None = None
+    readings: DataFrame,
+    spec: FeatureSpec,
+    norm: NormStats,
+    lateness_ms: int | None = None,
+    ttl_ms: int | None = None,
 ) -> DataFrame:
     """Readings (with a watermark on ``event_time``) to K-window sequences.
 
@@ -412,6 +634,8 @@ def sequences(
         norm: the model's normalisation (and per-regime standardisation, if any).
         lateness_ms: the watermark's delay; given, a device's window closes as soon as
             its own readings are that far past the window's end (see :class:`DeviceWindows`).
+        ttl_ms: how long (event time) a device with nothing open keeps its state after
+            its last closed window; None keeps it for ever (see :class:`FleetWindows`).
 
     Returns:
         Rows of :func:`sequences_schema`: one per closed window of a device with K
@@ -441,17 +665,21 @@ def sequences(
         if PACKED_DEAD_LETTER in present
         else F.lit(None).cast("string").alias(PACKED_DEAD_LETTER)
     )
+    bucket = (
+        F.when(F.col("device_id") == DEAD_LETTER_KEY, F.lit(DEAD_LETTER_BUCKET))
+        .otherwise(bucket_of(F.col("device_id")))
+        .alias("bucket")
+    )
     windows: DataFrame = (
         readings.select(
-            "device_id", "event_time", "seq", F.array(*values).alias("values"), dead_letter
+            bucket, "device_id", "event_time", "seq", F.array(*values).alias("values"), dead_letter
         )
-        .groupBy("device_id")
-        .applyInPandasWithState(
-            DeviceWindows(spec, norm, lateness_ms),
+        .groupBy("bucket")
+        .transformWithStateInPandas(
+            FleetWindows(spec, norm, lateness_ms, ttl_ms),
             outputStructType=output_schema(),
-            stateStructType=state_schema(),
             outputMode="append",
-            timeoutConf="EventTimeTimeout",
+            timeMode="EventTime",
         )
     )
     kept = [name for name in windows.columns if name != PACKED_DEAD_LETTER]

@@ -93,8 +93,21 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ or "SPARK_ENV_LOADED" in os.environ
 
 
+#: The window operator's state: RocksDB (``transformWithState`` needs it), each commit
+#: writing the batch's changed keys to a changelog file instead of flushing, zipping and
+#: syncing a snapshot of the whole store (snapshots are made by background maintenance).
+#: Spark reads a checkpoint written with or without changelogs either way.
+STATE_STORE = {
+    "spark.sql.streaming.stateStore.providerClass": (
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+    ),
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+}
+
+
 def _sql_settings(config: SparkConfig) -> dict[str, str]:
     return {
+        **STATE_STORE,
         "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",

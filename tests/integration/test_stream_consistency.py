@@ -11,6 +11,7 @@ operator's windows and sequences against that definition.
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -367,6 +368,7 @@ def _stream_sequences(
     norm: NormStats,
     folder: Path,
     known: str = "",
+    ttl_ms: int | None = None,
 ) -> list[Any]:
     """Rows through :func:`stream.sequence.sequences` as a streaming query, a file a batch;
     with ``known`` (a catalogue name), with the ``known_sensors`` column the parse adds for
@@ -381,10 +383,13 @@ def _stream_sequences(
     source.mkdir()
     per_file = max(1, len(rows) // 6)
     for i in range(0, len(rows), per_file):
-        with (source / f"part-{i:06d}.json").open("w") as out:
+        path = source / f"part-{i:06d}.json"
+        with path.open("w") as out:
             for device, t, seq, sensors in rows[i : i + per_file]:
                 record = {"device_id": device, "event_time": t.isoformat(), "seq": seq}
                 out.write(json.dumps({**record, "sensors": sensors}) + "\n")
+        # Spark's file source takes files oldest first: a file a second, in this order.
+        os.utime(path, (1_700_000_000 + i, 1_700_000_000 + i))
     readings = (
         spark.readStream.schema(
             "device_id string, event_time timestamp, seq long, sensors map<string,double>"
@@ -400,7 +405,7 @@ def _stream_sequences(
         )
     got: list[Any] = []
     query = (
-        sequences(readings, spec, norm)
+        sequences(readings, spec, norm, ttl_ms=ttl_ms)
         .writeStream.foreachBatch(lambda batch, _id: got.extend(batch.collect()))
         .option("checkpointLocation", str(folder / "checkpoint"))
         .trigger(availableNow=True)
@@ -474,3 +479,30 @@ def test_stream_sequences_match_the_numpy_definition(
         assert np.array_equal(np.isnan(want), np.isnan(last)), key
         mask = ~np.isnan(want)
         np.testing.assert_allclose(last[mask], want[mask], rtol=1e-12, err_msg=str(key))
+
+
+def test_a_silent_device_is_closed_by_its_buckets_timer_and_forgotten_after_its_ttl(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Through Spark's own timers and map state: a device that stops reporting has its open
+    window closed once the watermark (moved by another device) passes it, and its state is
+    dropped once it has been silent for the time to live; the busy device keeps its own."""
+    spec = FeatureSpec(sensors=("s2",), window_seconds=3000.0, sequence_length=1, horizon_windows=1)
+    norm = NormStats(mean=(0.0,) * spec.n_features, scale=(1.0,) * spec.n_features, clip=1e6)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [("quiet", base, 1, {"s2": 5.0})]
+    rows += [("busy", base + timedelta(minutes=10 * i), i, {"s2": float(i)}) for i in range(60)]
+    window_ms = 3_000_000
+    got = _stream_sequences(spark, rows, spec, norm, tmp_path, ttl_ms=2 * window_ms)
+    quiet = [r for r in got if r["device_id"] == "quiet"]
+    start_ms = int(base.timestamp() * 1000)
+    assert [r["window_end_ms"] for r in quiet] == [(start_ms // window_ms + 1) * window_ms]
+    assert quiet[0]["n_readings"] == 1
+    state = (
+        spark.read.format("statestore")
+        .option("path", str(tmp_path / "checkpoint"))
+        .option("stateVarName", "devices")
+        .load()
+    )
+    kept = {row["user_map_key"]["device_id"] for row in state.select("user_map_key").collect()}
+    assert kept == {"busy"}

@@ -1,7 +1,7 @@
-"""The per-device window operator's logic, with an in-memory GroupState double.
+"""The window operator's logic, with an in-memory double of its state handle.
 
-The operator runs inside Spark under ``applyInPandasWithState``; here it is called the way
-Spark calls it (one device, an iterator of frames, a state object) so window closing,
+The operator runs inside Spark under ``transformWithStateInPandas``; here it is called the
+way Spark calls it (one bucket, an iterator of frames, its map state and timers) so window closing,
 duplicates, late readings, timeouts and the sequences can be checked exactly against the
 numpy feature definition. The Spark run itself is tested in
 ``tests/integration/test_stream_consistency.py``.
@@ -23,7 +23,13 @@ from models.features import (
     normalise,
     normalise_readings,
 )
-from stream.sequence import LAST_WINDOW_DTYPE, PACKED_DEAD_LETTER, SEQUENCE_DTYPE, DeviceWindows
+from stream.sequence import (
+    LAST_WINDOW_DTYPE,
+    PACKED_DEAD_LETTER,
+    SEQUENCE_DTYPE,
+    DeviceWindows,
+    FleetWindows,
+)
 
 SPEC = FeatureSpec(sensors=("a", "b"), window_seconds=60.0, sequence_length=2, horizon_windows=1)
 MIN = 60_000
@@ -44,31 +50,64 @@ def _seq(vectors: list[np.ndarray], norm: NormStats = NORM) -> np.ndarray:
 
 
 class FakeState:
-    """What ``applyInPandasWithState`` hands the function: the subset the operator uses."""
+    """What ``transformWithStateInPandas`` hands the processor for one bucket: its map state,
+    its timers and the batch's watermark (the handle, the map and the timer values in one);
+    ``exists``, ``get`` and ``timeout`` look at device ``d``'s entry and the bucket's timer."""
 
     def __init__(self) -> None:
-        self.value: tuple[Any, ...] | None = None
+        self.map: dict[tuple[str], tuple[Any, ...]] = {}
+        self.timers: set[int] = set()
         self.watermark = 0
-        self.timeout: int | None = None
+
+    def getMapState(self, name: str, key_schema: Any, value_schema: Any) -> FakeState:
+        assert name == "devices" and key_schema.fieldNames() == ["device_id"]
+        return self
+
+    def getValue(self, key: tuple[str]) -> tuple[Any, ...] | None:
+        return self.map.get(key)
+
+    def updateValue(self, key: tuple[str], value: tuple[Any, ...]) -> None:
+        assert all(isinstance(v, (bytes, int, type(None))) for v in value), value
+        self.map[key] = tuple(value)
+
+    def removeKey(self, key: tuple[str]) -> None:
+        del self.map[key]
+
+    def iterator(self) -> Any:
+        return iter(list(self.map.items()))
+
+    def listTimers(self) -> Any:
+        return iter(sorted(self.timers))
+
+    def registerTimer(self, ms: int) -> None:
+        assert ms > self.watermark, "a timer behind the watermark would fire at once"
+        self.timers.add(ms)
+
+    def deleteTimer(self, ms: int) -> None:
+        self.timers.remove(ms)
+
+    def getCurrentWatermarkInMs(self) -> int:
+        return self.watermark
+
+    def fire(self, op: FleetWindows) -> list[pd.DataFrame]:
+        """Spark's timer step: each timer the watermark reached fires once."""
+        out: list[pd.DataFrame] = []
+        for ms in sorted(t for t in self.timers if t <= self.watermark):
+            self.timers.remove(ms)
+            out += list(op.handleExpiredTimer((0,), self, None))
+        return out
 
     @property
     def exists(self) -> bool:
-        return self.value is not None
+        return ("d",) in self.map
 
     @property
     def get(self) -> tuple[Any, ...]:
-        assert self.value is not None
-        return self.value
+        return self.map[("d",)]
 
-    def update(self, value: tuple[Any, ...]) -> None:
-        self.value = tuple(value)
-
-    def getCurrentWatermarkMs(self) -> int:
-        return self.watermark
-
-    def setTimeoutTimestamp(self, ms: int) -> None:
-        assert ms >= self.watermark, "Spark refuses a timeout behind the watermark"
-        self.timeout = ms
+    @property
+    def timeout(self) -> int | None:
+        return min(self.timers) if self.timers else None
 
 
 def _frame(
@@ -97,17 +136,18 @@ def _frame(
     )
 
 
-def _call(op: DeviceWindows, state: FakeState, rows: list[Any]) -> pd.DataFrame:
-    """The operator's output for one call, its packed columns unpacked (see _unpacked)."""
-    frames = [_frame(rows)] if rows else []
-    out = list(op(("d",), iter(frames), state))
+def _call(op: FleetWindows, state: FakeState, rows: list[Any]) -> pd.DataFrame:
+    """The operator's output for one batch of device ``d``'s readings (no readings: the
+    timers the watermark reached), its packed columns unpacked (see _unpacked)."""
+    op.init(state)
+    out = list(op.handleInputRows((0,), iter([_frame(rows)]), state)) if rows else state.fire(op)
     return _unpacked(pd.concat(out, ignore_index=True), op) if out else pd.DataFrame()
 
 
-def _unpacked(out: pd.DataFrame, op: DeviceWindows) -> pd.DataFrame:
+def _unpacked(out: pd.DataFrame, op: FleetWindows) -> pd.DataFrame:
     """``sequence`` and ``last_window`` as numpy arrays, after checking that each window's
     are bytes of K x F and F values of their packed dtypes."""
-    k, f = op.k, op.f
+    k, f = op.windows.k, op.windows.f
     for name, dtype, width in (
         ("sequence", SEQUENCE_DTYPE, k * f),
         ("last_window", LAST_WINDOW_DTYPE, f),
@@ -126,15 +166,15 @@ def _features(rows: list[tuple[int, int, list[float | None]]]) -> np.ndarray:
 
 
 def test_windows_close_at_the_watermark_and_emit_k_window_sequences() -> None:
-    op, state = DeviceWindows(SPEC, NORM), FakeState()
+    op, state = FleetWindows(SPEC, NORM), FakeState()
     w0 = [(0, 1, [1.0, 10.0]), (20_000, 2, [2.0, 11.0]), (50_000, 3, [4.0, 9.0])]
     w1 = [(MIN + 5_000, 4, [3.0, 12.0]), (MIN + 40_000, 5, [5.0, None])]
     w2 = [(2 * MIN + 1_000, 6, [6.0, 13.0])]
     assert _call(op, state, w0 + w1 + w2).empty  # watermark 0: nothing closes
-    assert state.timeout == MIN - 1  # called back once the watermark passes window 0
+    assert state.timeout == MIN  # called back once the watermark reaches window 0's end
     state.watermark = MIN  # window 0 ends at 60 s: closed, but K=2 windows not there yet
     assert _call(op, state, []).empty
-    assert state.timeout == 2 * MIN - 1
+    assert state.timeout == 2 * MIN
     state.watermark = 2 * MIN
     out = _call(op, state, [])
     assert list(out["window_start_ms"]) == [MIN] and list(out["window_end_ms"]) == [2 * MIN]
@@ -149,7 +189,7 @@ def test_windows_close_at_the_watermark_and_emit_k_window_sequences() -> None:
 def test_several_windows_closing_in_one_call_each_emit_a_sequence() -> None:
     spec = FeatureSpec(sensors=("a",), window_seconds=60.0, sequence_length=3, horizon_windows=1)
     norm = _norm(spec)
-    op, state = DeviceWindows(spec, norm), FakeState()
+    op, state = FleetWindows(spec, norm), FakeState()
     rows = [(i * 30_000, i, [float(i * i)]) for i in range(12)]  # 6 windows, 2 readings each
     state.watermark = 5 * MIN
     out = _call(op, state, rows)
@@ -165,12 +205,12 @@ def test_several_windows_closing_in_one_call_each_emit_a_sequence() -> None:
     for i, end in enumerate([3, 4, 5]):
         np.testing.assert_array_equal(out["sequence"][i], _seq(vectors[end - 3 : end], norm))
         np.testing.assert_array_equal(out["last_window"][i], vectors[end - 1])
-    assert state.timeout == 6 * MIN - 1  # the sixth window is still open
+    assert state.timeout == 6 * MIN  # the sixth window is still open
 
 
 def test_duplicates_are_dropped_within_a_batch_and_across_batches() -> None:
-    clean_op, clean = DeviceWindows(SPEC, NORM), FakeState()
-    dup_op, dup = DeviceWindows(SPEC, NORM), FakeState()
+    clean_op, clean = FleetWindows(SPEC, NORM), FakeState()
+    dup_op, dup = FleetWindows(SPEC, NORM), FakeState()
     rows = [(i * 20_000, i, [float(i), float(10 - i)]) for i in range(9)]  # 3 windows
     _call(clean_op, clean, rows[:5])
     _call(clean_op, clean, rows[5:])
@@ -183,7 +223,7 @@ def test_duplicates_are_dropped_within_a_batch_and_across_batches() -> None:
 
 
 def test_a_reading_for_a_closed_window_is_dropped() -> None:
-    op, state = DeviceWindows(SPEC, NORM), FakeState()
+    op, state = FleetWindows(SPEC, NORM), FakeState()
     _call(op, state, [(0, 1, [1.0, 1.0]), (MIN, 2, [2.0, 2.0]), (2 * MIN, 3, [3.0, 3.0])])
     state.watermark = 2 * MIN
     first = _call(op, state, [])
@@ -198,7 +238,7 @@ def test_a_reading_for_a_closed_window_is_dropped() -> None:
 
 
 def test_a_reading_without_the_models_sensors_counts_as_missing_values() -> None:
-    op, state = DeviceWindows(SPEC, NORM), FakeState()
+    op, state = FleetWindows(SPEC, NORM), FakeState()
     rows = [(0, 1, None), (MIN, 2, [1.0, 2.0]), (2 * MIN, 3, [1.0, 2.0])]
     state.watermark = 2 * MIN
     out = _call(op, state, rows)
@@ -215,7 +255,7 @@ def test_regimes_standardise_each_reading_before_windowing() -> None:
         scale=((1.0, 1.0), (10.0, 20.0)),
     )
     norm = _norm(SPEC, regimes)
-    op, state = DeviceWindows(SPEC, norm), FakeState()
+    op, state = FleetWindows(SPEC, norm), FakeState()
     rows = [
         (0, 1, [2.0, 3.0]),
         (30_000, 2, [110.0, 240.0]),
@@ -224,7 +264,8 @@ def test_regimes_standardise_each_reading_before_windowing() -> None:
     ]
     frame = _frame(rows, settings=[[0.1], [9.0], [0.0], [0.0]])
     state.watermark = 2 * MIN
-    out = _unpacked(next(iter(op(("d",), iter([frame]), state))), op)
+    op.init(state)
+    out = _unpacked(next(iter(op.handleInputRows((0,), iter([frame]), state))), op)
     z = normalise_readings([r[2] for r in rows], [[0.1], [9.0], [0.0], [0.0]], regimes)
     expected = _seq(
         [
@@ -237,7 +278,7 @@ def test_regimes_standardise_each_reading_before_windowing() -> None:
 
 
 def test_state_round_trips_through_bytes_without_loss() -> None:
-    op, state = DeviceWindows(SPEC, NORM), FakeState()
+    op, state = FleetWindows(SPEC, NORM), FakeState()
     _call(op, state, [(0, 1, [0.1, 1 / 3]), (MIN, 2, [np.pi, None])])
     assert all(isinstance(v, bytes) for v in state.get[1:])
     state.watermark = 2 * MIN
@@ -268,18 +309,22 @@ def test_a_window_closes_once_the_devices_own_readings_pass_it_by_the_delay() ->
     # The job passes the watermark's delay: a window closes in the batch where the device's
     # newest reading is past its end by that delay (Spark's watermark, the maximum over all
     # devices, gets there at the end of the batch), with the sequences of the slower rule.
-    early_op, early = DeviceWindows(SPEC, NORM, lateness_ms=MIN), FakeState()
-    late_op, late = DeviceWindows(SPEC, NORM), FakeState()
+    early_op, early = FleetWindows(SPEC, NORM, lateness_ms=MIN), FakeState()
+    late_op, late = FleetWindows(SPEC, NORM), FakeState()
     w0 = [(0, 1, [1.0, 10.0]), (50_000, 2, [4.0, 9.0])]
     w1 = [(MIN + 5_000, 3, [3.0, 12.0]), (MIN + 40_000, 4, [5.0, 8.0])]
     w2 = [(2 * MIN + 1_000, 5, [6.0, 13.0])]
     w3 = [(3 * MIN, 6, [7.0, 14.0])]
     assert _call(early_op, early, w0 + w1 + w2).empty  # window 0 closed (K=2: no sequence)
     assert _call(late_op, late, w0 + w1 + w2).empty
-    assert early.timeout == 2 * MIN - 1 and late.timeout == MIN - 1
+    assert early.timeout == 2 * MIN and late.timeout == MIN
     out = _call(early_op, early, w3)  # newest reading 3 min: window 1 (ends 2 min) closes
     assert list(out["window_end_ms"]) == [2 * MIN]
-    assert early.timeout == 3 * MIN - 1  # window 2 stays open: 3 min - 1 min < its end
+    # Window 2 stays open (3 min - 1 min < its end); the bucket's pending timer (2 min)
+    # fires first, and its sweep sets the next at window 2's end.
+    assert early.timeout == 2 * MIN
+    early.watermark = 2 * MIN
+    assert _call(early_op, early, []).empty and early.timeout == 3 * MIN
     # the slower rule: the same sequence, once Spark's watermark reaches 2 min
     assert _call(late_op, late, w3).empty
     late.watermark = 2 * MIN
@@ -290,9 +335,14 @@ def test_a_window_closes_once_the_devices_own_readings_pass_it_by_the_delay() ->
 
 
 def test_dead_letters_are_emitted_as_they_came_and_keep_no_state() -> None:
-    from stream.sequence import DEAD_LETTER_KEY, PACKED_DEAD_LETTER, output_schema
+    from stream.sequence import (
+        DEAD_LETTER_BUCKET,
+        DEAD_LETTER_KEY,
+        PACKED_DEAD_LETTER,
+        output_schema,
+    )
 
-    op, state = DeviceWindows(SPEC, NORM), FakeState()
+    op, state = FleetWindows(SPEC, NORM), FakeState()
     n = 3
     frame = pd.DataFrame(
         {
@@ -306,7 +356,10 @@ def test_dead_letters_are_emitted_as_they_came_and_keep_no_state() -> None:
         }
     )
     state.watermark = 10 * MIN
-    out = pd.concat(list(op((DEAD_LETTER_KEY,), iter([frame, frame.iloc[:0]]), state)))
+    op.init(state)
+    out = pd.concat(
+        list(op.handleInputRows((DEAD_LETTER_BUCKET,), iter([frame, frame.iloc[:0]]), state))
+    )
     assert list(out.columns) == output_schema().fieldNames()
     assert list(out[PACKED_DEAD_LETTER]) == list(frame[PACKED_DEAD_LETTER])
     assert out["window_end_ms"].isna().all() and out["sequence"].isna().all()
@@ -316,9 +369,73 @@ def test_dead_letters_are_emitted_as_they_came_and_keep_no_state() -> None:
 def test_a_window_row_has_a_null_dead_letter() -> None:
     from stream.sequence import PACKED_DEAD_LETTER, output_schema
 
-    op, state = DeviceWindows(SPEC, NORM), FakeState()
+    op, state = FleetWindows(SPEC, NORM), FakeState()
     state.watermark = 3 * MIN
     rows = [(i * 30_000, i, [float(i), 1.0]) for i in range(6)]
     out = _call(op, state, rows)
     assert len(out) == 2 and list(out.columns) == output_schema().fieldNames()
     assert out[PACKED_DEAD_LETTER].isna().all()
+
+
+def _device_frame(device: str, rows: list[tuple[int, int, list[float]]]) -> pd.DataFrame:
+    frame = _frame(rows)
+    frame["device_id"] = device
+    return frame
+
+
+def test_devices_of_one_bucket_each_keep_their_own_windows() -> None:
+    # Readings of three devices arrive interleaved in one bucket's frames; each device's
+    # sequences equal those of the device alone.
+    op, state = FleetWindows(SPEC, NORM), FakeState()
+    op.init(state)
+    per_device = {
+        name: [(i * 30_000, i, [float(i) * (j + 1), 2.0 - j]) for i in range(6)]
+        for j, name in enumerate(["c", "a", "b"])
+    }
+    mixed = pd.concat(
+        [_device_frame(name, [rows[i]]) for i in range(6) for name, rows in per_device.items()],
+        ignore_index=True,
+    )
+    state.watermark = 3 * MIN
+    out = pd.concat(list(op.handleInputRows((0,), iter([mixed.iloc[:7], mixed.iloc[7:]]), state)))
+    out = _unpacked(out.reset_index(drop=True), op)
+    assert sorted(out["device_id"]) == ["a", "a", "b", "b", "c", "c"]
+    for name, rows in per_device.items():
+        alone_op, alone = FleetWindows(SPEC, NORM), FakeState()
+        alone.watermark = 3 * MIN
+        expected = _call(alone_op, alone, rows)
+        got = out[out["device_id"] == name].reset_index(drop=True)
+        assert list(got["window_end_ms"]) == list(expected["window_end_ms"])
+        for a, b in zip(got["sequence"], expected["sequence"], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_silent_devices_windows_close_on_the_buckets_timer() -> None:
+    # Device "d" stops reporting; the watermark (moved by other devices) passes its open
+    # window: the timer's sweep closes it and emits the sequence without a new reading.
+    op, state = FleetWindows(SPEC, NORM), FakeState()
+    _call(op, state, [(0, 1, [1.0, 1.0]), (MIN, 2, [2.0, 2.0])])
+    assert state.timeout == MIN
+    state.watermark = 2 * MIN  # windows 0 and 1 both passed
+    out = _call(op, state, [])
+    assert list(out["window_end_ms"]) == [2 * MIN]
+    np.testing.assert_array_equal(
+        out["sequence"][0],
+        _seq([_features([(0, 1, [1.0, 1.0])]), _features([(MIN, 2, [2.0, 2.0])])]),
+    )
+    assert state.exists and state.timeout is None  # nothing open, no time to live: kept
+
+
+def test_a_device_silent_for_the_time_to_live_is_forgotten() -> None:
+    op, state = FleetWindows(SPEC, NORM, ttl_ms=10 * MIN), FakeState()
+    op.init(state)
+    state.watermark = MIN
+    list(op.handleInputRows((0,), iter([_device_frame("quiet", [(0, 1, [1.0, 1.0])])]), state))
+    assert state.timers == {MIN + 10 * MIN}  # window 0 closed at once; forgotten at 11 min
+    state.watermark = 5 * MIN
+    list(op.handleInputRows((0,), iter([_device_frame("busy", [(5 * MIN, 1, [1.0, 1.0])])]), state))
+    assert state.fire(op) == [] and set(state.map) == {("quiet",), ("busy",)}
+    state.watermark = 11 * MIN  # "quiet" silent 10 min since its last window; "busy" 5 min
+    state.fire(op)
+    assert set(state.map) == {("busy",)}
+    assert state.timers == {6 * MIN + 10 * MIN}
