@@ -194,8 +194,10 @@ def run_prognos(
                     )
                 if count != last_count:
                     last_count, last_change = count, time.perf_counter()
-                if count >= expected:
+                if expected and count >= expected:
                     break
+                if not expected and _read(job) >= total:
+                    break  # nothing to score (a run too short for K windows): all read
                 idle = time.perf_counter() - last_change
                 lp = job.queries[0].lastProgress or {}
                 drained = lp and int(lp.get("numInputRows", 1)) == 0 and count
@@ -204,11 +206,16 @@ def run_prognos(
                         f"prognos: stopped waiting at {count}/{expected} windows", file=sys.stderr
                     )
                     break
+            # The batch that wrote the last window reports its progress after its sink.
+            deadline = time.perf_counter() + 30
+            while _read(job) < total and time.perf_counter() < deadline:
+                time.sleep(0.2)
             job.record_progress()
             progress = list(job.queries[0].recentProgress)
             job.stop()
         last_write = max(
-            (b["done"] for b in job.batches if b["windows"]), default=time.perf_counter()
+            (b["done"] for b in job.batches if b["windows"] or not expected),
+            default=time.perf_counter(),
         )
         # Timed from the first trigger, as the processes are from their first poll (after
         # their model load and connection): the job's checks, plan and query start before
@@ -246,6 +253,7 @@ def run_prognos(
         "name": name,
         "prefix": prefix,
         "scored": job.windows,
+        "read": sum(int(p.get("numInputRows", 0)) for p in progress),
         "steady_rate": steady,
         "progress": [
             {
@@ -281,6 +289,11 @@ def run_prognos(
         "memory": memory.as_dict(),
         "provider": job.metrics.provider,
     }
+
+
+def _read(job: Any) -> int:
+    """Readings the job's query has read so far (its progress reports)."""
+    return sum(int(p.get("numInputRows", 0)) for p in job.queries[0].recentProgress)
 
 
 def _median_run(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:

@@ -136,12 +136,21 @@ def cmapss_table() -> np.ndarray:
     return np.loadtxt(CMAPSS)
 
 
-def workload(copies: int, base: datetime | None = None) -> Workload:
-    """FD001's engines replicated ``copies`` times, in event-time order."""
+def workload(
+    copies: int,
+    base: datetime | None = None,
+    max_cycle: int | None = None,
+    cycle_s: float = CYCLE_S,
+) -> Workload:
+    """FD001's engines replicated ``copies`` times (100 devices each), in event-time order;
+    with ``max_cycle``, each engine's first cycles only (every device reports in every
+    cycle); a cycle is ``cycle_s`` of event time."""
     from ingest.codec import encode
     from ingest.schema import Reading
 
     table = cmapss_table()
+    if max_cycle is not None:
+        table = table[table[:, 1] <= max_cycle]
     base = base or datetime(2026, 1, 1, tzinfo=UTC)
     units = table[:, 0].astype(int)
     cycles = table[:, 1].astype(int)
@@ -167,7 +176,7 @@ def workload(copies: int, base: datetime | None = None) -> Workload:
         values_row = table[row]
         reading = Reading(
             device,
-            base + timedelta(seconds=c * CYCLE_S),
+            base + timedelta(seconds=c * cycle_s),
             c,
             # As the replay publishes them: s1..s21 and the engine's age in cycles.
             {
@@ -180,7 +189,7 @@ def workload(copies: int, base: datetime | None = None) -> Workload:
         keys.append(device.encode())
         values.append(encode(reading))
         devices[i] = idx
-        times[i] = base_s + c * CYCLE_S
+        times[i] = base_s + c * cycle_s
     return Workload(keys, values, devices, times, device_names)
 
 
