@@ -195,6 +195,36 @@ def print_table(result: dict[str, Any]) -> None:
             )
 
 
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Cost per reading (core-microseconds: 2 cores x wall time / readings, the steady
+    batches) against the number of devices, the job beside the hand-batched process."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    for f in result["fleets"]:
+        for r in f["rows"]:
+            cores = 1 if r["name"].endswith("local[1]") or r["name"] != JOB else 2
+            rate = r.get("steady_rate") or r["rate"]
+            series.setdefault(r["name"], []).append((f["devices"], cores * 1e6 / rate))
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    for name, points in series.items():
+        xs, ys = zip(*sorted(points), strict=True)
+        ax.plot(xs, ys, marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("devices in the fleet (one topic, batches of 50,000 readings)")
+    ax.set_ylabel("core-µs per reading")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Cost per reading against fleet size (2 cores)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fleets", default="400,20000,100000")
@@ -220,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     print_table(result)
     save("fleet", result, args.out)
+    plot(result, args.out.with_suffix(".png"))
     return 0
 
 
