@@ -11,8 +11,8 @@ the job's plan:
 
 1. read the topic (``format("kafka")``),
 2. + parse and validate (:func:`stream.parse.parse`),
-3. + watermark, windows and sequences (the per-device operator,
-   ``applyInPandasWithState``, :mod:`stream.sequence`),
+3. + watermark, windows and sequences (the window operator over buckets of devices,
+   ``transformWithStateInPandas``, :mod:`stream.sequence`),
 4. + scoring (``mapInArrow``, ONNX Runtime).
 
 Each cut runs twice in the same Spark session and the second run is reported, so code
@@ -71,7 +71,7 @@ def drained(job: Any, cut: str, checkpoint: Path) -> tuple[float, int]:
 CUTS = [
     ("read", "read the topic"),
     ("parse", "+ parse and validate"),
-    ("sequences", "+ watermark, windows and sequences (applyInPandasWithState)"),
+    ("sequences", "+ watermark, windows and sequences (transformWithStateInPandas)"),
     ("scoring", "+ scoring (mapInArrow)"),
 ]
 

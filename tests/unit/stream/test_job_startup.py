@@ -179,3 +179,25 @@ def test_only_a_batch_interrupted_by_our_own_stop_is_kept_out_of_the_error_log()
     assert quiet.filter(interrupted) and quiet.filter(real)  # running: every error is shown
     stopping.set()
     assert not quiet.filter(interrupted) and quiet.filter(real)
+
+
+def test_the_state_time_to_live_defaults_to_three_sequences_and_zero_keeps_state() -> None:
+    from models.scorer import Scorer
+    from stream.job import _state_ttl_ms
+
+    scorer = Scorer.load(DEFAULT_MODEL, providers="cpu")
+    spec = scorer.metadata.spec
+    config = StreamConfig.from_env({}, redis_url="redis://x", checkpoint=Path("c"))
+    assert config.state_ttl_seconds is None
+    assert _state_ttl_ms(config, scorer) == 3 * spec.sequence_length * spec.window_seconds * 1000
+    env = {"PROGNOS_STATE_TTL": "86400"}
+    config = StreamConfig.from_env(env, redis_url="redis://x", checkpoint=Path("c"))
+    assert _state_ttl_ms(config, scorer) == 86_400_000
+    config = StreamConfig.from_env({"PROGNOS_STATE_TTL": "0"}, redis_url="redis://x")
+    assert _state_ttl_ms(config, scorer) is None
+
+
+@pytest.mark.parametrize("raw", ["a day", "-5", "inf"])
+def test_a_bad_state_time_to_live_names_the_setting(raw: str) -> None:
+    with pytest.raises(ConfigError, match="PROGNOS_STATE_TTL"):
+        StreamConfig.from_env({"PROGNOS_STATE_TTL": raw}, redis_url="redis://x")
