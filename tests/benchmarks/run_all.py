@@ -64,7 +64,14 @@ def programs(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("stream", [py, str(HERE / "bench_stream.py"), "--out", str(out / "stream.json"), *stream]),
         (
             "fleet",
-            [py, str(HERE / "bench_fleet.py"), "--out", str(out / "fleet.json")]
+            [
+                py,
+                str(HERE / "bench_fleet.py"),
+                "--out",
+                str(out / "fleet.json"),
+                "--fleets",
+                "400,backblaze,20000,100000",
+            ]
             + (
                 ["--fleets", "400,2000", "--scale-fleet", "2000", "--naive-fleet", "2000"]
                 if quick
