@@ -238,6 +238,39 @@ def fleet(which: str, args: argparse.Namespace, bootstrap: str, redis_url: str) 
     }
 
 
+def fleet_latency(args: argparse.Namespace, bootstrap: str, redis_url: str) -> dict[str, Any]:
+    """p99 event-to-alert latency at ``--latency-devices`` devices and ``--latency-rate``
+    readings/s offered, beside the engine floor, as ``bench_stream``'s latency part: each
+    device first gets ``--latency-preload`` cycles of history (so it has K windows), a
+    cycle 1,500 s of event time; only windows closed by the offered load count."""
+    from tests.benchmarks.bench_stream import latency_floor, latency_prognos
+
+    lat = argparse.Namespace(
+        latency_devices=args.latency_devices,
+        latency_rate=args.latency_rate,
+        latency_seconds=args.latency_seconds,
+        latency_warmup=10.0,
+        latency_cycle_s=1500.0,
+        latency_preload_cycles=args.latency_preload,
+    )
+    spark = spark_session()
+    try:
+        print("latency: the engine floor ...", file=sys.stderr)
+        floor = latency_floor(spark, bootstrap, redis_url, lat)
+        print("latency: the job ...", file=sys.stderr)
+        job = latency_prognos(spark, bootstrap, redis_url, lat)
+    finally:
+        spark.stop()
+    return {
+        "devices": args.latency_devices,
+        "rate": args.latency_rate,
+        "seconds": args.latency_seconds,
+        "floor": floor,
+        "job": job,
+        "p99_ratio": round(job["p99_ms"] / floor["p99_ms"], 2) if floor.get("p99_ms") else None,
+    }
+
+
 def print_table(result: dict[str, Any]) -> None:
     print(
         "\n| fleet | devices | run | readings | readings/s | steady readings/s | windows | peak GiB |"
@@ -309,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale-fleet", type=int, default=20_000)
     ap.add_argument("--naive-fleet", type=int, default=20_000)
     ap.add_argument("--out", type=Path, default=RESULTS / "fleet.json")
+    ap.add_argument("--latency-devices", type=int, default=20_000)
+    ap.add_argument("--latency-rate", type=float, default=2_000.0)
+    ap.add_argument("--latency-seconds", type=float, default=60.0)
+    ap.add_argument("--latency-preload", type=int, default=24, help="cycles of history")
+    ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("bootstrap", "redis-url", "topic", "name", "child-out"):
         ap.add_argument(f"--{name}", help=argparse.SUPPRESS)
@@ -317,12 +355,20 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.child:
         return prognos_child(args)
-    fleets = args.fleets.split(",")
+    fleets = [f for f in args.fleets.split(",") if f]
     with stack() as (bootstrap, redis_url):
         result = {
             "machine": machine(),
             "fleets": [fleet(n, args, bootstrap, redis_url) for n in fleets],
         }
+        if not args.no_latency:
+            result["latency"] = fleet_latency(args, bootstrap, redis_url)
+            lat = result["latency"]
+            print(
+                f"latency at {lat['devices']:,} devices, {lat['rate']:,.0f} readings/s: job p99 "
+                f"{lat['job'].get('p99_ms')} ms, floor p99 {lat['floor'].get('p99_ms')} ms "
+                f"(ratio {lat['p99_ratio']}; kept up: {lat['job'].get('kept_up')})"
+            )
     print_table(result)
     save("fleet", result, args.out)
     plot(result, args.out.with_suffix(".png"))

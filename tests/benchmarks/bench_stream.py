@@ -456,11 +456,28 @@ def part_throughput(
 
 
 # -- latency -------------------------------------------------------------------------------------
-class Offered:
-    """A producer thread: ``rate`` readings/s over ``devices`` devices, event time 600 s
-    per cycle from ``base``; remembers when each cycle's first reading was sent."""
+def name_of_device(u: int, devices: int) -> str:
+    """The latency part's device names: ``LAT-001`` .. (wider fleets, wider numbers)."""
+    return f"LAT-{u:03d}" if devices < 1000 else f"LAT-{u:06d}"
 
-    def __init__(self, bootstrap: str, topic: str, devices: int, rate: float, base: datetime):
+
+class Offered:
+    """A producer thread: ``rate`` readings/s over ``devices`` devices (device ``u`` replays
+    FD001's engine ``(u - 1) % 100 + 1``), event time ``cycle_s`` per cycle from ``base``,
+    from cycle ``first_cycle`` on; remembers when each cycle's first reading was sent.
+    :meth:`preload` publishes the cycles before ``first_cycle`` at once (a history, so the
+    devices have K windows before the offered load starts)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        devices: int,
+        rate: float,
+        base: datetime,
+        cycle_s: float = CYCLE_S,
+        first_cycle: int = 1,
+    ):
         from kafka import KafkaProducer
 
         from ingest.codec import encode
@@ -471,35 +488,52 @@ class Offered:
         self.devices = devices
         self.period = devices / rate
         self.base = base
+        self.cycle_s = cycle_s
+        self.first_cycle = first_cycle
         self.sent_at: dict[int, float] = {}
         self.sent = 0
         self._stop = threading.Event()
         table = cmapss_table()
-        self.rows = [table[table[:, 0] == u] for u in range(1, devices + 1)]
+        units = [table[table[:, 0] == u] for u in range(1, 101)]
+        self.rows = [units[(u - 1) % 100] for u in range(1, devices + 1)]
+        self.names = [name_of_device(u, devices) for u in range(1, devices + 1)]
         self._encode = encode
         self._reading = Reading
         self.thread = threading.Thread(target=self._run, daemon=True)
 
+    def _send_cycle(self, cycle: int, producer: Any) -> None:
+        t = self.base + timedelta(seconds=cycle * self.cycle_s)
+        for name, rows in zip(self.names, self.rows, strict=True):
+            row = rows[cycle % len(rows)]
+            reading = self._reading(
+                name,
+                t,
+                cycle,
+                {**{f"s{i}": float(row[4 + i]) for i in range(1, 22)}, "cycle": float(row[1])},
+                {f"setting{i}": float(row[1 + i]) for i in range(1, 4)},
+            )
+            producer.send(self.topic, key=name.encode(), value=self._encode(reading))
+
+    def preload(self, bootstrap: str) -> None:
+        """Cycles 1 .. first_cycle - 1 of every device, as fast as the broker takes them."""
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap, linger_ms=50, batch_size=1 << 20, acks=1
+        )
+        for cycle in range(1, self.first_cycle):
+            self._send_cycle(cycle, producer)
+        producer.flush()
+        producer.close()
+
     def _run(self) -> None:
-        cycle = 0
+        cycle = self.first_cycle - 1
         next_at = time.perf_counter()
         while not self._stop.is_set():
             cycle += 1
-            t = self.base + timedelta(seconds=cycle * CYCLE_S)
             self.sent_at[cycle] = time.time()
-            for u, rows in enumerate(self.rows, start=1):
-                row = rows[cycle % len(rows)]
-                reading = self._reading(
-                    f"LAT-{u:03d}",
-                    t,
-                    cycle,
-                    {**{f"s{i}": float(row[4 + i]) for i in range(1, 22)}, "cycle": float(row[1])},
-                    {f"setting{i}": float(row[1 + i]) for i in range(1, 4)},
-                )
-                self.producer.send(
-                    self.topic, key=reading.device_id.encode(), value=self._encode(reading)
-                )
-                self.sent += 1
+            self._send_cycle(cycle, self.producer)
+            self.sent += self.devices
             next_at += self.period
             delay = next_at - time.perf_counter()
             if delay > 0:
@@ -604,7 +638,12 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
     watermark_s = spec.window_seconds
     topic = new_topic(bootstrap, "latency")
     prefix = f"bench-lat-{uuid.uuid4().hex[:6]}"
-    devices = [f"LAT-{u:03d}" for u in range(1, args.latency_devices + 1)]
+    devices = [name_of_device(u, args.latency_devices) for u in range(1, args.latency_devices + 1)]
+    # A wide fleet's hashes are polled for 500 devices spread over it (a poll of them all
+    # would take the benchmark process a core, beside the producer it must not slow).
+    devices = devices[:: max(1, len(devices) // 500)]
+    cycle_s = getattr(args, "latency_cycle_s", CYCLE_S)
+    preload = getattr(args, "latency_preload_cycles", 0)
     ready: dict[tuple[str, int], float] = {}
     stop = threading.Event()
 
@@ -644,7 +683,19 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
         # back that it stays behind the clock-skew limit (now + 1 day) for the whole run
         base = datetime.now(UTC) - timedelta(days=30)
         base = base.replace(microsecond=0)
-        offered = Offered(bootstrap, topic, args.latency_devices, args.latency_rate, base).start()
+        offered = Offered(
+            bootstrap,
+            topic,
+            args.latency_devices,
+            args.latency_rate,
+            base,
+            cycle_s=cycle_s,
+            first_cycle=preload + 1,
+        )
+        if preload:
+            print(f"  preloading {preload} cycles of history ...", file=sys.stderr)
+            offered.preload(bootstrap)
+        offered.start()
         main = job.queries[0]
 
         def caught_up() -> bool:
@@ -671,7 +722,7 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
     samples = []
     for (_, end_ms), at in ready.items():
         # the first cycle whose event time passes the window end by the watermark
-        cycle = int(np.ceil((end_ms / 1000 + watermark_s - base_s) / CYCLE_S))
+        cycle = int(np.ceil((end_ms / 1000 + watermark_s - base_s) / cycle_s))
         sent = offered.sent_at.get(cycle)
         if sent is None or sent < measure_from:
             continue
