@@ -19,12 +19,7 @@ readings per device at 400 devices, 2.5 at 20,000 and 0.5 at 100,000:
 * ``100000`` devices: the first ``--wide-cycles`` cycles (12): windows close, but no device
   reaches K windows in the run (scoring 100,000 devices' sequences would take longer than a
   benchmark may), so the runs are checked to have read every reading, none dropped as
-  late;
-* ``backblaze``: the first ``--backblaze-days`` days (24) of Backblaze's whole fleet
-  (22,892 drives, one SMART snapshot a day, drives entering and leaving as they did;
-  "Hard drive data and stats, Backblaze, Inc."), a day 1,500 s of event time. The default
-  model knows none of the SMART sensors, so its windows are all-missing and every drive
-  scores alike: this row measures cost on the real fleet's shape, not alerts.
+  late.
 
 Each Prognos run is a fresh process (``spark-submit``-free, the job as shipped: local mode,
 1 s trigger) timed from its first trigger, as ``bench_stream`` does; ``rate`` counts every
@@ -44,7 +39,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +56,6 @@ from tests.benchmarks.common import (
     NAIVE,
     RESULTS,
     ROOT,
-    Workload,
     expected_scored,
     machine,
     new_topic,
@@ -73,49 +66,6 @@ from tests.benchmarks.common import (
 )
 
 JOB = "prognos stream job"
-BACKBLAZE = ROOT.parent / "shared" / "data" / "backblaze" / "drives_all.csv.gz"
-#: The Backblaze fleet's row in the fleets list (``--fleets 400,20000,backblaze``).
-BACKBLAZE_FLEET = "backblaze"
-
-
-def backblaze_workload(days: int, day_s: float) -> Workload:
-    """The first ``days`` days of Backblaze's whole fleet (22,892 drives, one SMART
-    snapshot each a day, drives entering and leaving as they did), in event-time order, a
-    day compressed to ``day_s`` seconds of event time. Cite: "Hard drive data and stats,
-    Backblaze, Inc." (``../shared/data/backblaze/README.md``)."""
-    import numpy as np
-    import pandas as pd
-
-    from ingest.codec import encode
-    from ingest.schema import Reading
-
-    table = pd.read_csv(BACKBLAZE)
-    day = pd.to_datetime(table["date"])
-    index = (day - day.min()).dt.days.to_numpy()
-    table = table[index < days].assign(day=index[index < days])
-    table = table.sort_values(["day", "serial_number"], kind="stable")
-    smart = [c for c in table.columns if c.startswith("smart_")]
-    base = datetime(2026, 1, 1, tzinfo=UTC)
-    names: dict[str, int] = {}
-    keys, values = [], []
-    devices = np.empty(len(table), dtype=np.int64)
-    times = np.empty(len(table), dtype=np.float64)
-    meta = {"source": "backblaze"}
-    columns = [table["serial_number"].tolist(), table["day"].tolist(), table["model"].tolist()]
-    readings = table[smart].to_numpy(dtype=np.float64)
-    for i, (serial, d, model) in enumerate(zip(*columns, strict=True)):
-        idx = names.setdefault(serial, len(names))
-        sensors = {
-            c: (None if v != v else float(v)) for c, v in zip(smart, readings[i], strict=True)
-        }
-        reading = Reading(
-            serial, base + timedelta(seconds=d * day_s), d, sensors, {}, {**meta, "model": model}
-        )
-        keys.append(serial.encode())
-        values.append(encode(reading))
-        devices[i] = idx
-        times[i] = base.timestamp() + d * day_s
-    return Workload(keys, values, devices, times, list(names))
 
 
 def _shape(devices: int, args: argparse.Namespace) -> tuple[int | None, float]:
@@ -188,12 +138,8 @@ def fleet(which: str, args: argparse.Namespace, bootstrap: str, redis_url: str) 
     k = spec.sequence_length
     watermark = spec.window_seconds
     print(f"building the workload ({which}) ...", file=sys.stderr)
-    if which == BACKBLAZE_FLEET:
-        cycle_s = 1500.0
-        work = backblaze_workload(args.backblaze_days, cycle_s)
-    else:
-        cycles, cycle_s = _shape(int(which), args)
-        work = workload(int(which) // 100, max_cycle=cycles, cycle_s=cycle_s)
+    cycles, cycle_s = _shape(int(which), args)
+    work = workload(int(which) // 100, max_cycle=cycles, cycle_s=cycle_s)
     devices = len(work.device_names)
     topic = new_topic(bootstrap, f"fleet-{which}")
     pub = publish(bootstrap, topic, work)
@@ -296,8 +242,6 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     series: dict[str, list[tuple[int, float]]] = {}
     for f in result["fleets"]:
-        if f["fleet"] == BACKBLAZE_FLEET:
-            continue  # a point of its own below
         for r in f["rows"]:
             cores = 1 if r["name"].endswith("local[1]") or r["name"] != JOB else 2
             rate = r.get("steady_rate") or r["rate"]
@@ -306,20 +250,6 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for name, points in series.items():
         xs, ys = zip(*sorted(points), strict=True)
         ax.plot(xs, ys, marker="o", label=name)
-    for f in result["fleets"]:
-        if f["fleet"] == BACKBLAZE_FLEET:
-            for r in f["rows"]:
-                cores = 2 if r["name"] == JOB else 1
-                rate = r.get("steady_rate") or r["rate"]
-                ax.plot(
-                    [f["devices"]],
-                    [cores * 1e6 / rate],
-                    marker="*",
-                    markersize=11,
-                    linestyle="none",
-                    color="black" if r["name"] == JOB else "grey",
-                    label=f"Backblaze fleet: {r['name']}",
-                )
     ax.set_xscale("log")
     ax.set_xlabel("devices in the fleet (one topic, batches of 50,000 readings)")
     ax.set_ylabel("core-µs per reading")
@@ -334,8 +264,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fleets", default="400,20000,100000,backblaze")
-    ap.add_argument("--backblaze-days", type=int, default=24, help="days of the Backblaze fleet")
+    ap.add_argument("--fleets", default="400,20000,100000")
     ap.add_argument("--cycles", type=int, default=24, help="cycles per engine, scoring fleets")
     ap.add_argument("--wide-cycles", type=int, default=12, help="cycles per engine, widest")
     ap.add_argument("--scoring-limit", type=int, default=20_000)

@@ -69,11 +69,20 @@ def programs(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
                 str(HERE / "bench_fleet.py"),
                 "--out",
                 str(out / "fleet.json"),
-                "--fleets",
-                "400,backblaze,20000,100000",
             ]
             + (
-                ["--fleets", "400,2000", "--scale-fleet", "2000", "--naive-fleet", "2000"]
+                [
+                    "--fleets",
+                    "400,2000",
+                    "--scale-fleet",
+                    "2000",
+                    "--naive-fleet",
+                    "2000",
+                    "--latency-devices",
+                    "2000",
+                    "--latency-seconds",
+                    "20",
+                ]
                 if quick
                 else []
             ),
@@ -350,7 +359,7 @@ def fleet_rows(fleet: dict[str, Any] | None, row: Any) -> None:
         hb = runs.get(BATCHED)
         if job is None or which == "400":
             continue
-        devices = f"{size[which]:,}" + (" Backblaze" if which == "backblaze" else "")
+        devices = f"{size[which]:,}"
         if narrow:
             ratio = rate(job) / rate(narrow)
             row(
