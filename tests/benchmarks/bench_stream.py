@@ -597,7 +597,9 @@ def latency_floor(spark: Any, bootstrap: str, redis_url: str, args: Any) -> dict
                 seen.setdefault(int(value), time.time())
             time.sleep(0.002)
 
-    with tempfile.TemporaryDirectory(prefix="prognos-bench-floor-") as ckpt:
+    with tempfile.TemporaryDirectory(
+        prefix="prognos-bench-floor-", ignore_cleanup_errors=True
+    ) as ckpt:
         query = (
             spark.readStream.format("kafka")
             .option("kafka.bootstrap.servers", bootstrap)
@@ -675,7 +677,9 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
                     last[d] = end
             time.sleep(0.005)
 
-    with tempfile.TemporaryDirectory(prefix="prognos-bench-lat-") as ckpt:
+    with tempfile.TemporaryDirectory(
+        prefix="prognos-bench-lat-", ignore_cleanup_errors=True
+    ) as ckpt:
         config = stream_config(
             bootstrap, redis_url, topic, prefix, Path(ckpt), starting_offsets="earliest"
         )
