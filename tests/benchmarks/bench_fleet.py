@@ -288,8 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     with stack() as (bootstrap, redis_url):
         result = {
             "machine": machine(),
-            "fleets": [fleet(n, args, bootstrap, redis_url) for n in fleets],
+            "fleets": [],
         }
+        for n in fleets:  # saved after each fleet: a later failure keeps the earlier ones
+            result["fleets"].append(fleet(n, args, bootstrap, redis_url))
+            save("fleet", result, args.out)
         if not args.no_latency:
             result["latency"] = fleet_latency(args, bootstrap, redis_url)
             lat = result["latency"]

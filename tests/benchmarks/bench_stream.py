@@ -329,8 +329,9 @@ def _baseline_run(
         "prefix": prefix,
         "scored": r.windows,
         **row,
-        "seconds": round(r.last_write_s, 3),
-        "rate": round(r.readings / r.last_write_s, 1),
+        # Nothing scored (a run too short for K windows): timed to its last reading.
+        "seconds": round(r.last_write_s or r.seconds, 3),
+        "rate": round(r.readings / (r.last_write_s or r.seconds), 1),
     }
 
 
