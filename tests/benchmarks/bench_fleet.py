@@ -16,7 +16,7 @@ readings per device at 400 devices, 2.5 at 20,000 and 0.5 at 100,000:
 * ``20000`` devices: the first ``--cycles`` cycles of each engine (24), a cycle 1,500 s of
   event time, so the model's 3,000 s windows hold two readings and each device scores its
   first K-window sequences at the end (every reading of the window and sequence logic runs);
-* ``100000`` devices: the first ``--wide-cycles`` cycles (12): windows close, but no device
+* ``100000`` devices: the first ``--wide-cycles`` cycles (8): windows close, but no device
   reaches K windows in the run (scoring 100,000 devices' sequences would take longer than a
   benchmark may), so the runs are checked to have read every reading, none dropped as
   late.
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fleets", default="400,20000,100000")
     ap.add_argument("--cycles", type=int, default=24, help="cycles per engine, scoring fleets")
-    ap.add_argument("--wide-cycles", type=int, default=12, help="cycles per engine, widest")
+    ap.add_argument("--wide-cycles", type=int, default=8, help="cycles per engine, widest")
     ap.add_argument("--scoring-limit", type=int, default=20_000)
     ap.add_argument("--scale-fleet", type=int, default=20_000)
     ap.add_argument("--naive-fleet", type=int, default=20_000)
