@@ -416,6 +416,46 @@ def _base_python() -> str:
     return real if os.path.isfile(real) else sysconfig.get_config_var("BINDIR") + "/python3"
 
 
+def driver_environment_link(cwd: Path, out_dir: Path) -> Path:
+    """Make ``./prognos-env/bin/python`` in the driver's folder run this Python.
+
+    The window operator's ``transformWithStateInPandas`` starts one Python worker in the
+    driver when its query starts (to read the processor's state schemas), with the Python
+    the executors are given, ``./prognos-env/bin/python``, relative to the driver's folder:
+    so the folder ``spark-submit`` runs in (this one) gets a link ``prognos-env`` to a small
+    environment folder under ``out_dir`` whose ``bin/python`` is this interpreter. The link
+    is kept (a running job still needs it) and reused.
+
+    Raises:
+        SubmitError: ``./prognos-env`` exists and is not such a link.
+    """
+    env_dir = out_dir / "driver-env"
+    python = env_dir / "bin" / "python"
+    python.parent.mkdir(parents=True, exist_ok=True)
+    if not python.is_symlink() or os.readlink(python) != sys.executable:
+        python.unlink(missing_ok=True)
+        python.symlink_to(sys.executable)
+    link = cwd / ENV_ALIAS
+    if link.is_symlink():
+        if link.resolve() == env_dir.resolve():
+            return link
+        link.unlink()
+    elif link.exists():
+        raise SubmitError(
+            f"{link} exists and is not Prognos's link to the driver's Python: the driver "
+            f"runs ./{ENV_ALIAS}/bin/python when the job starts. Move it away, or run "
+            "`prognos submit` from another folder"
+        )
+    try:
+        link.symlink_to(env_dir.resolve(), target_is_directory=True)
+    except OSError as exc:
+        raise SubmitError(
+            f"cannot create {link} ({exc.strerror}): the driver runs ./{ENV_ALIAS}/bin/python "
+            "when the job starts. Run `prognos submit` from a folder you can write to"
+        ) from exc
+    return link
+
+
 def run(submission: Submission, *, dry_run: bool = False) -> int:
     """Print the command, then run it in the foreground; returns its exit code."""
     from deploy.jars import spark_build
@@ -424,6 +464,7 @@ def run(submission: Submission, *, dry_run: bool = False) -> int:
     print("running: " + " ".join(shlex.quote(c) for c in cmd), flush=True)
     if dry_run:
         return 0
+    driver_environment_link(Path.cwd(), submission.environment.parent)
     spark_home = spark_build().jars_dir.parent
     child_env = {**os.environ, "SPARK_HOME": str(spark_home)}
     if submission.conf.get("spark.driver.host") == "127.0.0.1":

@@ -177,3 +177,27 @@ def test_submit_refuses_spark_local_mode_naming_the_command_for_it(
 def test_a_master_url_without_a_valid_port_is_named() -> None:
     with pytest.raises(SubmitError, match="no valid port"):
         check_master("spark://host:abc")
+
+
+def test_the_drivers_folder_gets_a_link_that_runs_this_python(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from deploy.submit import ENV_ALIAS, SubmitError, driver_environment_link
+
+    cwd, out = tmp_path / "cwd", tmp_path / "out"
+    cwd.mkdir()
+    link = driver_environment_link(cwd, out)
+    assert link == cwd / ENV_ALIAS and link.is_symlink()
+    printed = subprocess.run(
+        [str(cwd / ENV_ALIAS / "bin" / "python"), "-c", "import sys; print(sys.version)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert printed == sys.version
+    assert driver_environment_link(cwd, out) == link  # reused
+    link.unlink()
+    (cwd / ENV_ALIAS).mkdir()  # someone else's folder: not replaced
+    with pytest.raises(SubmitError, match="is not Prognos's link"):
+        driver_environment_link(cwd, out)
