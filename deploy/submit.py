@@ -422,19 +422,24 @@ def driver_environment_link(cwd: Path, out_dir: Path) -> Path:
     The window operator's ``transformWithStateInPandas`` starts one Python worker in the
     driver when its query starts (to read the processor's state schemas), with the Python
     the executors are given, ``./prognos-env/bin/python``, relative to the driver's folder:
-    so the folder ``spark-submit`` runs in (this one) gets a link ``prognos-env`` to a small
-    environment folder under ``out_dir`` whose ``bin/python`` is this interpreter. The link
-    is kept (a running job still needs it) and reused.
+    so the folder ``spark-submit`` runs in (this one) gets a link ``prognos-env`` to this
+    Python environment (``sys.prefix``: the worker must import the job's modules), or,
+    where that has no ``bin/python``, to a folder under ``out_dir`` whose ``bin/python`` is
+    this interpreter. The link is kept (a running job still needs it) and reused.
 
     Raises:
         SubmitError: ``./prognos-env`` exists and is not such a link.
     """
-    env_dir = out_dir / "driver-env"
-    python = env_dir / "bin" / "python"
-    python.parent.mkdir(parents=True, exist_ok=True)
-    if not python.is_symlink() or os.readlink(python) != sys.executable:
-        python.unlink(missing_ok=True)
-        python.symlink_to(sys.executable)
+    # This environment itself (a virtual environment's or an installation's prefix, with
+    # its site-packages: the worker imports the job's modules); else a folder of its own.
+    env_dir = Path(sys.prefix)
+    if not (env_dir / "bin" / "python").exists():
+        env_dir = out_dir / "driver-env"
+        python = env_dir / "bin" / "python"
+        python.parent.mkdir(parents=True, exist_ok=True)
+        if not python.is_symlink() or os.readlink(python) != sys.executable:
+            python.unlink(missing_ok=True)
+            python.symlink_to(sys.executable)
     link = cwd / ENV_ALIAS
     if link.is_symlink():
         if link.resolve() == env_dir.resolve():

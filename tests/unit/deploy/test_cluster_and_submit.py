@@ -190,7 +190,11 @@ def test_the_drivers_folder_gets_a_link_that_runs_this_python(tmp_path: Path) ->
     link = driver_environment_link(cwd, out)
     assert link == cwd / ENV_ALIAS and link.is_symlink()
     printed = subprocess.run(
-        [str(cwd / ENV_ALIAS / "bin" / "python"), "-c", "import sys; print(sys.version)"],
+        [
+            str(cwd / ENV_ALIAS / "bin" / "python"),
+            "-c",
+            "import sys, stream.sequence; print(sys.version)",  # the job's modules import
+        ],
         capture_output=True,
         text=True,
         check=True,
