@@ -43,7 +43,11 @@ _JVM_OR_PYSPARK = ("org.", "java.", "scala.", "py4j.", "pyspark.")
 #: Failures whose raw text does not say what to do: the pattern, and the message instead.
 _HINTS = (
     (
-        re.compile(r'Cannot run program "(\./prognos-env/bin/python[^"]*)"'),
+        # Executors' task failures, and transformWithState's Python runner failures, which
+        # wrap the same launch error differently: any mention of the shipped Python.
+        re.compile(
+            r'Cannot run program "(\./prognos-env/bin/python[^"]*)"|(\./prognos-env/bin/python)'
+        ),
         "the executors cannot run the Python environment `prognos submit` shipped ({0}): its "
         "python links to an interpreter path the workers lack. Install that Python (the same "
         "version) at the same path on every worker, or set PROGNOS_EXECUTOR_PYTHON to the "
