@@ -473,6 +473,12 @@ class SparkMaster(_SparkDaemon):
         return state is not None and state.get("status") == "ALIVE"
 
 
+#: A finished application's folder on a worker is removed this long after its last write,
+#: checked every WORK_CLEANUP_INTERVAL_S (Spark's own worker cleanup).
+WORK_RETENTION_S = 120
+WORK_CLEANUP_INTERVAL_S = 60
+
+
 class SparkWorker(_SparkDaemon):
     main_class = "org.apache.spark.deploy.worker.Worker"
 
@@ -500,6 +506,19 @@ class SparkWorker(_SparkDaemon):
             str(self.dir / "work"),
             self.cluster.spark_master,
         ]
+
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        # Each executor unpacks what `prognos submit` ships (the Python environment, about
+        # 360 MB) into the application's folder under work/; Spark keeps a finished
+        # application's folder for 7 days, so a day of submissions could fill the disk.
+        # Here it goes WORK_RETENTION_S after the application ends.
+        env["SPARK_WORKER_OPTS"] = (
+            "-Dspark.worker.cleanup.enabled=true "
+            f"-Dspark.worker.cleanup.interval={WORK_CLEANUP_INTERVAL_S} "
+            f"-Dspark.worker.cleanup.appDataTtl={WORK_RETENTION_S}"
+        )
+        return env
 
     def healthy(self) -> bool:
         state = self.master_state() or {}

@@ -9,6 +9,7 @@ process of it is left and every port is closed.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,6 +41,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield cluster
     finally:
         cluster.down()
+        # The applications' folders keep their logs; the unpacked environments (~360 MB
+        # an executor) go, so the test runs pytest keeps do not fill the disk.
+        for unpacked in config.state_dir.glob("spark-worker-*/work/*/*/prognos-env"):
+            shutil.rmtree(unpacked, ignore_errors=True)
         left = [s.name for s in cluster.services if s.running_pid() is not None]
         ports = [p for s in cluster.services for p in s.ports if not port_is_free(p)]
         assert not left and not ports, f"left running after down: {left}, ports {ports}"

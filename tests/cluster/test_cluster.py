@@ -175,6 +175,29 @@ def test_the_topics_are_replicated_and_hdfs_answers(cluster: Any) -> None:
     assert all(s.healthy for s in statuses), statuses
 
 
+def test_the_workers_remove_a_finished_applications_folder(cluster: Any) -> None:
+    """Each executor unpacks what `prognos submit` ships (the Python environment, ~360 MB)
+    into its application's folder under the worker's work/; Spark keeps a finished one for
+    7 days unless told otherwise. The local cluster's workers remove it WORK_RETENTION_S
+    after its last write, and leave a recent one alone."""
+    from deploy.cluster import WORK_CLEANUP_INTERVAL_S, WORK_RETENTION_S
+
+    work = cluster.workers[0].dir / "work"
+    tag = uuid.uuid4().hex[:6]
+    old, recent = work / f"app-finished-{tag}", work / f"app-recent-{tag}"
+    for folder in (old, recent):
+        (folder / "0").mkdir(parents=True)
+        (folder / "0" / "stderr").write_text("an executor's log\n")
+    past = time.time() - WORK_RETENTION_S - 60
+    for path in (old / "0" / "stderr", old / "0", old):
+        os.utime(path, (past, past))
+    deadline = time.monotonic() + 2 * WORK_CLEANUP_INTERVAL_S + 15
+    while old.exists() and time.monotonic() < deadline:
+        time.sleep(2)
+    assert not old.exists(), f"{old} outlived {WORK_RETENTION_S} s: the worker cleanup is off"
+    assert (recent / "0" / "stderr").exists(), "a folder newer than the retention was removed"
+
+
 @pytest.mark.skipif(not _selected("worker"), reason="PROGNOS_CLUSTER_FAULTS leaves it out")
 def test_a_spark_worker_killed_mid_run(
     cluster: Any, golden: Snapshot, recording: Recording, tmp_path: Path
