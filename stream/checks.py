@@ -10,7 +10,8 @@ letter is not what creates it.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
 from stream.errors import ConfigError, ServiceUnreachableError
 from stream.redis_config import redact_url, redis_answers
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["check_services"]
+__all__ = ["check_executor_python", "check_services"]
 
 
 def check_services(config: StreamConfig) -> None:
@@ -76,3 +77,42 @@ def check_services(config: StreamConfig) -> None:
             f"no Redis answers at {redact_url(config.redis_url)}: run `prognos stack up`, "
             "or set PROGNOS_REDIS_URL"
         )
+
+
+_LAUNCH_FAILED = re.compile(r'Cannot run program "([^"]+)"')
+
+
+def _python_version(_: Any) -> str:
+    import sys
+
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def check_executor_python(spark: Any) -> None:
+    """On a cluster, run one small Python task an executor core before the query starts.
+
+    A worker that cannot start the job's Python (``prognos submit`` ships an environment
+    whose ``python`` links to an interpreter path the workers may lack) would otherwise
+    fail the first batch deep inside the window operator, under a shuffle error that does
+    not say why. Local mode is not checked (its Python is this one).
+
+    Raises:
+        ConfigError: the executors cannot start their Python, naming the path and the fix.
+    """
+    context = spark.sparkContext
+    if str(context.master or "").startswith("local"):
+        return
+    tasks = max(1, int(context.defaultParallelism))
+    try:
+        versions = set(context.parallelize(range(tasks), tasks).map(_python_version).collect())
+    except Exception as exc:  # py4j's error carries the tasks' failure text
+        found = _LAUNCH_FAILED.search(str(exc))
+        if found is None:
+            raise
+        raise ConfigError(
+            f"the executors cannot run the Python environment `prognos submit` shipped "
+            f"({found.group(1)}): its python links to an interpreter path the workers lack. "
+            "Install that Python (the same version) at the same path on every worker, or set "
+            "PROGNOS_EXECUTOR_PYTHON to the workers' python3 and submit again"
+        ) from None
+    logger.info("the executors run Python %s", ", ".join(sorted(versions)))

@@ -330,10 +330,11 @@ class StreamJob:
 
     def start(self) -> list[StreamingQuery]:
         """Check the services and the checkpoint, then start the query."""
-        from stream.checks import check_services
+        from stream.checks import check_executor_python, check_services
 
         check_services(self.config)
         self.check_checkpoint()
+        check_executor_python(self.spark)
         self.switch = ModelSwitch(
             self.sink.client,
             self.sink.keys,

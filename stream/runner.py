@@ -38,6 +38,7 @@ __all__ = ["JobProgress", "QueryRunner", "failure_reason", "kafka_lag"]
 
 _CAUSE = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception): \S")
 _JVM_OR_PYSPARK = ("org.", "java.", "scala.", "py4j.", "pyspark.")
+_STAGE_FAILED = re.compile(r"SparkException: (Job aborted due to stage failure: .*)")
 
 
 #: Failures whose raw text does not say what to do: the pattern, and the message instead.
@@ -86,7 +87,13 @@ def failure_reason(error: BaseException) -> str:
             return hint.format(where)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     causes = [line for line in lines if _CAUSE.match(line) and not line.startswith(_JVM_OR_PYSPARK)]
-    reason = causes[-1] if causes else lines[0] if lines else type(error).__name__
+    aborted = _STAGE_FAILED.search(text)
+    if causes:
+        reason = causes[-1]
+    elif aborted:  # a Spark job of the batch failed: its reason, not py4j's first line
+        reason = aborted.group(1)
+    else:
+        reason = lines[0] if lines else type(error).__name__
     return reason.rstrip(".")[:500]
 
 

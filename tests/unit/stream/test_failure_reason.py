@@ -37,3 +37,17 @@ def test_a_namenode_that_does_not_answer_is_named() -> None:
     )
     assert "a NameNode at nn:8020" in failure_reason(cut)
     assert "prognos cluster status" in failure_reason(cut)
+
+
+def test_a_failed_spark_job_of_a_batch_gives_its_stage_failure_not_py4js_first_line() -> None:
+    error = Exception(
+        "An exception was raised by the Python Proxy. Return Message: Traceback (most recent "
+        "call last):\n  File x\npy4j.protocol.Py4JJavaError: An error occurred while calling "
+        "o3554.collectToPython.\n: org.apache.spark.SparkException: Job aborted due to stage "
+        "failure: ResultStage 1 has failed the maximum allowable number of times: 4. Most "
+        "recent failure reason: org.apache.spark.shuffle.MetadataFetchFailedException: "
+        "Missing an output location for shuffle 0 partition 0\n\tat org.apache.spark.X"
+    )
+    reason = failure_reason(error)
+    assert reason.startswith("Job aborted due to stage failure: ResultStage 1 has failed")
+    assert reason.endswith("Missing an output location for shuffle 0 partition 0")
