@@ -140,7 +140,7 @@ engine-stop:
 image: setup engine
 	@case "$(BASE_IMAGE)" in prognos-base:*) sh deploy/docker/base-image.sh $(BASE_IMAGE);; esac
 	$(BIN)/python -m deploy.image .prognos/image
-	docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .prognos/image
+	sh deploy/docker/build-image.sh .prognos/image $(BASE_IMAGE) $(IMAGE)
 
 compose-up: image
 	PROGNOS_IMAGE=$(IMAGE) $(COMPOSE) up -d

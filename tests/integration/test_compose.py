@@ -40,6 +40,22 @@ def _run(*cmd: str, timeout: float = 900, env: dict[str, str] | None = None) -> 
     return result.stdout
 
 
+def _image_id(name: str) -> str:
+    """The image's ID, or "" when the engine has no such image."""
+    result = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def _dangling() -> set[str]:
+    """The engine's untagged images."""
+    return set(_run("docker", "images", "-q", "--filter", "dangling=true").split())
+
+
 def test_the_image_runs_the_compose_file_from_readings_to_alerts(tmp_path: Path) -> None:
     import redis
 
@@ -53,7 +69,15 @@ def test_the_image_runs_the_compose_file_from_readings_to_alerts(tmp_path: Path)
     env = {"PROGNOS_COMPOSE_REDIS_PORT": str(port), "PROGNOS_CMAPSS_DIR": str(CMAPSS_DIR)}
     compose = ["docker-compose", "-p", project, "-f", str(ROOT / "deploy" / "compose.yaml")]
     try:
+        replaced = [_image_id("prognos:latest"), _image_id("prognos-venv:build")]
+        dangling = _dangling()
         _run("make", "--no-print-directory", "image", timeout=1500)
+        built = [_image_id("prognos:latest"), _image_id("prognos-venv:build")]
+        assert all(built), "make image did not tag prognos:latest and its venv stage"
+        # A rebuild removes the images it replaced and leaves no untagged image behind.
+        left = [old for old, new in zip(replaced, built, strict=True) if old and old != new]
+        assert not [old for old in left if _image_id(old)], f"replaced images left: {left}"
+        assert _dangling() <= dangling, f"untagged images after the build: {_dangling()}"
         assert _run("docker", "run", "--rm", "prognos:latest", "id", "-u").strip() != "0"
         _run(*compose, "up", "-d", env=env)
         client = redis.Redis(port=port)
