@@ -69,6 +69,7 @@ def test_the_image_runs_the_compose_file_from_readings_to_alerts(tmp_path: Path)
     env = {"PROGNOS_COMPOSE_REDIS_PORT": str(port), "PROGNOS_CMAPSS_DIR": str(CMAPSS_DIR)}
     compose = ["docker-compose", "-p", project, "-f", str(ROOT / "deploy" / "compose.yaml")]
     try:
+        _run("make", "--no-print-directory", "engine", timeout=600)  # to list its images
         replaced = [_image_id("prognos:latest"), _image_id("prognos-venv:build")]
         dangling = _dangling()
         _run("make", "--no-print-directory", "image", timeout=1500)
