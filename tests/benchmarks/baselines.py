@@ -3,7 +3,8 @@
 Both read the same topic, compute the same windows (tumbling, the model's length and
 origin), keep the same last K windows per device, score with the same model and apply the
 job's alert policy through the job's sink (:class:`stream.sink.RedisAlertSink`), so they
-do the job's work: the same scored windows and the same alert events, which the benchmark
+do the job's work (with the job's model, ``model``: the committed default unless given):
+the same scored windows and the same alert events, which the benchmark
 checks (:attr:`BaselineResult.windows`, and the events read back from Redis). A window is
 closed once the event time read passes its end by the watermark (``end <= event_time -
 watermark``), where the event time is the least over the topic's partitions of the
@@ -30,11 +31,14 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tests.benchmarks.common import ROOT
+
+DEFAULT_MODEL = ROOT / "models" / "default"
 
 
 @dataclass
@@ -83,12 +87,13 @@ def naive(
     total: int,
     watermark_s: float,
     partitions: int = 2,
+    model: Path = DEFAULT_MODEL,
 ) -> BaselineResult:
     from models.features import compute_window_features, normalise
     from models.scorer import Scorer
     from stream.alerts import ScoredWindow
 
-    scorer = Scorer.load(ROOT / "models" / "default", providers="cpu")
+    scorer = Scorer.load(model, providers="cpu")
     meta = scorer.metadata
     spec = meta.spec
     k, _ = scorer.input_shape
@@ -159,12 +164,13 @@ def batched(
     total: int,
     watermark_s: float,
     partitions: int = 2,
+    model: Path = DEFAULT_MODEL,
 ) -> BaselineResult:
     from models.features import compute_windows_features, normalise
     from models.scorer import Scorer
     from stream.alerts import ScoredWindow
 
-    scorer = Scorer.load(ROOT / "models" / "default", providers="cpu")
+    scorer = Scorer.load(model, providers="cpu")
     meta = scorer.metadata
     spec = meta.spec
     k, _ = scorer.input_shape

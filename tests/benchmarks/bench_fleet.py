@@ -19,28 +19,41 @@ readings per device at 400 devices, 2.5 at 20,000 and 0.5 at 100,000:
 * ``100000`` devices: the first ``--wide-cycles`` cycles (8): windows close, but no device
   reaches K windows in the run (scoring 100,000 devices' sequences would take longer than a
   benchmark may), so the runs are checked to have read every reading, none dropped as
-  late.
+  late;
+* ``backblaze``: Backblaze's whole fleet of disks (``../shared/data/backblaze``, "Hard drive
+  data and stats, Backblaze, Inc."), its first ``--backblaze-days`` days (12: about 21,000
+  drives, one reading a day each), replayed by ``prognos replay --sort-by-time`` and scored
+  by a model trained on the disks first (``prognos catalogue infer`` on the replayed days,
+  ``prognos train`` on the 3,000-drive sample, under a minute): one-day windows, K = 6.
 
 Each Prognos run is a fresh process (``spark-submit``-free, the job as shipped: local mode,
 1 s trigger) timed from its first trigger, as ``bench_stream`` does; ``rate`` counts every
 batch, ``steady_rate`` the batches after the first (the first holds code generation and
 the Python workers' start). At the fleet of ``--scale-fleet`` devices the job also runs at
 ``local[1]`` (one core) for the scale-out figure. The hand-batched process and (at
-``--naive-fleet`` only: it reads 3,000 records a second) the naive consumer drain the same
-topic; at fleets that score windows, the program fails unless every run scored the same
-windows and raised the same alert events.
+``--naive-fleet`` and Backblaze's only: it reads 3,000 records a second) the naive consumer
+drain the same topic; at fleets that score windows, the program fails unless every run
+scored the same windows and raised the same alert events.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import gzip
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -82,7 +95,14 @@ def prognos_child(args: argparse.Namespace) -> int:
     spark = spark_session()
     try:
         row = run_prognos(
-            spark, args.bootstrap, args.redis_url, args.topic, args.expected, args.total, args.name
+            spark,
+            args.bootstrap,
+            args.redis_url,
+            args.topic,
+            args.expected,
+            args.total,
+            args.name,
+            Path(args.model) if args.model else None,
         )
         row["scored"] = sorted(row["scored"])
         row["master"] = spark.sparkContext.master
@@ -100,8 +120,10 @@ def run_job(
     total: int,
     name: str,
     master: str,
+    model: Path | None = None,
 ) -> dict[str, Any]:
-    """The job's drain in a fresh process at ``master``; its row, ``scored`` a set again."""
+    """The job's drain in a fresh process at ``master`` (with ``model``, else the default
+    one); its row, ``scored`` a set again."""
     print(f"running the {name} ({master}) ...", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="prognos-bench-fleet-") as tmp:
         out = Path(tmp) / "row.json"
@@ -124,6 +146,7 @@ def run_job(
             name,
             "--child-out",
             str(out),
+            *(["--model", str(model)] if model else []),
         ]
         subprocess.run(command, env=env, check=True, cwd=ROOT)
         row: dict[str, Any] = json.loads(out.read_text())
@@ -132,6 +155,7 @@ def run_job(
 
 
 def fleet(which: str, args: argparse.Namespace, bootstrap: str, redis_url: str) -> dict[str, Any]:
+    """One simulated fleet of ``which`` devices (C-MAPSS engines replicated), every run."""
     from models.scorer import Scorer
 
     spec = Scorer.load(ROOT / "models" / "default", providers="cpu").metadata.spec
@@ -140,7 +164,6 @@ def fleet(which: str, args: argparse.Namespace, bootstrap: str, redis_url: str) 
     print(f"building the workload ({which}) ...", file=sys.stderr)
     cycles, cycle_s = _shape(int(which), args)
     work = workload(int(which) // 100, max_cycle=cycles, cycle_s=cycle_s)
-    devices = len(work.device_names)
     topic = new_topic(bootstrap, f"fleet-{which}")
     pub = publish(bootstrap, topic, work)
     expected = expected_scored(work, spec.window_seconds, k, watermark)
@@ -149,18 +172,68 @@ def fleet(which: str, args: argparse.Namespace, bootstrap: str, redis_url: str) 
         f"({pub:.1f}s); {expected:,} windows can close and be scored",
         file=sys.stderr,
     )
-    total = len(work)
-    rows = [run_job(bootstrap, redis_url, topic, expected, total, JOB, "local[2]")]
+    result = fleet_runs(
+        which,
+        args,
+        bootstrap,
+        redis_url,
+        topic,
+        devices=len(work.device_names),
+        total=len(work),
+        expected=expected,
+        watermark=watermark,
+    )
+    return {**result, "cycle_s": cycle_s}
+
+
+def fleet_runs(
+    which: str,
+    args: argparse.Namespace,
+    bootstrap: str,
+    redis_url: str,
+    topic: str,
+    *,
+    devices: int,
+    total: int,
+    expected: int,
+    watermark: float,
+    model: Path | None = None,
+) -> dict[str, Any]:
+    """The job and the baselines on the fleet ``which`` pre-loaded in ``topic``: each must
+    read every reading, drop none as late and (where windows are scored) score the same
+    windows and raise the same alert events as the others."""
+    rows = [run_job(bootstrap, redis_url, topic, expected, total, JOB, "local[2]", model)]
     if which == str(args.scale_fleet):
         rows.append(
-            run_job(bootstrap, redis_url, topic, expected, total, f"{JOB}, local[1]", "local[1]")
+            run_job(
+                bootstrap, redis_url, topic, expected, total, f"{JOB}, local[1]", "local[1]", model
+            )
         )
+    kw = {"model": model} if model else {}
     rows.append(
-        _baseline_run(baselines.batched, BATCHED, 1, bootstrap, topic, redis_url, total, watermark)
+        _baseline_run(
+            partial(baselines.batched, **kw),
+            BATCHED,
+            1,
+            bootstrap,
+            topic,
+            redis_url,
+            total,
+            watermark,
+        )
     )
-    if which == str(args.naive_fleet):
+    if which in (str(args.naive_fleet), "backblaze"):
         rows.append(
-            _baseline_run(baselines.naive, NAIVE, 1, bootstrap, topic, redis_url, total, watermark)
+            _baseline_run(
+                partial(baselines.naive, **kw),
+                NAIVE,
+                1,
+                bootstrap,
+                topic,
+                redis_url,
+                total,
+                watermark,
+            )
         )
     for row in rows:
         read = row["read"] if "read" in row else row["readings"]
@@ -176,11 +249,133 @@ def fleet(which: str, args: argparse.Namespace, bootstrap: str, redis_url: str) 
         "fleet": which,
         "devices": devices,
         "readings": total,
-        "readings_per_device_per_batch": round(50_000 / len(work.device_names), 2),
-        "cycle_s": cycle_s,
+        "readings_per_device_per_batch": round(50_000 / devices, 2),
         "expected_windows": expected,
         "same_work": same,
         "rows": rows,
+    }
+
+
+# -- Backblaze's disks ---------------------------------------------------------------------------
+BACKBLAZE = ROOT.parent / "shared" / "data" / "backblaze"
+BB_COLUMNS = ["--device-column", "serial_number", "--time-column", "date"]
+BB_FIELDS = ["--metadata", "model,capacity_bytes", "--ignore", "failure"]
+BB_SENSORS = "smart_1_raw,smart_5_raw,smart_9_raw,smart_194_raw,smart_197_raw"
+
+
+def _prognos(*args: str, env: dict[str, str] | None = None) -> str:
+    """``prognos ARGS`` in a child process, as a user runs it; its stdout."""
+    command = [sys.executable, "-m", "deploy.cli", "--log-level", "WARNING", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    if result.returncode:
+        raise SystemExit(
+            f"prognos {args[0]} exited {result.returncode}:\n"
+            f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        )
+    return result.stdout
+
+
+def backblaze_model(folder: Path, recording: Path) -> Path:
+    """A model of Backblaze's disks, made as a new user makes one: a catalogue inferred from
+    the recording to replay (the whole fleet holds a few implausible values the sample does
+    not, and every reading must reach every run), then trained on the 3,000-drive sample
+    with its failure log (one network, 8 epochs, seed 7: under a minute). Throughput does
+    not depend on how good the model is."""
+    sample = BACKBLAZE / "drives_sample3000.csv"
+    catalogue = folder / "disks.toml"
+    _prognos("catalogue", "infer", str(recording), *BB_COLUMNS, *BB_FIELDS, "--out", str(catalogue))
+    model = folder / "model"
+    _prognos(
+        "train", "--data", str(sample), *BB_COLUMNS, "--sensors", BB_SENSORS,
+        "--failures", str(BACKBLAZE / "failures.csv"), "--events-time-column", "failure_date",
+        "--catalogue", str(catalogue), "--out", str(model), "--lead", "1d", "--ensemble", "none",
+        "--folds", "1", "--epochs", "8", "--no-plots", "--seed", "7",
+    )  # fmt: skip
+    return model
+
+
+def backblaze_days(days: int, out: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The whole fleet's first ``days`` days (every drive, one reading a day) written to
+    ``out`` as CSV; (device index, event time in s, device names) of its readings."""
+    if not (BACKBLAZE / "drives_all.csv.gz").is_file():
+        raise SystemExit(
+            f"the Backblaze recording is not in {BACKBLAZE}: ../shared must be beside the repo"
+        )
+    with gzip.open(BACKBLAZE / "drives_all.csv.gz", "rt", newline="") as src:
+        reader = csv.reader(src)
+        header = next(reader)
+        rows = list(reader)
+    at, serial = header.index("date"), header.index("serial_number")
+    first = date.fromisoformat(min(r[at] for r in rows))
+    cutoff = (first + timedelta(days=days)).isoformat()
+    kept = [r for r in rows if r[at] < cutoff]
+    with out.open("w", newline="") as dst:
+        writer = csv.writer(dst)
+        writer.writerow(header)
+        writer.writerows(kept)
+    ids: dict[str, int] = {}
+    devices = np.array([ids.setdefault(r[serial], len(ids)) for r in kept], dtype=np.int64)
+    day_s = {
+        d: datetime.fromisoformat(d).replace(tzinfo=UTC).timestamp() for d in {r[at] for r in kept}
+    }
+    times = np.array([day_s[r[at]] for r in kept])
+    return devices, times, list(ids)
+
+
+def fleet_backblaze(args: argparse.Namespace, bootstrap: str, redis_url: str) -> dict[str, Any]:
+    """Backblaze's whole fleet (about 22,000 drives, "Hard drive data and stats, Backblaze,
+    Inc."), its first ``--backblaze-days`` days replayed with ``prognos replay`` in event-time
+    order, scored by a model trained on its disks: the job and both baselines."""
+    from models.scorer import Scorer
+
+    with tempfile.TemporaryDirectory(prefix="prognos-bench-backblaze-") as tmp:
+        folder = Path(tmp)
+        recording = folder / "drives.csv"
+        devices, times, names = backblaze_days(args.backblaze_days, recording)
+        print("backblaze: training a model of the disks ...", file=sys.stderr)
+        model = backblaze_model(folder, recording)
+        spec = Scorer.load(model, providers="cpu").metadata.spec
+        total = len(times)
+        topic = new_topic(bootstrap, "fleet-backblaze")
+        t0 = time.perf_counter()
+        out = _prognos(
+            "replay", str(recording), *BB_COLUMNS, *BB_FIELDS,
+            "--catalogue", str(model / "catalogue.toml"), "--topic", topic,
+            "--as-fast-as-possible", "--sort-by-time", "--no-progress",
+            env={**os.environ, "PROGNOS_KAFKA_BOOTSTRAP": bootstrap},
+        )  # fmt: skip
+        if f"{total:,} readings to" not in out or " 0 dead letters" not in out:
+            raise SystemExit(f"the Backblaze replay did not send every reading:\n{out}")
+        work = SimpleNamespace(devices=devices, times_s=times, device_names=names)
+        watermark = spec.window_seconds
+        expected = expected_scored(work, spec.window_seconds, spec.sequence_length, watermark)  # type: ignore[arg-type]
+        print(
+            f"backblaze: {total:,} readings of {len(names):,} drives over "
+            f"{args.backblaze_days} days in {topic} ({time.perf_counter() - t0:.1f}s); "
+            f"{expected:,} windows can close and be scored",
+            file=sys.stderr,
+        )
+        result = fleet_runs(
+            "backblaze",
+            args,
+            bootstrap,
+            redis_url,
+            topic,
+            devices=len(names),
+            total=total,
+            expected=expected,
+            watermark=watermark,
+            model=model,
+        )
+    return {
+        **result,
+        "days": args.backblaze_days,
+        "model": {
+            "window_s": spec.window_seconds,
+            "sequence_length": spec.sequence_length,
+            "sensors": len(spec.sensors),
+        },
+        "source": "Hard drive data and stats, Backblaze, Inc. (drives_all.csv.gz)",
     }
 
 
@@ -245,7 +440,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         for r in f["rows"]:
             cores = 1 if r["name"].endswith("local[1]") or r["name"] != JOB else 2
             rate = r.get("steady_rate") or r["rate"]
-            series.setdefault(r["name"], []).append((f["devices"], cores * 1e6 / rate))
+            name = f"{r['name']}, Backblaze" if f["fleet"] == "backblaze" else r["name"]
+            series.setdefault(name, []).append((f["devices"], cores * 1e6 / rate))
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     for name, points in series.items():
         xs, ys = zip(*sorted(points), strict=True)
@@ -264,7 +460,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fleets", default="400,20000,100000")
+    ap.add_argument("--fleets", default="400,20000,100000,backblaze")
+    ap.add_argument(
+        "--backblaze-days", type=int, default=12, help="days of Backblaze's fleet to replay"
+    )
     ap.add_argument("--cycles", type=int, default=24, help="cycles per engine, scoring fleets")
     ap.add_argument("--wide-cycles", type=int, default=8, help="cycles per engine, widest")
     ap.add_argument("--scoring-limit", type=int, default=20_000)
@@ -277,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-preload", type=int, default=24, help="cycles of history")
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    for name in ("bootstrap", "redis-url", "topic", "name", "child-out"):
+    for name in ("bootstrap", "redis-url", "topic", "name", "child-out", "model"):
         ap.add_argument(f"--{name}", help=argparse.SUPPRESS)
     ap.add_argument("--expected", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--total", type=int, help=argparse.SUPPRESS)
@@ -291,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
             "fleets": [],
         }
         for n in fleets:  # saved after each fleet: a later failure keeps the earlier ones
-            result["fleets"].append(fleet(n, args, bootstrap, redis_url))
+            part = fleet_backblaze if n == "backblaze" else partial(fleet, n)
+            result["fleets"].append(part(args, bootstrap, redis_url))
             save("fleet", result, args.out)
         if not args.no_latency:
             result["latency"] = fleet_latency(args, bootstrap, redis_url)

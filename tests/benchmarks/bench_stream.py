@@ -169,14 +169,17 @@ def run_prognos(
     expected: int,
     total: int,
     name: str = JOB_COLD,
+    model: Path | None = None,
 ) -> dict[str, Any]:
+    """One drain of ``topic`` by the job (its model ``model``, else the default one)."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     # RocksDB maintenance may still write into a stopped query's checkpoint: cleanup is
     # best effort.
     with tempfile.TemporaryDirectory(
         prefix="prognos-bench-ckpt-", ignore_cleanup_errors=True
     ) as ckpt:
-        job = measured_job(spark, stream_config(bootstrap, redis_url, topic, prefix, Path(ckpt)))
+        config = stream_config(bootstrap, redis_url, topic, prefix, Path(ckpt), model_path=model)
+        job = measured_job(spark, config)
         with MemorySampler() as memory:
             started_epoch, started = time.time(), time.perf_counter()
             job.start()
