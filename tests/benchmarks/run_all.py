@@ -73,7 +73,9 @@ def programs(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
             + (
                 [
                     "--fleets",
-                    "400,2000",
+                    "400,2000,backblaze",
+                    "--backblaze-days",
+                    "8",
                     "--scale-fleet",
                     "2000",
                     "--naive-fleet",
