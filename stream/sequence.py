@@ -13,7 +13,8 @@ a batch's cost grew with the number of devices in it rather than with its readin
 * the readings of the device's open windows: event time, ``seq`` and the model's sensor
   values (standardised per operating regime where the model has regimes);
 * the end of its last closed window;
-* the feature vectors of its last K closed windows.
+* its last K - 1 closed windows' feature vectors, normalised for the model (float32: what
+  the next sequences hold; a window's raw vector is only emitted when it closes).
 
 A tumbling window ``[start, end)`` closes when the watermark reaches ``end``, the rule of
 Spark's window aggregation in append mode, or earlier, in the batch where the device's own
@@ -84,7 +85,9 @@ if TYPE_CHECKING:
 #: Recorded in the checkpoint's ``job.json``; a change of state layout needs a new checkpoint.
 #: v3: the dead letters travel with the main query (a v2 checkpoint has a dead-letter query
 #: of its own, whose uncommitted records a v3 job would never read).
-STATE_LAYOUT = "fleet-windows-v1-b64"
+#: v2-b64: the last K - 1 windows are kept normalised, as float32 (v1: K raw float64 vectors,
+#: twice the bytes through the state server for the same emitted sequences).
+STATE_LAYOUT = "fleet-windows-v2-b64"
 
 #: How many hash buckets the devices' state is grouped in (part of :data:`STATE_LAYOUT`:
 #: a device's bucket must not change under a checkpoint). Spark calls the operator once per
@@ -163,9 +166,11 @@ def sequences_schema() -> StructType:
 
 
 def state_schema() -> StructType:
-    """A device's state: arrays as little-endian bytes (int64 times and seqs, float64 values
-    and vectors), cheaper to move than lists, and pyspark 4.2 cannot read an array type in
-    a state schema back in the worker."""
+    """A device's state: arrays as little-endian bytes (int64 times and seqs, float64
+    values, the float32 normalised vectors of :data:`SEQUENCE_DTYPE`), cheaper to move than
+    lists, and pyspark 4.2 cannot read an array type in a state schema back in the worker.
+    Each device's state crosses the socket to the JVM's state server twice a batch, so its
+    size is part of the cost per device (docs/performance.md)."""
     from pyspark.sql.types import BinaryType, LongType, StructField, StructType
 
     return StructType(
@@ -174,7 +179,7 @@ def state_schema() -> StructType:
             StructField("open_ms", BinaryType(), False),
             StructField("open_seq", BinaryType(), False),
             StructField("open_values", BinaryType(), False),
-            StructField("vectors", BinaryType(), False),
+            StructField("normalised", BinaryType(), False),
         ]
     )
 
@@ -247,17 +252,17 @@ class DeviceWindows:
         """
         s, f = self.s, self.f
         if stored is not None:
-            closed_end, o_ms, o_seq, o_vals, vectors = stored
+            closed_end, o_ms, o_seq, o_vals, normalised = stored
             open_ms = np.frombuffer(o_ms, _I8)
             open_seq = np.frombuffer(o_seq, _I8)
             open_values = np.frombuffer(o_vals, _F8).reshape(-1, s)
-            vecs = np.frombuffer(vectors, _F8).reshape(-1, f)
+            zs = np.frombuffer(normalised, SEQUENCE_DTYPE).reshape(-1, f)
         else:
             closed_end = None
             open_ms = np.empty(0, np.int64)
             open_seq = np.empty(0, np.int64)
             open_values = np.empty((0, s), np.float64)
-            vecs = np.empty((0, f), np.float64)
+            zs = np.empty((0, f), SEQUENCE_DTYPE)
 
         if len(ms):
             keep = np.ones(len(ms), dtype=bool)
@@ -295,24 +300,27 @@ class DeviceWindows:
             features = compute_windows_features(
                 self.spec, open_ms[rows] / 1000.0, open_values[rows], starts
             )
-            history = np.concatenate([vecs, features])
-            # Window p of the history (the stored ones first) emits the K windows ending at
-            # it once there are K: normalised together (normalise works value by value),
-            # each sequence is then a view of K consecutive rows.
-            emit_from = max(self.k - 1, len(vecs))
+            # Normalised as they close (normalise works value by value, so a window's
+            # normalised vector is the same whichever sequence holds it); window p of the
+            # history (the stored ones first) emits the K windows ending at it once there
+            # are K, each sequence a view of K consecutive rows.
+            history = np.concatenate(
+                [zs, normalise(features, self.norm).astype(SEQUENCE_DTYPE, copy=False)]
+            )
+            emit_from = max(self.k - 1, len(zs))
             if emit_from < len(history):
-                z = normalise(history[emit_from - self.k + 1 :], self.norm).astype(SEQUENCE_DTYPE)
+                z = history[emit_from - self.k + 1 :]
                 windows = np.lib.stride_tricks.sliding_window_view(z, (self.k, f))[:, 0]
-                chosen = np.arange(emit_from, len(history)) - len(vecs)  # indices into ends
+                chosen = np.arange(emit_from, len(history)) - len(zs)  # indices into ends
                 out_end = ends[chosen].astype(np.int64)
                 emitted = Emitted(
                     out_end - self.window_ms,
                     out_end,
                     counts[chosen].astype(np.int64),
                     [w.tobytes() for w in windows],
-                    [v.tobytes() for v in history[emit_from:].astype(LAST_WINDOW_DTYPE)],
+                    [v.tobytes() for v in features[chosen].astype(LAST_WINDOW_DTYPE)],
                 )
-            vecs = history[-self.k :]
+            zs = history[max(0, len(history) - (self.k - 1)) :] if self.k > 1 else history[:0]
             closed_end = int(ends[-1])
             stay = ~closing
             open_ms, open_seq, open_values = open_ms[stay], open_seq[stay], open_values[stay]
@@ -324,7 +332,7 @@ class DeviceWindows:
             open_ms.astype(_I8).tobytes(),
             open_seq.astype(_I8).tobytes(),
             open_values.astype(_F8).tobytes(),
-            vecs.astype(_F8).tobytes(),
+            zs.astype(SEQUENCE_DTYPE, copy=False).tobytes(),
         )
         return state, due, emitted
 

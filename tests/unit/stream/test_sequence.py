@@ -208,6 +208,36 @@ def test_several_windows_closing_in_one_call_each_emit_a_sequence() -> None:
     assert state.timeout == 6 * MIN  # the sixth window is still open
 
 
+def test_the_state_keeps_k_minus_1_normalised_windows_and_splitting_batches_changes_nothing() -> (
+    None
+):
+    k = 5
+    spec = FeatureSpec(sensors=("a",), window_seconds=60.0, sequence_length=k, horizon_windows=1)
+    norm = _norm(spec)
+    rows = [(i * 30_000, i, [float(i * i) / 7]) for i in range(24)]  # 12 windows, 2 readings
+    whole_op, whole = FleetWindows(spec, norm), FakeState()
+    whole.watermark = 11 * MIN
+    expected = _call(whole_op, whole, rows)
+    assert list(expected["window_end_ms"]) == [m * MIN for m in range(k, 12)]
+    split_op, split = FleetWindows(spec, norm), FakeState()
+    outs, sizes = [], []
+    for lo in range(0, 24, 2):  # a window a batch, the one before it closing
+        split.watermark = lo // 2 * MIN
+        outs.append(_call(split_op, split, rows[lo : lo + 2]))
+        sizes.append(len(split.get[4]) // (spec.n_features * SEQUENCE_DTYPE.itemsize))
+    split.watermark = 11 * MIN
+    outs.append(_call(split_op, split, []))
+    got = pd.concat([o for o in outs if not o.empty], ignore_index=True)
+    assert list(got["window_end_ms"]) == list(expected["window_end_ms"])
+    for name in ("sequence", "last_window"):
+        for x, y in zip(got[name], expected[name], strict=True):
+            np.testing.assert_array_equal(x, y)
+    # What travels through the state server for each device: at most K - 1 windows, float32.
+    assert sizes == [0, 1, 2, 3, 4, 4, 4, 4, 4, 4, 4, 4]
+    kept = np.frombuffer(split.get[4], SEQUENCE_DTYPE).reshape(k - 1, -1)
+    np.testing.assert_array_equal(kept, expected["sequence"].iloc[-1].reshape(k, -1)[1:])
+
+
 def test_duplicates_are_dropped_within_a_batch_and_across_batches() -> None:
     clean_op, clean = FleetWindows(SPEC, NORM), FakeState()
     dup_op, dup = FleetWindows(SPEC, NORM), FakeState()
