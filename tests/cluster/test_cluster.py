@@ -7,8 +7,9 @@ with ``prognos submit`` to the Spark master (executors on the two workers, check
 HDFS), injects its fault, and compares what reached Redis and the dead-letter topic with
 the golden run: 0 lost, 0 duplicated, 0 differing is required of every row.
 
-``make cluster-test`` and ``make test`` run every fault; ``PROGNOS_CLUSTER_FAULTS``
-(``worker,leader,driver,namenode,broker``; default ``all``) runs fewer. The table is printed at the end of the session
+``make cluster-test`` runs every fault, ``make test`` the worker's and the driver's
+(``TEST_CLUSTER_FAULTS``); ``PROGNOS_CLUSTER_FAULTS``
+(``worker,leader,driver,namenode,broker``; default ``all``) chooses. The table is printed at the end of the session
 and saved in ``bench-results/cluster-faults.json``.
 """
 
@@ -51,8 +52,11 @@ from tests.reliability.harness import (
 pytestmark = pytest.mark.timeout(REPORT.settings.test_timeout_s)
 
 
+LEFT_OUT = "PROGNOS_CLUSTER_FAULTS leaves it out (make test runs two faults; make cluster-test all)"
+
+
 def _selected(fault: str) -> bool:
-    chosen = os.environ.get("PROGNOS_CLUSTER_FAULTS", "all")
+    chosen = os.environ.get("PROGNOS_CLUSTER_FAULTS") or "all"
     return chosen == "all" or fault in chosen.split(",")
 
 
@@ -198,7 +202,7 @@ def test_the_workers_remove_a_finished_applications_folder(cluster: Any) -> None
     assert (recent / "0" / "stderr").exists(), "a folder newer than the retention was removed"
 
 
-@pytest.mark.skipif(not _selected("worker"), reason="PROGNOS_CLUSTER_FAULTS leaves it out")
+@pytest.mark.skipif(not _selected("worker"), reason=LEFT_OUT)
 def test_a_spark_worker_killed_mid_run(
     cluster: Any, golden: Snapshot, recording: Recording, tmp_path: Path
 ) -> None:
@@ -229,7 +233,7 @@ def test_a_spark_worker_killed_mid_run(
     assert comparison.ok, comparison.describe()
 
 
-@pytest.mark.skipif(not _selected("leader"), reason="PROGNOS_CLUSTER_FAULTS leaves it out")
+@pytest.mark.skipif(not _selected("leader"), reason=LEFT_OUT)
 def test_the_readings_leader_killed_mid_produce_and_mid_consume(
     cluster: Any, golden: Snapshot, recording: Recording, tmp_path: Path
 ) -> None:
@@ -278,7 +282,7 @@ def test_the_readings_leader_killed_mid_produce_and_mid_consume(
     assert comparison.ok, comparison.describe()
 
 
-@pytest.mark.skipif(not _selected("driver"), reason="PROGNOS_CLUSTER_FAULTS leaves it out")
+@pytest.mark.skipif(not _selected("driver"), reason=LEFT_OUT)
 def test_the_driver_killed_and_the_job_resubmitted_on_its_hdfs_checkpoint(
     cluster: Any, golden: Snapshot, recording: Recording, tmp_path: Path
 ) -> None:
@@ -304,7 +308,7 @@ def test_the_driver_killed_and_the_job_resubmitted_on_its_hdfs_checkpoint(
     assert comparison.ok, comparison.describe()
 
 
-@pytest.mark.skipif(not _selected("namenode"), reason="PROGNOS_CLUSTER_FAULTS leaves it out")
+@pytest.mark.skipif(not _selected("namenode"), reason=LEFT_OUT)
 def test_the_namenode_stopped_for_seconds_mid_run(
     cluster: Any, golden: Snapshot, recording: Recording, tmp_path: Path
 ) -> None:
@@ -336,7 +340,7 @@ def test_the_namenode_stopped_for_seconds_mid_run(
     assert comparison.ok, comparison.describe()
 
 
-@pytest.mark.skipif(not _selected("broker"), reason="PROGNOS_CLUSTER_FAULTS leaves it out")
+@pytest.mark.skipif(not _selected("broker"), reason=LEFT_OUT)
 def test_a_broker_restarted_with_its_log_mid_run(
     cluster: Any, golden: Snapshot, recording: Recording, tmp_path: Path
 ) -> None:
