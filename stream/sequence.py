@@ -320,7 +320,7 @@ class DeviceWindows:
                     [w.tobytes() for w in windows],
                     [v.tobytes() for v in features[chosen].astype(LAST_WINDOW_DTYPE)],
                 )
-            zs = history[max(0, len(history) - (self.k - 1)) :] if self.k > 1 else history[:0]
+            zs = history[max(0, len(history) - self.k + 1) :]  # the last K - 1 (none if K = 1)
             closed_end = int(ends[-1])
             stay = ~closing
             open_ms, open_seq, open_values = open_ms[stay], open_seq[stay], open_values[stay]
