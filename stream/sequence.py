@@ -2,13 +2,15 @@
 
 :func:`sequences` groups the readings by :data:`STATE_BUCKETS` hash buckets of the device
 id and runs :class:`FleetWindows` under ``transformWithStateInPandas`` in event-time mode:
-Spark calls it once per bucket and batch, with all of the bucket's readings, and each
-device's state is one entry of the bucket's map state (RocksDB, checkpointed with the
-query), read and written only when the device has readings or an open window the
-watermark passed. A group per device (``applyInPandasWithState``, until state layout v3)
-cost a pandas conversion, a state round trip and an output frame per device and batch, so
-a batch's cost grew with the number of devices in it rather than with its readings
-(docs/performance.md). For each device the state keeps:
+Spark calls it once per bucket and batch, with all of the bucket's readings. A bucket's
+devices are spread over :data:`STATE_SLICES` slices, each one entry of the bucket's map
+state (RocksDB, checkpointed with the query) holding its devices' states, read and
+written when one of its devices has readings or an open window the watermark passed. A
+group per device (``applyInPandasWithState``, until state layout v3) cost a pandas
+conversion, a state round trip and an output frame per device and batch, and a map entry
+per device two state-server calls per device and batch, so a batch's cost grew with the
+number of devices in it rather than with its readings (docs/performance.md). For each
+device the state keeps:
 
 * the readings of the device's open windows: event time, ``seq`` and the model's sensor
   values (standardised per operating regime where the model has regimes);
@@ -63,6 +65,8 @@ One operator whose state travels with the data is cheaper than separate stateful
 
 from __future__ import annotations
 
+import pickle
+import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -87,7 +91,9 @@ if TYPE_CHECKING:
 #: of its own, whose uncommitted records a v3 job would never read).
 #: v2-b64: the last K - 1 windows are kept normalised, as float32 (v1: K raw float64 vectors,
 #: twice the bytes through the state server for the same emitted sequences).
-STATE_LAYOUT = "fleet-windows-v2-b64"
+#: v2-b64-s16: a map entry per slice of a bucket's devices (:data:`STATE_SLICES`), not per
+#: device: two state-server calls per slice and batch instead of two per device.
+STATE_LAYOUT = "fleet-windows-v2-b64-s16"
 
 #: How many hash buckets the devices' state is grouped in (part of :data:`STATE_LAYOUT`:
 #: a device's bucket must not change under a checkpoint). Spark calls the operator once per
@@ -95,6 +101,14 @@ STATE_LAYOUT = "fleet-windows-v2-b64"
 #: bounds the operator's parallelism (more than enough for ``spark.sql.shuffle.partitions``
 #: of a few hundred).
 STATE_BUCKETS = 64
+
+#: How many slices a bucket's devices are spread over (:func:`slice_of`; part of
+#: :data:`STATE_LAYOUT`). A slice is one entry of the bucket's map state holding its devices'
+#: states, read and written whole when one of them has readings: one state-server call each
+#: way per slice and batch, where a call costs about what 20 devices' states cost to move
+#: (docs/performance.md). 64 x 16 slices: about 20 devices a slice at 20,000 devices, 100 at
+#: 100,000.
+STATE_SLICES = 16
 
 #: The bucket of the rows that broke a rule (a device's bucket is >= 0).
 DEAD_LETTER_BUCKET = -1
@@ -367,10 +381,35 @@ def _window_rows(devices: list[str], emitted: list[Emitted]) -> pd.DataFrame:
     )
 
 
-def _device_key_schema() -> StructType:
-    from pyspark.sql.types import StringType, StructField, StructType
+def _slice_key_schema() -> StructType:
+    from pyspark.sql.types import IntegerType, StructField, StructType
 
-    return StructType([StructField("device_id", StringType(), False)])
+    return StructType([StructField("slice", IntegerType(), False)])
+
+
+def slice_schema() -> StructType:
+    """A slice's value: its devices' states (:func:`pack_slice`)."""
+    from pyspark.sql.types import BinaryType, StructField, StructType
+
+    return StructType([StructField("states", BinaryType(), False)])
+
+
+def slice_of(device: str) -> int:
+    """A device's slice within its bucket, ``0 <= slice < STATE_SLICES`` (CRC-32 of the id:
+    the same in every process, unlike ``hash``, which Python salts per process)."""
+    return zlib.crc32(device.encode()) % STATE_SLICES
+
+
+def pack_slice(states: dict[str, tuple[Any, ...]]) -> bytes:
+    """A slice's devices (device id -> :func:`state_schema` tuple) as the bytes its map
+    entry holds. Only the job writes them, into its own checkpoint."""
+    return pickle.dumps(states, protocol=5)
+
+
+def unpack_slice(packed: bytes) -> dict[str, tuple[Any, ...]]:
+    """:func:`pack_slice` back: device id -> its state tuple."""
+    states: dict[str, tuple[Any, ...]] = pickle.loads(packed)
+    return states
 
 
 class FleetWindows(StatefulProcessor):
@@ -379,10 +418,12 @@ class FleetWindows(StatefulProcessor):
     Spark groups the readings by :func:`bucket_of` (:data:`STATE_BUCKETS` keys), so it calls
     this once per bucket and batch with all the bucket's readings in a few frames, where a
     group per device cost a pandas conversion, a state round trip and an output frame per
-    device (docs/performance.md). Per device the state is an entry of a map state
-    (``devices``: device id -> :func:`state_schema`): only the devices present in the batch
-    are read and written, so a batch costs what its readings cost, not what the fleet's
-    size costs.
+    device (docs/performance.md). The bucket's devices are spread over
+    :data:`STATE_SLICES` slices (:func:`slice_of`), each an entry of a map state
+    (``slices``: slice -> the packed states of its devices, :func:`pack_slice`): a batch
+    reads and writes the slices of the devices present in it, one state-server call each
+    way per slice, where an entry per device cost two calls per device and batch, the
+    largest part of a batch at 20,000 devices (docs/performance.md).
 
     A bucket has one event-time timer, at the earliest moment one of its devices needs a
     call without readings: the end of its oldest open window, or, for a device with nothing
@@ -404,7 +445,7 @@ class FleetWindows(StatefulProcessor):
 
     def init(self, handle: Any) -> None:
         self.handle = handle
-        self.devices = handle.getMapState("devices", _device_key_schema(), state_schema())
+        self.slices = handle.getMapState("slices", _slice_key_schema(), slice_schema())
 
     def handleInputRows(
         self, key: Any, rows: Iterator[pd.DataFrame], timerValues: Any
@@ -428,19 +469,27 @@ class FleetWindows(StatefulProcessor):
         ms, values = op.readings(_stack(data["values"], op.width)[order])
         firsts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
         lasts = np.r_[firsts[1:], len(ids)]
+        slices: dict[int, dict[str, tuple[Any, ...]]] = {}
         devices: list[str] = []
         emitted: list[Emitted] = []
         due: int | None = None
         for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True):
             device = ids[a]
+            part = slice_of(device)
+            states = slices.get(part)
+            if states is None:
+                stored = self.slices.getValue((part,))
+                states = slices[part] = unpack_slice(stored[0]) if stored is not None else {}
             state, when, out = op.advance(
-                self.devices.getValue((device,)), ms[a:b], seq[a:b], values[a:b], watermark
+                states.get(device), ms[a:b], seq[a:b], values[a:b], watermark
             )
-            self.devices.updateValue((device,), state)
+            states[device] = state
             due = _earliest(due, self._due(state, when))
             if out is not None:
                 devices.append(device)
                 emitted.append(out)
+        for part, states in slices.items():
+            self.slices.updateValue((part,), (pack_slice(states),))
         if due is not None:
             self._set_timer(due, watermark)
         if emitted:
@@ -453,29 +502,35 @@ class FleetWindows(StatefulProcessor):
         watermark = int(timerValues.getCurrentWatermarkInMs())
         nothing = np.empty(0, np.int64)
         none = np.empty((0, op.s), np.float64)
-        changed: list[tuple[str, tuple[Any, ...] | None]] = []
         devices: list[str] = []
         emitted: list[Emitted] = []
         due: int | None = None
         # Read the whole bucket first, then write: the map is not changed under its iterator.
-        for (device,), stored in self.devices.iterator():
-            state: tuple[Any, ...] = tuple(stored)
-            when = _oldest_open_end(op, state)
-            if when is not None and when <= watermark:
-                state, when, out = op.advance(state, nothing, nothing, none, watermark)
-                changed.append((device, state))
-                if out is not None:
-                    devices.append(device)
-                    emitted.append(out)
-            if when is None and self._expired(state, watermark):
-                changed.append((device, None))  # silent for longer than the time to live
-                continue
-            due = _earliest(due, self._due(state, when))
-        for device, kept in changed:
-            if kept is None:
-                self.devices.removeKey((device,))
+        stored = [(part, unpack_slice(value[0])) for (part,), value in self.slices.iterator()]
+        changed: list[tuple[int, dict[str, tuple[Any, ...]]]] = []
+        for part, states in stored:
+            kept: dict[str, tuple[Any, ...]] = {}
+            dirty = False
+            for device, state in states.items():
+                when = _oldest_open_end(op, state)
+                if when is not None and when <= watermark:
+                    state, when, out = op.advance(state, nothing, nothing, none, watermark)
+                    dirty = True
+                    if out is not None:
+                        devices.append(device)
+                        emitted.append(out)
+                if when is None and self._expired(state, watermark):
+                    dirty = True
+                    continue  # silent for longer than the time to live: forgotten
+                kept[device] = state
+                due = _earliest(due, self._due(state, when))
+            if dirty:
+                changed.append((part, kept))
+        for part, kept in changed:
+            if kept:
+                self.slices.updateValue((part,), (pack_slice(kept),))
             else:
-                self.devices.updateValue((device,), kept)
+                self.slices.removeKey((part,))
         if due is not None:
             self._set_timer(due, watermark)
         if emitted:

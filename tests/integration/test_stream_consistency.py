@@ -27,7 +27,7 @@ from ingest.errors import IngestError
 from ingest.validation import validate
 from models.features import FeatureSpec, NormStats, compute_window_features, normalise
 from stream.parse import clock_limit, error_column, parse, passes_every_rule, with_json
-from stream.sequence import LAST_WINDOW_DTYPE, SEQUENCE_DTYPE
+from stream.sequence import LAST_WINDOW_DTYPE, SEQUENCE_DTYPE, slice_of, unpack_slice
 
 T = "2026-01-01T00:00:00.000Z"
 PAYLOADS = [
@@ -501,8 +501,14 @@ def test_a_silent_device_is_closed_by_its_buckets_timer_and_forgotten_after_its_
     state = (
         spark.read.format("statestore")
         .option("path", str(tmp_path / "checkpoint"))
-        .option("stateVarName", "devices")
+        .option("stateVarName", "slices")
         .load()
     )
-    kept = {row["user_map_key"]["device_id"] for row in state.select("user_map_key").collect()}
+    slices = state.select("user_map_key", "user_map_value").collect()
+    kept = {
+        device
+        for row in slices
+        for device in unpack_slice(row["user_map_value"]["states"])
+        if slice_of(device) == row["user_map_key"]["slice"]
+    }
     assert kept == {"busy"}

@@ -9,6 +9,11 @@ numpy feature definition. The Spark run itself is tested in
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,8 +32,11 @@ from stream.sequence import (
     LAST_WINDOW_DTYPE,
     PACKED_DEAD_LETTER,
     SEQUENCE_DTYPE,
+    STATE_SLICES,
     DeviceWindows,
     FleetWindows,
+    slice_of,
+    unpack_slice,
 )
 
 SPEC = FeatureSpec(sensors=("a", "b"), window_seconds=60.0, sequence_length=2, horizon_windows=1)
@@ -50,31 +58,48 @@ def _seq(vectors: list[np.ndarray], norm: NormStats = NORM) -> np.ndarray:
 
 
 class FakeState:
-    """What ``transformWithStateInPandas`` hands the processor for one bucket: its map state,
-    its timers and the batch's watermark (the handle, the map and the timer values in one);
-    ``exists``, ``get`` and ``timeout`` look at device ``d``'s entry and the bucket's timer."""
+    """What ``transformWithStateInPandas`` hands the processor for one bucket: its map state
+    (slice -> packed states), its timers and the batch's watermark (the handle, the map and
+    the timer values in one); ``devices`` unpacks every slice, and ``exists``, ``get`` and
+    ``timeout`` look at device ``d``'s state and the bucket's timer."""
 
     def __init__(self) -> None:
-        self.map: dict[tuple[str], tuple[Any, ...]] = {}
+        self.map: dict[tuple[int], tuple[bytes]] = {}
         self.timers: set[int] = set()
         self.watermark = 0
+        self.calls = 0
 
     def getMapState(self, name: str, key_schema: Any, value_schema: Any) -> FakeState:
-        assert name == "devices" and key_schema.fieldNames() == ["device_id"]
+        assert name == "slices" and key_schema.fieldNames() == ["slice"]
+        assert value_schema.fieldNames() == ["states"]
         return self
 
-    def getValue(self, key: tuple[str]) -> tuple[Any, ...] | None:
+    def getValue(self, key: tuple[int]) -> tuple[bytes] | None:
+        self.calls += 1
         return self.map.get(key)
 
-    def updateValue(self, key: tuple[str], value: tuple[Any, ...]) -> None:
-        assert all(isinstance(v, (bytes, int, type(None))) for v in value), value
+    def updateValue(self, key: tuple[int], value: tuple[bytes]) -> None:
+        self.calls += 1
+        assert 0 <= key[0] < STATE_SLICES and isinstance(value[0], bytes), (key, value)
         self.map[key] = tuple(value)
 
-    def removeKey(self, key: tuple[str]) -> None:
+    def removeKey(self, key: tuple[int]) -> None:
         del self.map[key]
 
     def iterator(self) -> Any:
         return iter(list(self.map.items()))
+
+    @property
+    def devices(self) -> dict[tuple[str], tuple[Any, ...]]:
+        """Every device's state, by ``(device,)``, from the packed slices (each device in
+        the slice :func:`slice_of` gives it, and only there)."""
+        out: dict[tuple[str], tuple[Any, ...]] = {}
+        for (part,), (packed,) in self.map.items():
+            for device, state in unpack_slice(packed).items():
+                assert slice_of(device) == part and (device,) not in out, device
+                assert all(isinstance(v, (bytes, int, type(None))) for v in state), state
+                out[(device,)] = state
+        return out
 
     def listTimers(self) -> Any:
         return iter(sorted(self.timers))
@@ -99,11 +124,11 @@ class FakeState:
 
     @property
     def exists(self) -> bool:
-        return ("d",) in self.map
+        return ("d",) in self.devices
 
     @property
     def get(self) -> tuple[Any, ...]:
-        return self.map[("d",)]
+        return self.devices[("d",)]
 
     @property
     def timeout(self) -> int | None:
@@ -464,8 +489,51 @@ def test_a_device_silent_for_the_time_to_live_is_forgotten() -> None:
     assert state.timers == {MIN + 10 * MIN}  # window 0 closed at once; forgotten at 11 min
     state.watermark = 5 * MIN
     list(op.handleInputRows((0,), iter([_device_frame("busy", [(5 * MIN, 1, [1.0, 1.0])])]), state))
-    assert state.fire(op) == [] and set(state.map) == {("quiet",), ("busy",)}
+    assert state.fire(op) == [] and set(state.devices) == {("quiet",), ("busy",)}
     state.watermark = 11 * MIN  # "quiet" silent 10 min since its last window; "busy" 5 min
     state.fire(op)
-    assert set(state.map) == {("busy",)}
+    assert set(state.devices) == {("busy",)}
     assert state.timers == {6 * MIN + 10 * MIN}
+
+
+def test_a_batch_reads_and_writes_each_slice_of_its_devices_once() -> None:
+    # 300 devices in one bucket: a batch costs two state calls per slice it touches, not two
+    # per device, and a later batch of one device rewrites that device's slice only.
+    op, state = FleetWindows(SPEC, NORM), FakeState()
+    op.init(state)
+    names = [f"pump-{i}" for i in range(300)]
+    frame = pd.concat([_device_frame(n, [(0, 1, [1.0, 2.0])]) for n in names], ignore_index=True)
+    list(op.handleInputRows((0,), iter([frame]), state))
+    assert state.calls == 2 * STATE_SLICES == 2 * len(state.map)
+    assert set(state.devices) == {(n,) for n in names}
+    before = dict(state.map)
+    state.calls = 0
+    frame = _device_frame("pump-7", [(30_000, 2, [3.0, 4.0])])
+    list(op.handleInputRows((0,), iter([frame]), state))
+    assert state.calls == 2
+    touched = {key for key in state.map if state.map[key] != before[key]}
+    assert touched == {(slice_of("pump-7"),)}
+    assert len(np.frombuffer(state.devices[("pump-7",)][1], np.int64)) == 2  # both open
+    assert len(np.frombuffer(state.devices[("pump-8",)][1], np.int64)) == 1
+
+
+def test_slices_are_stable_across_processes() -> None:
+    # A device's slice must not change under a checkpoint, whatever salt Python's hash has.
+    names = ["engine-1", "disk-ZA1F", "pump-ä"] + [f"d{i}" for i in range(200)]
+    code = "import json, sys; from stream.sequence import slice_of; "
+    code += "print(json.dumps([slice_of(d) for d in json.load(sys.stdin)]))"
+    seen = []
+    for salt in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": salt}
+        run = subprocess.run(
+            [sys.executable, "-c", code],
+            input=json.dumps(names),
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parents[3],
+            check=True,
+        )
+        seen.append(json.loads(run.stdout))
+    assert seen[0] == seen[1] == [slice_of(d) for d in names]
+    assert set(seen[0]) == set(range(STATE_SLICES))
