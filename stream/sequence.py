@@ -5,7 +5,9 @@ id and runs :class:`FleetWindows` under ``transformWithStateInPandas`` in event-
 Spark calls it once per bucket and batch, with all of the bucket's readings. A bucket's
 devices are spread over :data:`STATE_SLICES` slices, each one entry of the bucket's map
 state (RocksDB, checkpointed with the query) holding its devices' states, read and
-written when one of its devices has readings or an open window the watermark passed. A
+written when one of its devices has readings (a bucket's timer reads all its slices and
+writes those whose devices changed: a window the watermark passed closed, a device
+forgotten after its time to live). A
 group per device (``applyInPandasWithState``, until state layout v3) cost a pandas
 conversion, a state round trip and an output frame per device and batch, and a map entry
 per device two state-server calls per device and batch, so a batch's cost grew with the
@@ -86,15 +88,6 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
     from pyspark.sql.types import StructType
 
-#: Recorded in the checkpoint's ``job.json``; a change of state layout needs a new checkpoint.
-#: v3: the dead letters travel with the main query (a v2 checkpoint has a dead-letter query
-#: of its own, whose uncommitted records a v3 job would never read).
-#: v2-b64: the last K - 1 windows are kept normalised, as float32 (v1: K raw float64 vectors,
-#: twice the bytes through the state server for the same emitted sequences).
-#: v2-b64-s16: a map entry per slice of a bucket's devices (:data:`STATE_SLICES`), not per
-#: device: two state-server calls per slice and batch instead of two per device.
-STATE_LAYOUT = "fleet-windows-v2-b64-s16"
-
 #: How many hash buckets the devices' state is grouped in (part of :data:`STATE_LAYOUT`:
 #: a device's bucket must not change under a checkpoint). Spark calls the operator once per
 #: bucket and batch, so this bounds the per-call cost whatever the fleet's size; it also
@@ -105,10 +98,20 @@ STATE_BUCKETS = 64
 #: How many slices a bucket's devices are spread over (:func:`slice_of`; part of
 #: :data:`STATE_LAYOUT`). A slice is one entry of the bucket's map state holding its devices'
 #: states, read and written whole when one of them has readings: one state-server call each
-#: way per slice and batch, where a call costs about what 20 devices' states cost to move
-#: (docs/performance.md). 64 x 16 slices: about 20 devices a slice at 20,000 devices, 100 at
-#: 100,000.
+#: way per slice and batch instead of two per device present. 64 x 16 slices: about 20
+#: devices a slice at 20,000 devices, 100 at 100,000; a batch rewrites every slice it
+#: touches whole (docs/performance.md, "State slices").
 STATE_SLICES = 16
+
+#: Recorded in the checkpoint's ``job.json``; a change of state layout needs a new checkpoint.
+#: v3: the dead letters travel with the main query (a v2 checkpoint has a dead-letter query
+#: of its own, whose uncommitted records a v3 job would never read).
+#: v2-b64: the last K - 1 windows are kept normalised, as float32 (v1: K raw float64 vectors,
+#: twice the bytes through the state server for the same emitted sequences).
+#: -s16: a map entry per slice of a bucket's devices (:data:`STATE_SLICES`), not per device:
+#: two state-server calls per slice and batch instead of two per device. The buckets and
+#: slices are part of it: a device's bucket and slice must not change under a checkpoint.
+STATE_LAYOUT = f"fleet-windows-v2-b{STATE_BUCKETS}-s{STATE_SLICES}"
 
 #: The bucket of the rows that broke a rule (a device's bucket is >= 0).
 DEAD_LETTER_BUCKET = -1
@@ -179,23 +182,13 @@ def sequences_schema() -> StructType:
     return StructType([*kept, *dead_letter_fields()])
 
 
-def state_schema() -> StructType:
-    """A device's state: arrays as little-endian bytes (int64 times and seqs, float64
-    values, the float32 normalised vectors of :data:`SEQUENCE_DTYPE`), cheaper to move than
-    lists, and pyspark 4.2 cannot read an array type in a state schema back in the worker.
-    Each device's state crosses the socket to the JVM's state server twice a batch, so its
-    size is part of the cost per device (docs/performance.md)."""
-    from pyspark.sql.types import BinaryType, LongType, StructField, StructType
-
-    return StructType(
-        [
-            StructField("closed_end_ms", LongType(), True),
-            StructField("open_ms", BinaryType(), False),
-            StructField("open_seq", BinaryType(), False),
-            StructField("open_values", BinaryType(), False),
-            StructField("normalised", BinaryType(), False),
-        ]
-    )
+#: A device's state, the tuple :meth:`DeviceWindows.advance` takes and returns: the end of
+#: its last closed window (ms, None before the first) and, as little-endian bytes, its open
+#: readings' event ms and ``seq`` (int64) and sensor values (float64, ``[n, sensors]``) and
+#: its last K - 1 closed windows normalised (float32 :data:`SEQUENCE_DTYPE`, ``[n, F]``).
+#: Bytes pickle and move as one copy each; a slice (:func:`pack_slice`) holds its devices'
+#: tuples, so their size is part of what every batch moves to the state server and back.
+STATE_FIELDS = ("closed_end_ms", "open_ms", "open_seq", "open_values", "normalised")
 
 
 _I8 = np.dtype("<i8")
@@ -213,7 +206,7 @@ class DeviceWindows:
 
     :class:`FleetWindows` calls it for each device of a bucket present in a batch, and for
     each device whose open window the watermark passed (its timer). State is the tuple of
-    :func:`state_schema`: arrays as little-endian bytes.
+    :data:`STATE_FIELDS`: arrays as little-endian bytes.
     """
 
     def __init__(self, spec: FeatureSpec, norm: NormStats, lateness_ms: int | None = None) -> None:
@@ -259,7 +252,7 @@ class DeviceWindows:
         oldest open window's end; None when nothing is open) and what closed.
 
         Args:
-            stored: the device's state (:func:`state_schema`), None for a new device.
+            stored: the device's state (:data:`STATE_FIELDS`), None for a new device.
             ms, seq, values: its new readings (event ms, ``seq``, sensor values from
                 :meth:`readings`), in arrival order; empty on a timer.
             watermark: Spark's watermark for this batch (ms).
@@ -401,7 +394,7 @@ def slice_of(device: str) -> int:
 
 
 def pack_slice(states: dict[str, tuple[Any, ...]]) -> bytes:
-    """A slice's devices (device id -> :func:`state_schema` tuple) as the bytes its map
+    """A slice's devices (device id -> its :data:`STATE_FIELDS` tuple) as the bytes its map
     entry holds. Only the job writes them, into its own checkpoint."""
     return pickle.dumps(states, protocol=5)
 

@@ -504,11 +504,11 @@ def test_a_silent_device_is_closed_by_its_buckets_timer_and_forgotten_after_its_
         .option("stateVarName", "slices")
         .load()
     )
-    slices = state.select("user_map_key", "user_map_value").collect()
-    kept = {
-        device
-        for row in slices
-        for device in unpack_slice(row["user_map_value"]["states"])
-        if slice_of(device) == row["user_map_key"]["slice"]
+    slices = {
+        row["user_map_key"]["slice"]: unpack_slice(row["user_map_value"]["states"])
+        for row in state.select("user_map_key", "user_map_value").collect()
     }
+    assert all(devices for devices in slices.values())  # an emptied slice is removed
+    assert all(slice_of(d) == part for part, devices in slices.items() for d in devices)
+    kept = {device for devices in slices.values() for device in devices}
     assert kept == {"busy"}

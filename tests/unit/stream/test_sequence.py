@@ -32,6 +32,7 @@ from stream.sequence import (
     LAST_WINDOW_DTYPE,
     PACKED_DEAD_LETTER,
     SEQUENCE_DTYPE,
+    STATE_LAYOUT,
     STATE_SLICES,
     DeviceWindows,
     FleetWindows,
@@ -84,9 +85,11 @@ class FakeState:
         self.map[key] = tuple(value)
 
     def removeKey(self, key: tuple[int]) -> None:
+        self.calls += 1
         del self.map[key]
 
     def iterator(self) -> Any:
+        self.calls += 1
         return iter(list(self.map.items()))
 
     @property
@@ -513,6 +516,11 @@ def test_a_batch_reads_and_writes_each_slice_of_its_devices_once() -> None:
     assert state.calls == 2
     touched = {key for key in state.map if state.map[key] != before[key]}
     assert touched == {(slice_of("pump-7"),)}
+    # pump-7's slice-mates are written back with it, unchanged.
+    assert set(state.devices) == {(n,) for n in names}
+    mates = [n for n in names if slice_of(n) == slice_of("pump-7") and n != "pump-7"]
+    old = unpack_slice(before[(slice_of("pump-7"),)][0])
+    assert mates and all(state.devices[(n,)] == old[n] for n in mates)
     assert len(np.frombuffer(state.devices[("pump-7",)][1], np.int64)) == 2  # both open
     assert len(np.frombuffer(state.devices[("pump-8",)][1], np.int64)) == 1
 
@@ -537,3 +545,36 @@ def test_slices_are_stable_across_processes() -> None:
         seen.append(json.loads(run.stdout))
     assert seen[0] == seen[1] == [slice_of(d) for d in names]
     assert set(seen[0]) == set(range(STATE_SLICES))
+    # Pinned: a change of the function, the encoding or STATE_SLICES moves devices between
+    # slices, so it must come with a new STATE_LAYOUT (which names the slices).
+    assert seen[0][:3] == [14, 10, 8] and STATE_LAYOUT.endswith(f"-s{STATE_SLICES}")
+
+
+def test_a_timer_sweep_rewrites_only_the_slices_that_changed() -> None:
+    # quiet and q0 share a slice, q14 has one alone, q2 another. quiet and q14 go silent
+    # past their time to live: quiet's slice is rewritten without it (q0's window closes
+    # too), q14's slice, left empty, is removed, and q2's, where nothing changed, is not
+    # written.
+    assert slice_of("quiet") == slice_of("q0")
+    assert len({slice_of("quiet"), slice_of("q14"), slice_of("q2")}) == 3
+    op, state = FleetWindows(SPEC, NORM, ttl_ms=10 * MIN), FakeState()
+    op.init(state)
+    state.watermark = MIN
+
+    def batch(rows: list[tuple[str, int]]) -> None:
+        frames = [_device_frame(d, [(ms, 1, [1.0, 1.0])]) for d, ms in rows]
+        list(op.handleInputRows((0,), iter([pd.concat(frames, ignore_index=True)]), state))
+
+    batch([("quiet", 0), ("q14", 0)])
+    state.watermark = 5 * MIN
+    batch([("q0", 5 * MIN), ("q2", 11 * MIN)])
+    assert set(state.devices) == {("quiet",), ("q0",), ("q14",), ("q2",)}
+    before = dict(state.map)
+    state.watermark = 11 * MIN  # quiet and q14 silent for 10 min since their last windows
+    state.calls = 0
+    assert state.fire(op) == []  # K = 2: q0's one window emits no sequence yet
+    assert state.devices[("q0",)][0] == 6 * MIN  # but it closed
+    assert set(state.devices) == {("q0",), ("q2",)}
+    assert (slice_of("q14"),) not in state.map
+    assert state.map[(slice_of("q2"),)] == before[(slice_of("q2"),)]
+    assert state.calls == 3  # the sweep's one read, quiet's slice written, q14's removed
