@@ -28,8 +28,9 @@ into the window, and its alert comes one batch (one trigger) sooner. A device th
 reporting has its open windows closed by its bucket's event-time timer, and is forgotten
 once silent for the state's time to live (:class:`FleetWindows`), so the state of a fleet
 whose devices come and go stays bounded. A window's feature vector is
-computed by :func:`models.features.compute_windows_features`, all of a device's closing
-windows in one call, with the code of :func:`models.features.compute_window_features`, the
+computed by :func:`models.features.compute_windows_features`, the closing windows of all
+the devices of a bucket in a batch in one call (:meth:`DeviceWindows.advance_many`), with
+the code of :func:`models.features.compute_window_features`, the
 function the model was trained with, so training and serving share one definition. Once
 the device has K windows, each newly closed window emits the K-window sequence the model reads (oldest first),
 normalised for the model (:func:`models.features.normalise`; no normalisation is left in
@@ -204,9 +205,9 @@ class DeviceWindows:
     """One device's windows: its stored state and new readings in, its new state and the
     K-window sequences of the windows that closed out (:meth:`advance`).
 
-    :class:`FleetWindows` calls it for each device of a bucket present in a batch, and for
-    each device whose open window the watermark passed (its timer). State is the tuple of
-    :data:`STATE_FIELDS`: arrays as little-endian bytes.
+    :class:`FleetWindows` calls :meth:`advance_many` once per bucket and batch with the
+    devices present, and on its timer with the devices whose open window the watermark
+    passed. State is the tuple of :data:`STATE_FIELDS`: arrays as little-endian bytes.
     """
 
     def __init__(self, spec: FeatureSpec, norm: NormStats, lateness_ms: int | None = None) -> None:
@@ -257,6 +258,55 @@ class DeviceWindows:
                 :meth:`readings`), in arrival order; empty on a timer.
             watermark: Spark's watermark for this batch (ms).
         """
+        return self.advance_many([(stored, ms, seq, values)], watermark)[0]
+
+    def advance_many(
+        self,
+        devices: list[tuple[tuple[Any, ...] | None, np.ndarray, np.ndarray, np.ndarray]],
+        watermark: int,
+    ) -> list[tuple[tuple[Any, ...], int | None, Emitted | None]]:
+        """:meth:`advance` for several devices (``(stored, ms, seq, values)`` each), with
+        all their closing windows' features computed and normalised in one call: the
+        features of a window depend on its readings only, so the numbers are the same as
+        device by device, for one pass of numpy calls instead of one per device."""
+        pending = [self._merge(*device, watermark) for device in devices]
+        closing = [p.closing for p in pending if p.closing is not None]
+        raw: list[np.ndarray] = []
+        zs: list[np.ndarray] = []
+        if closing:
+            # The closing windows of every device, one after another, each device's
+            # oldest first: segments of one array for compute_windows_features.
+            offsets = np.cumsum(np.array([0] + [len(c.times) for c in closing[:-1]]))
+            features = compute_windows_features(
+                self.spec,
+                np.concatenate([c.times for c in closing]),
+                np.concatenate([c.values for c in closing]),
+                np.concatenate([c.starts + at for c, at in zip(closing, offsets, strict=True)]),
+            )
+            z = normalise(features, self.norm).astype(SEQUENCE_DTYPE, copy=False)
+            cuts = np.cumsum(np.array([len(c.ends) for c in closing]))[:-1]
+            raw = np.split(features, cuts)
+            zs = np.split(z, cuts)
+        out = []
+        j = 0
+        for p in pending:
+            if p.closing is None:
+                out.append(self._finish(p, None, None))
+            else:
+                out.append(self._finish(p, raw[j], zs[j]))
+                j += 1
+        return out
+
+    def _merge(
+        self,
+        stored: tuple[Any, ...] | None,
+        ms: np.ndarray,
+        seq: np.ndarray,
+        values: np.ndarray,
+        watermark: int,
+    ) -> _Pending:
+        """A device's stored and new readings merged (late ones and duplicates dropped),
+        and which of its windows close now (grouped by window, oldest first)."""
         s, f = self.s, self.f
         if stored is not None:
             closed_end, o_ms, o_seq, o_vals, normalised = stored
@@ -286,7 +336,6 @@ class DeviceWindows:
             open_seq = np.concatenate([open_seq, seq[keep]])
             open_values = np.concatenate([open_values, values[keep]])
 
-        emitted = None
         if self.lateness_ms is not None and len(open_ms):
             # The device's own readings are past these windows by the watermark delay.
             # Spark's watermark after this batch is at least as far (it is the maximum
@@ -296,52 +345,88 @@ class DeviceWindows:
             watermark = max(watermark, int(open_ms.max()) - self.lateness_ms)
         window_end = self.window_end_ms(open_ms)
         closing = window_end <= watermark
-        if closing.any():
-            # The closing readings grouped by window, oldest first (a stable sort keeps each
-            # window's readings in their order), all windows' features in one call.
-            rows = np.flatnonzero(closing)
-            rows = rows[np.argsort(window_end[rows], kind="stable")]
-            ends, starts, counts = np.unique(
-                window_end[rows], return_index=True, return_counts=True
-            )
-            features = compute_windows_features(
-                self.spec, open_ms[rows] / 1000.0, open_values[rows], starts
-            )
+        pending = _Pending(closed_end, open_ms, open_seq, open_values, zs, window_end)
+        if not closing.any():
+            return pending
+        # The closing readings grouped by window, oldest first (a stable sort keeps each
+        # window's readings in their order).
+        rows = np.flatnonzero(closing)
+        rows = rows[np.argsort(window_end[rows], kind="stable")]
+        ends, starts, counts = np.unique(window_end[rows], return_index=True, return_counts=True)
+        stay = ~closing
+        return pending._replace(
+            open_ms=open_ms[stay],
+            open_seq=open_seq[stay],
+            open_values=open_values[stay],
+            window_end=window_end[stay],
+            closing=_Closing(open_ms[rows] / 1000.0, open_values[rows], ends, starts, counts),
+        )
+
+    def _finish(
+        self, p: _Pending, features: np.ndarray | None, normalised: np.ndarray | None
+    ) -> tuple[tuple[Any, ...], int | None, Emitted | None]:
+        """A device's new state, when it is next due and what it emits, given its closing
+        windows' raw and normalised features (None: nothing closed)."""
+        f = self.f
+        zs, closed_end = p.zs, p.closed_end
+        emitted = None
+        c = p.closing
+        if features is not None and normalised is not None and c is not None:
             # Normalised as they close (normalise works value by value, so a window's
-            # normalised vector is the same whichever sequence holds it); window p of the
+            # normalised vector is the same whichever sequence holds it); window q of the
             # history (the stored ones first) emits the K windows ending at it once there
             # are K, each sequence a view of K consecutive rows.
-            history = np.concatenate(
-                [zs, normalise(features, self.norm).astype(SEQUENCE_DTYPE, copy=False)]
-            )
+            history = np.concatenate([zs, normalised])
             emit_from = max(self.k - 1, len(zs))
             if emit_from < len(history):
                 z = history[emit_from - self.k + 1 :]
                 windows = np.lib.stride_tricks.sliding_window_view(z, (self.k, f))[:, 0]
                 chosen = np.arange(emit_from, len(history)) - len(zs)  # indices into ends
-                out_end = ends[chosen].astype(np.int64)
+                out_end = c.ends[chosen].astype(np.int64)
                 emitted = Emitted(
                     out_end - self.window_ms,
                     out_end,
-                    counts[chosen].astype(np.int64),
+                    c.counts[chosen].astype(np.int64),
                     [w.tobytes() for w in windows],
                     [v.tobytes() for v in features[chosen].astype(LAST_WINDOW_DTYPE)],
                 )
             zs = history[max(0, len(history) - self.k + 1) :]  # the last K - 1 (none if K = 1)
-            closed_end = int(ends[-1])
-            stay = ~closing
-            open_ms, open_seq, open_values = open_ms[stay], open_seq[stay], open_values[stay]
-            window_end = window_end[stay]
+            closed_end = int(c.ends[-1])
 
-        due = int(window_end.min()) if len(open_ms) else None
+        due = int(p.window_end.min()) if len(p.open_ms) else None
         state = (
             closed_end,
-            open_ms.astype(_I8).tobytes(),
-            open_seq.astype(_I8).tobytes(),
-            open_values.astype(_F8).tobytes(),
+            p.open_ms.astype(_I8).tobytes(),
+            p.open_seq.astype(_I8).tobytes(),
+            p.open_values.astype(_F8).tobytes(),
             zs.astype(SEQUENCE_DTYPE, copy=False).tobytes(),
         )
         return state, due, emitted
+
+
+class _Closing(NamedTuple):
+    """A device's windows closing in a batch: their readings (``times`` in seconds,
+    ``values``) grouped by window, oldest first, cut by ``starts``; their ends and counts."""
+
+    times: np.ndarray
+    values: np.ndarray
+    ends: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+
+
+class _Pending(NamedTuple):
+    """A device between :meth:`DeviceWindows._merge` and :meth:`DeviceWindows._finish`: its
+    open readings after this batch (and their windows' ends), its stored windows and what
+    closes (None: nothing)."""
+
+    closed_end: int | None
+    open_ms: np.ndarray
+    open_seq: np.ndarray
+    open_values: np.ndarray
+    zs: np.ndarray
+    window_end: np.ndarray
+    closing: _Closing | None = None
 
 
 class Emitted(NamedTuple):
@@ -463,9 +548,8 @@ class FleetWindows(StatefulProcessor):
         firsts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
         lasts = np.r_[firsts[1:], len(ids)]
         slices: dict[int, dict[str, tuple[Any, ...]]] = {}
-        devices: list[str] = []
-        emitted: list[Emitted] = []
-        due: int | None = None
+        present: list[tuple[str, dict[str, tuple[Any, ...]]]] = []
+        inputs = []
         for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True):
             device = ids[a]
             part = slice_of(device)
@@ -473,9 +557,13 @@ class FleetWindows(StatefulProcessor):
             if states is None:
                 stored = self.slices.getValue((part,))
                 states = slices[part] = unpack_slice(stored[0]) if stored is not None else {}
-            state, when, out = op.advance(
-                states.get(device), ms[a:b], seq[a:b], values[a:b], watermark
-            )
+            present.append((device, states))
+            inputs.append((states.get(device), ms[a:b], seq[a:b], values[a:b]))
+        devices: list[str] = []
+        emitted: list[Emitted] = []
+        due: int | None = None
+        advanced = op.advance_many(inputs, watermark)
+        for (device, states), (state, when, out) in zip(present, advanced, strict=True):
             states[device] = state
             due = _earliest(due, self._due(state, when))
             if out is not None:
@@ -501,17 +589,31 @@ class FleetWindows(StatefulProcessor):
         # Read the whole bucket first, then write: the map is not changed under its iterator.
         stored = [(part, unpack_slice(value[0])) for (part,), value in self.slices.iterator()]
         changed: list[tuple[int, dict[str, tuple[Any, ...]]]] = []
+        # The devices whose oldest open window the watermark passed close it, all at once.
+        closing = [
+            (part, device)
+            for part, states in stored
+            for device, state in states.items()
+            if (end := _oldest_open_end(op, state)) is not None and end <= watermark
+        ]
+        stored_by = dict(stored)
+        advanced = op.advance_many(
+            [(stored_by[part][device], nothing, nothing, none) for part, device in closing],
+            watermark,
+        )
+        closed = {key: result for key, result in zip(closing, advanced, strict=True)}
         for part, states in stored:
             kept: dict[str, tuple[Any, ...]] = {}
             dirty = False
             for device, state in states.items():
-                when = _oldest_open_end(op, state)
-                if when is not None and when <= watermark:
-                    state, when, out = op.advance(state, nothing, nothing, none, watermark)
+                if (part, device) in closed:
+                    state, when, out = closed[(part, device)]
                     dirty = True
                     if out is not None:
                         devices.append(device)
                         emitted.append(out)
+                else:
+                    when = _oldest_open_end(op, state)
                 if when is None and self._expired(state, watermark):
                     dirty = True
                     continue  # silent for longer than the time to live: forgotten

@@ -578,3 +578,45 @@ def test_a_timer_sweep_rewrites_only_the_slices_that_changed() -> None:
     assert (slice_of("q14"),) not in state.map
     assert state.map[(slice_of("q2"),)] == before[(slice_of("q2"),)]
     assert state.calls == 3  # the sweep's one read, quiet's slice written, q14's removed
+
+
+@pytest.mark.parametrize("lateness_ms", [None, 2 * MIN])
+def test_many_devices_advanced_together_equal_each_device_alone(lateness_ms: int | None) -> None:
+    # advance_many computes every device's closing windows' features in one call; the
+    # states, due times and emitted sequences must be those of advance, device by device,
+    # bit for bit, over batches with duplicates, late readings and gaps (NaN values).
+    rng = np.random.default_rng(7)
+    spec = FeatureSpec(
+        sensors=("a", "b"), window_seconds=60.0, sequence_length=3, horizon_windows=1
+    )
+    norm = _norm(spec)
+    together, alone = DeviceWindows(spec, norm, lateness_ms), DeviceWindows(spec, norm, lateness_ms)
+    states: dict[int, tuple[Any, ...] | None] = {d: None for d in range(40)}
+    seqs = dict.fromkeys(range(40), 0)
+    emitted = 0
+    for batch in range(12):
+        watermark = batch * MIN
+        inputs = []
+        for d in range(40):
+            n = int(rng.integers(0, 5))
+            ms = np.sort(rng.integers(batch * MIN, (batch + 2) * MIN, n)).astype(np.int64)
+            ms[: n // 3] -= 3 * MIN  # some late
+            seq = np.arange(seqs[d], seqs[d] + n, dtype=np.int64)
+            seq[n // 2 :] -= int(rng.integers(0, 2))  # some duplicates
+            seqs[d] += n
+            values = rng.normal(size=(n, 2))
+            values[rng.random(size=(n, 2)) < 0.1] = np.nan
+            inputs.append((states[d], ms, seq, values))
+        got = together.advance_many(inputs, watermark)
+        for d, ((stored, ms, seq, values), (state, due, out)) in enumerate(
+            zip(inputs, got, strict=True)
+        ):
+            want_state, want_due, want_out = alone.advance(stored, ms, seq, values, watermark)
+            assert state == want_state and due == want_due, (batch, d)
+            assert (out is None) == (want_out is None), (batch, d)
+            if out is not None and want_out is not None:
+                emitted += len(out.end_ms)
+                for x, y in zip(out, want_out, strict=True):
+                    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+            states[d] = state
+    assert emitted > 100  # the comparison covered many sequences
