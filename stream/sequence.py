@@ -591,17 +591,13 @@ class FleetWindows(StatefulProcessor):
         changed: list[tuple[int, dict[str, tuple[Any, ...]]]] = []
         # The devices whose oldest open window the watermark passed close it, all at once.
         closing = [
-            (part, device)
+            (part, device, state)
             for part, states in stored
             for device, state in states.items()
             if (end := _oldest_open_end(op, state)) is not None and end <= watermark
         ]
-        stored_by = dict(stored)
-        advanced = op.advance_many(
-            [(stored_by[part][device], nothing, nothing, none) for part, device in closing],
-            watermark,
-        )
-        closed = {key: result for key, result in zip(closing, advanced, strict=True)}
+        advanced = op.advance_many([(st, nothing, nothing, none) for *_, st in closing], watermark)
+        closed = {(p, d): result for (p, d, _), result in zip(closing, advanced, strict=True)}
         for part, states in stored:
             kept: dict[str, tuple[Any, ...]] = {}
             dirty = False
