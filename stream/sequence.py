@@ -68,6 +68,7 @@ One operator whose state travels with the data is cheaper than separate stateful
 
 from __future__ import annotations
 
+import binascii
 import pickle
 import zlib
 from collections.abc import Iterator
@@ -112,7 +113,8 @@ STATE_SLICES = 16
 #: -s16: a map entry per slice of a bucket's devices (:data:`STATE_SLICES`), not per device:
 #: two state-server calls per slice and batch instead of two per device. The buckets and
 #: slices are part of it: a device's bucket and slice must not change under a checkpoint.
-STATE_LAYOUT = f"fleet-windows-v2-b{STATE_BUCKETS}-s{STATE_SLICES}"
+#: -text: a slice's value is text (base64 of its pickle, :func:`pack_slice`), not binary.
+STATE_LAYOUT = f"fleet-windows-v2-b{STATE_BUCKETS}-s{STATE_SLICES}-text"
 
 #: The bucket of the rows that broke a rule (a device's bucket is >= 0).
 DEAD_LETTER_BUCKET = -1
@@ -466,10 +468,10 @@ def _slice_key_schema() -> StructType:
 
 
 def slice_schema() -> StructType:
-    """A slice's value: its devices' states (:func:`pack_slice`)."""
-    from pyspark.sql.types import BinaryType, StructField, StructType
+    """A slice's value: its devices' states, as text (:func:`pack_slice`)."""
+    from pyspark.sql.types import StringType, StructField, StructType
 
-    return StructType([StructField("states", BinaryType(), False)])
+    return StructType([StructField("states", StringType(), False)])
 
 
 def slice_of(device: str) -> int:
@@ -478,15 +480,23 @@ def slice_of(device: str) -> int:
     return zlib.crc32(device.encode()) % STATE_SLICES
 
 
-def pack_slice(states: dict[str, tuple[Any, ...]]) -> bytes:
-    """A slice's devices (device id -> its :data:`STATE_FIELDS` tuple) as the bytes its map
-    entry holds. Only the job writes them, into its own checkpoint."""
-    return pickle.dumps(states, protocol=5)
+def pack_slice(states: dict[str, tuple[Any, ...]]) -> str:
+    """A slice's devices (device id -> its :data:`STATE_FIELDS` tuple) as the text its map
+    entry holds: their pickle, base64-encoded. Only the job writes them, into its own
+    checkpoint.
+
+    Text, not binary: Spark's state server hands a binary value to Python through its JVM
+    pickler, which turns the bytes into a Latin-1 string one character at a time and
+    encodes that as UTF-8 (Python decodes it back the same way), where ASCII text crosses
+    as one copy each side. With every device's history in its slice, that conversion was
+    the largest part of the state server's time (docs/performance.md, "Slices as text");
+    base64 costs a third more bytes and two C passes in the worker."""
+    return binascii.b2a_base64(pickle.dumps(states, protocol=5), newline=False).decode("ascii")
 
 
-def unpack_slice(packed: bytes) -> dict[str, tuple[Any, ...]]:
+def unpack_slice(packed: str) -> dict[str, tuple[Any, ...]]:
     """:func:`pack_slice` back: device id -> its state tuple."""
-    states: dict[str, tuple[Any, ...]] = pickle.loads(packed)
+    states: dict[str, tuple[Any, ...]] = pickle.loads(binascii.a2b_base64(packed))
     return states
 
 
