@@ -324,19 +324,16 @@ class DeviceWindows:
             zs = np.empty((0, f), SEQUENCE_DTYPE)
 
         if len(ms):
-            keep = np.ones(len(ms), dtype=bool)
-            if closed_end is not None:  # behind a window already closed: late
-                keep &= self.window_end_ms(ms) > closed_end
-            if len(open_seq):
-                keep &= ~np.isin(seq, open_seq)  # a duplicate of an open reading
-            if len(seq) > 1:
-                _, first = np.unique(seq, return_index=True)  # duplicates within the batch
-                once = np.zeros(len(seq), dtype=bool)
-                once[first] = True
-                keep &= once
-            open_ms = np.concatenate([open_ms, ms[keep]])
-            open_seq = np.concatenate([open_seq, seq[keep]])
-            open_values = np.concatenate([open_values, values[keep]])
+            keep = _first_seen(seq, open_seq)  # duplicates (of open readings or in the batch)
+            if closed_end is not None and ms.min() < closed_end:
+                # Behind a window already closed: late. (closed_end is a window's end, so a
+                # reading is in a later window exactly when it is at or after it.)
+                keep = (ms >= closed_end) if keep is None else keep & (ms >= closed_end)
+            if keep is not None:
+                ms, seq, values = ms[keep], seq[keep], values[keep]
+            open_ms = np.concatenate([open_ms, ms])
+            open_seq = np.concatenate([open_seq, seq])
+            open_values = np.concatenate([open_values, values])
 
         if self.lateness_ms is not None and len(open_ms):
             # The device's own readings are past these windows by the watermark delay.
@@ -369,7 +366,6 @@ class DeviceWindows:
     ) -> tuple[tuple[Any, ...], int | None, Emitted | None]:
         """A device's new state, when it is next due and what it emits, given its closing
         windows' raw and normalised features (None: nothing closed)."""
-        f = self.f
         zs, closed_end = p.zs, p.closed_end
         emitted = None
         c = p.closing
@@ -381,15 +377,15 @@ class DeviceWindows:
             history = np.concatenate([zs, normalised])
             emit_from = max(self.k - 1, len(zs))
             if emit_from < len(history):
-                z = history[emit_from - self.k + 1 :]
-                windows = np.lib.stride_tricks.sliding_window_view(z, (self.k, f))[:, 0]
+                k = self.k
                 chosen = np.arange(emit_from, len(history)) - len(zs)  # indices into ends
                 out_end = c.ends[chosen].astype(np.int64)
                 emitted = Emitted(
                     out_end - self.window_ms,
                     out_end,
                     c.counts[chosen].astype(np.int64),
-                    [w.tobytes() for w in windows],
+                    # K consecutive rows of a C-ordered array: one contiguous copy each
+                    [history[q - k + 1 : q + 1].tobytes() for q in range(emit_from, len(history))],
                     [v.tobytes() for v in features[chosen].astype(LAST_WINDOW_DTYPE)],
                 )
             zs = history[max(0, len(history) - self.k + 1) :]  # the last K - 1 (none if K = 1)
@@ -677,6 +673,21 @@ def _earliest(a: int | None, b: int | None) -> int | None:
     if b is None:
         return a
     return min(a, b)
+
+
+def _first_seen(seq: np.ndarray, seen: np.ndarray) -> np.ndarray | None:
+    """Which of a device's new readings are new: ``seq`` neither in ``seen`` (its open
+    readings) nor earlier in ``seq``; None when all are. A device has a few readings a
+    batch, where a Python set is several times quicker than ``np.isin``/``np.unique``."""
+    known = set(seen.tolist())
+    new = seq.tolist()
+    if len(new) == 1:
+        return None if new[0] not in known else np.zeros(1, dtype=bool)
+    keep = []
+    for value in new:
+        keep.append(value not in known)
+        known.add(value)
+    return None if all(keep) else np.array(keep, dtype=bool)
 
 
 def _oldest_open_end(op: DeviceWindows, state: tuple[Any, ...]) -> int | None:

@@ -297,6 +297,26 @@ def test_a_reading_for_a_closed_window_is_dropped() -> None:
     )
 
 
+def test_a_reading_at_a_closed_windows_end_is_kept_and_one_before_it_is_late() -> None:
+    op = DeviceWindows(SPEC, NORM)
+    one = np.array([[1.0, 1.0]])
+    state, _, _ = op.advance(None, np.array([0]), np.array([1]), one, watermark=0)
+    state, _, closed = op.advance(
+        state, np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 2)), watermark=MIN
+    )
+    assert closed is None and state[0] == MIN  # window [0, MIN) closed (K = 2: no sequence)
+    # MIN - 1 is late; MIN opens the next window (kept); seq 8 comes twice (kept once);
+    # seq 7 again after its late reading is a duplicate (the first of a seq decides).
+    ms = np.array([MIN - 1, MIN, MIN + 5, MIN + 6, MIN + 7])
+    seq = np.array([7, 9, 8, 8, 7])
+    values = np.array([[9.0, 9.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0], [5.0, 5.0]])
+    state, due, _ = op.advance(state, ms, seq, values, watermark=MIN)
+    assert np.frombuffer(state[1], "<i8").tolist() == [MIN, MIN + 5]
+    assert np.frombuffer(state[2], "<i8").tolist() == [9, 8]
+    assert np.frombuffer(state[3], "<f8").tolist() == [2.0, 2.0, 3.0, 3.0]
+    assert due == 2 * MIN
+
+
 def test_a_reading_without_the_models_sensors_counts_as_missing_values() -> None:
     op, state = FleetWindows(SPEC, NORM), FakeState()
     rows = [(0, 1, None), (MIN, 2, [1.0, 2.0]), (2 * MIN, 3, [1.0, 2.0])]
