@@ -5,9 +5,9 @@ id and runs :class:`FleetWindows` under ``transformWithStateInPandas`` in event-
 Spark calls it once per bucket and batch, with all of the bucket's readings. A bucket's
 devices are spread over :data:`STATE_SLICES` slices, each one entry of the bucket's map
 state (RocksDB, checkpointed with the query) holding its devices' states, read and
-written when one of its devices has readings (a bucket's timer reads all its slices and
-writes those whose devices changed: a window the watermark passed closed, a device
-forgotten after its time to live). A
+written when one of its devices has readings (a bucket's timer reads the slices whose
+devices are due and writes those that changed: a window the watermark passed closed, a
+device forgotten after its time to live). A
 group per device (``applyInPandasWithState``, until state layout v3) cost a pandas
 conversion, a state round trip and an output frame per device and batch, and a map entry
 per device two state-server calls per device and batch, so a batch's cost grew with the
@@ -114,7 +114,9 @@ STATE_SLICES = 16
 #: two state-server calls per slice and batch instead of two per device. The buckets and
 #: slices are part of it: a device's bucket and slice must not change under a checkpoint.
 #: -text: a slice's value is text (base64 of its pickle, :func:`pack_slice`), not binary.
-STATE_LAYOUT = f"fleet-windows-v2-b{STATE_BUCKETS}-s{STATE_SLICES}-text"
+#: -dues: a device's state keeps its oldest open window's end, and a bucket's ``dues``
+#: value state each slice's earliest due time (:class:`FleetWindows`).
+STATE_LAYOUT = f"fleet-windows-v2-b{STATE_BUCKETS}-s{STATE_SLICES}-text-dues"
 
 #: The bucket of the rows that broke a rule (a device's bucket is >= 0).
 DEAD_LETTER_BUCKET = -1
@@ -188,10 +190,12 @@ def sequences_schema() -> StructType:
 #: A device's state, the tuple :meth:`DeviceWindows.advance` takes and returns: the end of
 #: its last closed window (ms, None before the first) and, as little-endian bytes, its open
 #: readings' event ms and ``seq`` (int64) and sensor values (float64, ``[n, sensors]``) and
-#: its last K - 1 closed windows normalised (float32 :data:`SEQUENCE_DTYPE`, ``[n, F]``).
+#: its last K - 1 closed windows normalised (float32 :data:`SEQUENCE_DTYPE`, ``[n, F]``),
+#: and the end of its oldest open window (ms, None when nothing is open: when the watermark
+#: must close it, kept so that a slice's due time needs no arrays decoded).
 #: Bytes pickle and move as one copy each; a slice (:func:`pack_slice`) holds its devices'
 #: tuples, so their size is part of what every batch moves to the state server and back.
-STATE_FIELDS = ("closed_end_ms", "open_ms", "open_seq", "open_values", "normalised")
+STATE_FIELDS = ("closed_end_ms", "open_ms", "open_seq", "open_values", "normalised", "open_end_ms")
 
 
 _I8 = np.dtype("<i8")
@@ -311,7 +315,7 @@ class DeviceWindows:
         and which of its windows close now (grouped by window, oldest first)."""
         s, f = self.s, self.f
         if stored is not None:
-            closed_end, o_ms, o_seq, o_vals, normalised = stored
+            closed_end, o_ms, o_seq, o_vals, normalised, _ = stored
             open_ms = np.frombuffer(o_ms, _I8)
             open_seq = np.frombuffer(o_seq, _I8)
             open_values = np.frombuffer(o_vals, _F8).reshape(-1, s)
@@ -398,6 +402,7 @@ class DeviceWindows:
             p.open_seq.astype(_I8).tobytes(),
             p.open_values.astype(_F8).tobytes(),
             zs.astype(SEQUENCE_DTYPE, copy=False).tobytes(),
+            due,
         )
         return state, due, emitted
 
@@ -509,12 +514,13 @@ class FleetWindows(StatefulProcessor):
     way per slice, where an entry per device cost two calls per device and batch, the
     largest part of a batch at 20,000 devices (docs/performance.md).
 
-    A bucket has one event-time timer, at the earliest moment one of its devices needs a
-    call without readings: the end of its oldest open window, or, for a device with nothing
-    open, the end of its last closed window plus the state's time to live (``ttl_ms``).
-    When the timer fires, the bucket's devices are swept: windows the watermark passed are
-    closed (and emit their sequences), devices silent for longer than the time to live are
-    forgotten, and the next timer is set.
+    A device is due for a call without readings at the end of its oldest open window, or,
+    with nothing open, at the end of its last closed window plus the state's time to live
+    (``ttl_ms``). A value state (``dues``) keeps each slice's earliest due time, and the
+    bucket has one event-time timer, at the earliest of them. When it fires, the slices
+    due are swept (only those: a slice whose devices' windows their own readings closed is
+    not read): windows the watermark passed are closed (and emit their sequences), devices
+    silent for longer than the time to live are forgotten, and the next timer is set.
     """
 
     def __init__(
@@ -530,6 +536,7 @@ class FleetWindows(StatefulProcessor):
     def init(self, handle: Any) -> None:
         self.handle = handle
         self.slices = handle.getMapState("slices", _slice_key_schema(), slice_schema())
+        self.dues = handle.getValueState("dues", dues_schema())
 
     def handleInputRows(
         self, key: Any, rows: Iterator[pd.DataFrame], timerValues: Any
@@ -567,18 +574,17 @@ class FleetWindows(StatefulProcessor):
             inputs.append((states.get(device), ms[a:b], seq[a:b], values[a:b]))
         devices: list[str] = []
         emitted: list[Emitted] = []
-        due: int | None = None
         advanced = op.advance_many(inputs, watermark)
-        for (device, states), (state, when, out) in zip(present, advanced, strict=True):
+        for (device, states), (state, _, out) in zip(present, advanced, strict=True):
             states[device] = state
-            due = _earliest(due, self._due(state, when))
             if out is not None:
                 devices.append(device)
                 emitted.append(out)
+        dues = self._load_dues()
         for part, states in slices.items():
             self.slices.updateValue((part,), (pack_slice(states),))
-        if due is not None:
-            self._set_timer(due, watermark)
+            dues[part] = self._slice_due(states)
+        self._save_dues(dues, watermark)
         if emitted:
             yield _window_rows(devices, emitted)
 
@@ -591,16 +597,19 @@ class FleetWindows(StatefulProcessor):
         none = np.empty((0, op.s), np.float64)
         devices: list[str] = []
         emitted: list[Emitted] = []
-        due: int | None = None
-        # Read the whole bucket first, then write: the map is not changed under its iterator.
-        stored = [(part, unpack_slice(value[0])) for (part,), value in self.slices.iterator()]
-        changed: list[tuple[int, dict[str, tuple[Any, ...]]]] = []
+        dues = self._load_dues()
+        # The slices due (the others have nothing for the watermark to close or forget).
+        stored: list[tuple[int, dict[str, tuple[Any, ...]]]] = []
+        for part, due in enumerate(dues):
+            if due is not None and due <= watermark:
+                value = self.slices.getValue((part,))
+                stored.append((part, unpack_slice(value[0]) if value is not None else {}))
         # The devices whose oldest open window the watermark passed close it, all at once.
         closing = [
             (part, device, state)
             for part, states in stored
             for device, state in states.items()
-            if (end := _oldest_open_end(op, state)) is not None and end <= watermark
+            if state[5] is not None and state[5] <= watermark
         ]
         advanced = op.advance_many([(st, nothing, nothing, none) for *_, st in closing], watermark)
         closed = {(p, d): result for (p, d, _), result in zip(closing, advanced, strict=True)}
@@ -609,27 +618,21 @@ class FleetWindows(StatefulProcessor):
             dirty = False
             for device, state in states.items():
                 if (part, device) in closed:
-                    state, when, out = closed[(part, device)]
+                    state, _, out = closed[(part, device)]
                     dirty = True
                     if out is not None:
                         devices.append(device)
                         emitted.append(out)
-                else:
-                    when = _oldest_open_end(op, state)
-                if when is None and self._expired(state, watermark):
+                if state[5] is None and self._expired(state, watermark):
                     dirty = True
                     continue  # silent for longer than the time to live: forgotten
                 kept[device] = state
-                due = _earliest(due, self._due(state, when))
-            if dirty:
-                changed.append((part, kept))
-        for part, kept in changed:
-            if kept:
+            if dirty and kept:
                 self.slices.updateValue((part,), (pack_slice(kept),))
-            else:
+            elif dirty:
                 self.slices.removeKey((part,))
-        if due is not None:
-            self._set_timer(due, watermark)
+            dues[part] = self._slice_due(kept)
+        self._save_dues(dues, watermark)
         if emitted:
             yield _window_rows(devices, emitted)
 
@@ -642,37 +645,58 @@ class FleetWindows(StatefulProcessor):
             and closed_end + self.ttl_ms <= watermark
         )
 
-    def _due(self, state: tuple[Any, ...], oldest_open_end: int | None) -> int | None:
+    def _due(self, state: tuple[Any, ...]) -> int | None:
         """When the device needs a call without readings: its oldest open window's end, or
         (nothing open) when its time to live runs out."""
-        if oldest_open_end is not None:
-            return oldest_open_end
+        if state[5] is not None:
+            return int(state[5])
         closed_end = state[0]
         if self.ttl_ms is None or closed_end is None:
             return None
         return int(closed_end) + self.ttl_ms
 
-    def _set_timer(self, due: int, watermark: int) -> None:
-        """Keep one timer per bucket, at the earliest due time: a pending timer at or before
-        ``due`` fires first (and its sweep sets the next), a later one is replaced. Timers
-        at or behind the watermark have fired (or fire in this batch) and are ignored."""
+    def _slice_due(self, states: dict[str, tuple[Any, ...]]) -> int | None:
+        """The earliest due time of a slice's devices (None: none is ever due)."""
+        dues = [d for state in states.values() if (d := self._due(state)) is not None]
+        return min(dues) if dues else None
+
+    def _load_dues(self) -> list[int | None]:
+        """Each slice's earliest due time (None: empty, or nothing due)."""
+        row = self.dues.get()
+        return list(row[0]) if row is not None else [None] * STATE_SLICES
+
+    def _save_dues(self, dues: list[int | None], watermark: int) -> None:
+        """Keep ``dues`` and one timer, at the earliest of them.
+
+        After a sweep every due time is past the watermark. In ``handleInputRows`` a slice
+        it did not touch can be due at or behind it: the timer that made it so fires in
+        this batch, after the input, and its sweep sets the next timer; the one set here
+        (just past the watermark) only stands in for it should it not.
+        """
+        if all(d is None for d in dues):
+            self.dues.clear()
+        else:
+            self.dues.update((dues,))
+        due = min((d for d in dues if d is not None), default=None)
+        if due is not None and due <= watermark:
+            due = watermark + 1
         pending = [ms for ms in self.handle.listTimers() if ms > watermark]
-        if any(ms <= due for ms in pending):
+        if pending == ([] if due is None else [due]):
             return
         for ms in pending:
             self.handle.deleteTimer(ms)
-        self.handle.registerTimer(due)
+        if due is not None:
+            self.handle.registerTimer(due)
 
     def close(self) -> None:
         pass
 
 
-def _earliest(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
+def dues_schema() -> StructType:
+    """The ``dues`` value state: each slice's earliest due time (ms; null: none)."""
+    from pyspark.sql.types import ArrayType, LongType, StructField, StructType
+
+    return StructType([StructField("due_ms", ArrayType(LongType(), True), False)])
 
 
 def _first_seen(seq: np.ndarray, seen: np.ndarray) -> np.ndarray | None:
@@ -688,12 +712,6 @@ def _first_seen(seq: np.ndarray, seen: np.ndarray) -> np.ndarray | None:
         keep.append(value not in known)
         known.add(value)
     return None if all(keep) else np.array(keep, dtype=bool)
-
-
-def _oldest_open_end(op: DeviceWindows, state: tuple[Any, ...]) -> int | None:
-    """The end of the device's oldest open window (None: nothing open)."""
-    open_ms = np.frombuffer(state[1], _I8)
-    return int(op.window_end_ms(open_ms).min()) if len(open_ms) else None
 
 
 def _dead_letter_rows(frame: pd.DataFrame) -> pd.DataFrame:

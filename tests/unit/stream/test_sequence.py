@@ -58,6 +58,24 @@ def _seq(vectors: list[np.ndarray], norm: NormStats = NORM) -> np.ndarray:
     return normalise(np.stack(vectors), norm).reshape(-1)
 
 
+class FakeDues:
+    """The processor's ``dues`` value state, kept in its :class:`FakeState`."""
+
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+
+    def get(self) -> tuple[list[int | None]] | None:
+        return self.state.dues
+
+    def update(self, value: tuple[list[int | None]]) -> None:
+        (dues,) = value
+        assert len(dues) == STATE_SLICES and all(d is None or isinstance(d, int) for d in dues)
+        self.state.dues = (list(dues),)
+
+    def clear(self) -> None:
+        self.state.dues = None
+
+
 class FakeState:
     """What ``transformWithStateInPandas`` hands the processor for one bucket: its map state
     (slice -> packed states), its timers and the batch's watermark (the handle, the map and
@@ -68,7 +86,9 @@ class FakeState:
         self.map: dict[tuple[int], tuple[str]] = {}
         self.timers: set[int] = set()
         self.watermark = 0
-        self.calls = 0
+        self.calls = 0  # calls on the map of slices
+        self.reads: list[int] = []  # the slices read, in order
+        self.dues: tuple[list[int | None]] | None = None  # the "dues" value state
 
     def getMapState(self, name: str, key_schema: Any, value_schema: Any) -> FakeState:
         assert name == "slices" and key_schema.fieldNames() == ["slice"]
@@ -78,7 +98,12 @@ class FakeState:
 
     def getValue(self, key: tuple[int]) -> tuple[str] | None:
         self.calls += 1
+        self.reads.append(key[0])
         return self.map.get(key)
+
+    def getValueState(self, name: str, schema: Any) -> FakeDues:
+        assert name == "dues" and schema.simpleString() == "struct<due_ms:array<bigint>>"
+        return FakeDues(self)
 
     def updateValue(self, key: tuple[int], value: tuple[str]) -> None:
         self.calls += 1
@@ -89,10 +114,6 @@ class FakeState:
     def removeKey(self, key: tuple[int]) -> None:
         self.calls += 1
         del self.map[key]
-
-    def iterator(self) -> Any:
-        self.calls += 1
-        return iter(list(self.map.items()))
 
     @property
     def devices(self) -> dict[tuple[str], tuple[Any, ...]]:
@@ -360,7 +381,7 @@ def test_regimes_standardise_each_reading_before_windowing() -> None:
 def test_state_round_trips_through_bytes_without_loss() -> None:
     op, state = FleetWindows(SPEC, NORM), FakeState()
     _call(op, state, [(0, 1, [0.1, 1 / 3]), (MIN, 2, [np.pi, None])])
-    assert all(isinstance(v, bytes) for v in state.get[1:])
+    assert all(isinstance(v, bytes) for v in state.get[1:5]) and state.get[5] == MIN
     state.watermark = 2 * MIN
     out = _call(op, state, [(2 * MIN, 3, [1.0, 1.0])])
     np.testing.assert_array_equal(
@@ -400,9 +421,9 @@ def test_a_window_closes_once_the_devices_own_readings_pass_it_by_the_delay() ->
     assert early.timeout == 2 * MIN and late.timeout == MIN
     out = _call(early_op, early, w3)  # newest reading 3 min: window 1 (ends 2 min) closes
     assert list(out["window_end_ms"]) == [2 * MIN]
-    # Window 2 stays open (3 min - 1 min < its end); the bucket's pending timer (2 min)
-    # fires first, and its sweep sets the next at window 2's end.
-    assert early.timeout == 2 * MIN
+    # Window 2 stays open (3 min - 1 min < its end): the bucket's timer moves to its end at
+    # once (the device's own reading closed window 1, so no sweep is left to find nothing).
+    assert early.timeout == 3 * MIN
     early.watermark = 2 * MIN
     assert _call(early_op, early, []).empty and early.timeout == 3 * MIN
     # the slower rule: the same sequence, once Spark's watermark reaches 2 min
@@ -531,6 +552,8 @@ def test_a_batch_reads_and_writes_each_slice_of_its_devices_once() -> None:
     list(op.handleInputRows((0,), iter([frame]), state))
     assert state.calls == 2 * STATE_SLICES == 2 * len(state.map)
     assert set(state.devices) == {(n,) for n in names}
+    # every slice is due when its devices' windows end, and the bucket's one timer then
+    assert state.dues == ([MIN] * STATE_SLICES,) and state.timers == {MIN}
     before = dict(state.map)
     state.calls = 0
     frame = _device_frame("pump-7", [(30_000, 2, [3.0, 4.0])])
@@ -593,13 +616,16 @@ def test_a_timer_sweep_rewrites_only_the_slices_that_changed() -> None:
     assert set(state.devices) == {("quiet",), ("q0",), ("q14",), ("q2",)}
     before = dict(state.map)
     state.watermark = 11 * MIN  # quiet and q14 silent for 10 min since their last windows
-    state.calls = 0
+    state.calls, state.reads = 0, []
     assert state.fire(op) == []  # K = 2: q0's one window emits no sequence yet
     assert state.devices[("q0",)][0] == 6 * MIN  # but it closed
     assert set(state.devices) == {("q0",), ("q2",)}
     assert (slice_of("q14"),) not in state.map
     assert state.map[(slice_of("q2"),)] == before[(slice_of("q2"),)]
-    assert state.calls == 3  # the sweep's one read, quiet's slice written, q14's removed
+    # The sweep reads the two slices due (q2's, not due, is not read), writes quiet's and
+    # removes q14's.
+    assert sorted(state.reads) == sorted([slice_of("quiet"), slice_of("q14")])
+    assert state.calls == 4
 
 
 @pytest.mark.parametrize("lateness_ms", [None, 2 * MIN])
