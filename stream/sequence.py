@@ -354,8 +354,14 @@ class DeviceWindows:
         # The closing readings grouped by window, oldest first (a stable sort keeps each
         # window's readings in their order).
         rows = np.flatnonzero(closing)
-        rows = rows[np.argsort(window_end[rows], kind="stable")]
-        ends, starts, counts = np.unique(window_end[rows], return_index=True, return_counts=True)
+        closing_ends = window_end[rows]
+        if (closing_ends == closing_ends[0]).all():  # one window (the usual case): no sort
+            ends, starts, counts = closing_ends[:1], np.zeros(1, np.intp), np.array([len(rows)])
+        else:
+            rows = rows[np.argsort(closing_ends, kind="stable")]
+            ends, starts, counts = np.unique(
+                window_end[rows], return_index=True, return_counts=True
+            )
         stay = ~closing
         return pending._replace(
             open_ms=open_ms[stay],
