@@ -93,16 +93,16 @@ from tests.benchmarks.common import (
 
 
 def spark_session() -> Any:
+    from dataclasses import replace
+
     from deploy.spark import spark_session as session_with_jars
     from stream.session import SparkConfig
 
-    return session_with_jars(
-        SparkConfig.from_env(
-            app_name="prognos-bench",
-            ui=False,
-            extra={"spark.sql.streaming.numRecentProgressUpdates": "1000"},
-        )
-    )
+    # PROGNOS_SPARK_CONF's settings apply (an event log for a profile, say), with the
+    # benchmark's own on top.
+    config = SparkConfig.from_env(app_name="prognos-bench", ui=False)
+    extra = {**config.extra, "spark.sql.streaming.numRecentProgressUpdates": "1000"}
+    return session_with_jars(replace(config, extra=extra))
 
 
 def stream_config(bootstrap: str, redis_url: str, topic: str, prefix: str, ckpt: Path, **kw: Any):
