@@ -279,8 +279,8 @@ def backblaze_model(folder: Path, recording: Path) -> Path:
     """A model of Backblaze's disks, made as a new user makes one: a catalogue inferred from
     the recording to replay (the whole fleet holds a few implausible values the sample does
     not, and every reading must reach every run), then trained on the 3,000-drive sample
-    with its failure log (one network, 8 epochs, seed 7: under a minute). Throughput does
-    not depend on how good the model is."""
+    with its failure log (one network, 3 epochs, seed 7: about half a minute). Throughput
+    does not depend on how good the model is."""
     sample = BACKBLAZE / "drives_sample3000.csv"
     catalogue = folder / "disks.toml"
     _prognos("catalogue", "infer", str(recording), *BB_COLUMNS, *BB_FIELDS, "--out", str(catalogue))
@@ -289,7 +289,7 @@ def backblaze_model(folder: Path, recording: Path) -> Path:
         "train", "--data", str(sample), *BB_COLUMNS, "--sensors", BB_SENSORS,
         "--failures", str(BACKBLAZE / "failures.csv"), "--events-time-column", "failure_date",
         "--catalogue", str(catalogue), "--out", str(model), "--lead", "1d", "--ensemble", "none",
-        "--folds", "1", "--epochs", "8", "--no-plots", "--seed", "7",
+        "--folds", "1", "--epochs", "3", "--no-plots", "--seed", "7",
     )  # fmt: skip
     return model
 
@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS / "fleet.json")
     ap.add_argument("--latency-devices", type=int, default=20_000)
     ap.add_argument("--latency-rate", type=float, default=2_000.0)
-    ap.add_argument("--latency-seconds", type=float, default=60.0)
+    ap.add_argument("--latency-seconds", type=float, default=45.0)
     ap.add_argument("--latency-preload", type=int, default=22, help="cycles of history")
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
