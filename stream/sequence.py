@@ -507,6 +507,10 @@ def unpack_slice(packed: str) -> dict[str, tuple[Any, ...]]:
     return states
 
 
+#: A due time before any watermark: every slice is read by the next sweep.
+_EVERY_SLICE_DUE = -(2**62)
+
+
 class FleetWindows(StatefulProcessor):
     """The ``transformWithStateInPandas`` processor: one bucket of devices per grouping key.
 
@@ -667,9 +671,20 @@ class FleetWindows(StatefulProcessor):
         return min(dues) if dues else None
 
     def _load_dues(self) -> list[int | None]:
-        """Each slice's earliest due time (None: empty, or nothing due)."""
+        """Each slice's earliest due time (None: empty, or nothing due).
+
+        The due times of devices with nothing open depend on the time to live, which a
+        restart on the same checkpoint may change: due times kept under another one mark
+        every slice due now, so the next sweep reads them all and keeps new ones (a device
+        silent for longer than the new time to live is then forgotten).
+        """
         row = self.dues.get()
-        return list(row[0]) if row is not None else [None] * STATE_SLICES
+        if row is None:
+            return [None] * STATE_SLICES
+        dues, ttl_ms = row
+        if ttl_ms != self.ttl_ms:
+            return [_EVERY_SLICE_DUE] * STATE_SLICES
+        return list(dues)
 
     def _save_dues(self, dues: list[int | None], watermark: int) -> None:
         """Keep ``dues`` and one timer, at the earliest of them.
@@ -679,10 +694,7 @@ class FleetWindows(StatefulProcessor):
         this batch, after the input, and its sweep sets the next timer; the one set here
         (just past the watermark) only stands in for it should it not.
         """
-        if all(d is None for d in dues):
-            self.dues.clear()
-        else:
-            self.dues.update((dues,))
+        self.dues.update((dues, self.ttl_ms))
         due = min((d for d in dues if d is not None), default=None)
         if due is not None and due <= watermark:
             due = watermark + 1
@@ -699,10 +711,16 @@ class FleetWindows(StatefulProcessor):
 
 
 def dues_schema() -> StructType:
-    """The ``dues`` value state: each slice's earliest due time (ms; null: none)."""
+    """The ``dues`` value state: each slice's earliest due time (ms; null: none) and the
+    time to live they were computed with (ms; null: none)."""
     from pyspark.sql.types import ArrayType, LongType, StructField, StructType
 
-    return StructType([StructField("due_ms", ArrayType(LongType(), True), False)])
+    return StructType(
+        [
+            StructField("due_ms", ArrayType(LongType(), True), False),
+            StructField("ttl_ms", LongType(), True),
+        ]
+    )
 
 
 def _first_seen(seq: np.ndarray, seen: np.ndarray) -> np.ndarray | None:

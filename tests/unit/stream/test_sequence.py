@@ -64,13 +64,14 @@ class FakeDues:
     def __init__(self, state: FakeState) -> None:
         self.state = state
 
-    def get(self) -> tuple[list[int | None]] | None:
+    def get(self) -> tuple[list[int | None], int | None] | None:
         return self.state.dues
 
-    def update(self, value: tuple[list[int | None]]) -> None:
-        (dues,) = value
+    def update(self, value: tuple[list[int | None], int | None]) -> None:
+        dues, ttl_ms = value
         assert len(dues) == STATE_SLICES and all(d is None or isinstance(d, int) for d in dues)
-        self.state.dues = (list(dues),)
+        assert ttl_ms is None or isinstance(ttl_ms, int)
+        self.state.dues = (list(dues), ttl_ms)
 
     def clear(self) -> None:
         self.state.dues = None
@@ -88,7 +89,7 @@ class FakeState:
         self.watermark = 0
         self.calls = 0  # calls on the map of slices
         self.reads: list[int] = []  # the slices read, in order
-        self.dues: tuple[list[int | None]] | None = None  # the "dues" value state
+        self.dues: tuple[list[int | None], int | None] | None = None  # the "dues" state
 
     def getMapState(self, name: str, key_schema: Any, value_schema: Any) -> FakeState:
         assert name == "slices" and key_schema.fieldNames() == ["slice"]
@@ -102,7 +103,8 @@ class FakeState:
         return self.map.get(key)
 
     def getValueState(self, name: str, schema: Any) -> FakeDues:
-        assert name == "dues" and schema.simpleString() == "struct<due_ms:array<bigint>>"
+        assert name == "dues"
+        assert schema.simpleString() == "struct<due_ms:array<bigint>,ttl_ms:bigint>"
         return FakeDues(self)
 
     def updateValue(self, key: tuple[int], value: tuple[str]) -> None:
@@ -542,6 +544,28 @@ def test_a_device_silent_for_the_time_to_live_is_forgotten() -> None:
     assert state.timers == {6 * MIN + 10 * MIN}
 
 
+def test_a_time_to_live_given_on_a_restart_forgets_devices_kept_without_one() -> None:
+    # A run without a time to live keeps a silent device for ever (nothing due, no timer).
+    # Restarted on the same state with one, the bucket's next call marks every slice due,
+    # and the sweep that follows forgets the device.
+    old, state = FleetWindows(SPEC, NORM), FakeState()
+    old.init(state)
+    _call(old, state, [(0, 1, [1.0, 1.0])])
+    state.watermark = MIN
+    state.fire(old)
+    assert ("d",) in state.devices and not state.timers  # closed, kept, nothing due
+    new = FleetWindows(SPEC, NORM, ttl_ms=10 * MIN)
+    new.init(state)
+    state.watermark = 20 * MIN
+    frame = _device_frame("other", [(20 * MIN, 1, [1.0, 1.0])])
+    list(new.handleInputRows((0,), iter([frame]), state))
+    assert state.timers == {20 * MIN + 1}  # every slice due: swept at the next watermark
+    state.watermark = 21 * MIN
+    state.fire(new)
+    assert set(state.devices) == {("other",)}
+    assert state.dues is not None and state.dues[1] == 10 * MIN
+
+
 def test_a_batch_reads_and_writes_each_slice_of_its_devices_once() -> None:
     # 300 devices in one bucket: a batch costs two state calls per slice it touches, not two
     # per device, and a later batch of one device rewrites that device's slice only.
@@ -553,7 +577,7 @@ def test_a_batch_reads_and_writes_each_slice_of_its_devices_once() -> None:
     assert state.calls == 2 * STATE_SLICES == 2 * len(state.map)
     assert set(state.devices) == {(n,) for n in names}
     # every slice is due when its devices' windows end, and the bucket's one timer then
-    assert state.dues == ([MIN] * STATE_SLICES,) and state.timers == {MIN}
+    assert state.dues == ([MIN] * STATE_SLICES, None) and state.timers == {MIN}
     before = dict(state.map)
     state.calls = 0
     frame = _device_frame("pump-7", [(30_000, 2, [3.0, 4.0])])
