@@ -254,9 +254,9 @@ class DeviceWindows:
         seq: np.ndarray,
         values: np.ndarray,
         watermark: int,
-    ) -> tuple[tuple[Any, ...], int | None, Emitted | None]:
-        """The device's next state, the watermark at which it must be called again (its
-        oldest open window's end; None when nothing is open) and what closed.
+    ) -> tuple[tuple[Any, ...], Emitted | None]:
+        """The device's next state and what closed (the state's ``open_end_ms`` is when it
+        must be called again: its oldest open window's end; None when nothing is open).
 
         Args:
             stored: the device's state (:data:`STATE_FIELDS`), None for a new device.
@@ -270,7 +270,7 @@ class DeviceWindows:
         self,
         devices: list[tuple[tuple[Any, ...] | None, np.ndarray, np.ndarray, np.ndarray]],
         watermark: int,
-    ) -> list[tuple[tuple[Any, ...], int | None, Emitted | None]]:
+    ) -> list[tuple[tuple[Any, ...], Emitted | None]]:
         """:meth:`advance` for several devices (``(stored, ms, seq, values)`` each), with
         all their closing windows' features computed and normalised in one call: the
         features of a window depend on its readings only, so the numbers are the same as
@@ -373,9 +373,9 @@ class DeviceWindows:
 
     def _finish(
         self, p: _Pending, features: np.ndarray | None, normalised: np.ndarray | None
-    ) -> tuple[tuple[Any, ...], int | None, Emitted | None]:
-        """A device's new state, when it is next due and what it emits, given its closing
-        windows' raw and normalised features (None: nothing closed)."""
+    ) -> tuple[tuple[Any, ...], Emitted | None]:
+        """A device's new state and what it emits, given its closing windows' raw and
+        normalised features (None: nothing closed)."""
         zs, closed_end = p.zs, p.closed_end
         emitted = None
         c = p.closing
@@ -401,16 +401,15 @@ class DeviceWindows:
             zs = history[max(0, len(history) - self.k + 1) :]  # the last K - 1 (none if K = 1)
             closed_end = int(c.ends[-1])
 
-        due = int(p.window_end.min()) if len(p.open_ms) else None
         state = (
             closed_end,
             p.open_ms.astype(_I8).tobytes(),
             p.open_seq.astype(_I8).tobytes(),
             p.open_values.astype(_F8).tobytes(),
             zs.astype(SEQUENCE_DTYPE, copy=False).tobytes(),
-            due,
+            int(p.window_end.min()) if len(p.open_ms) else None,
         )
-        return state, due, emitted
+        return state, emitted
 
 
 class _Closing(NamedTuple):
@@ -585,7 +584,7 @@ class FleetWindows(StatefulProcessor):
         devices: list[str] = []
         emitted: list[Emitted] = []
         advanced = op.advance_many(inputs, watermark)
-        for (device, states), (state, _, out) in zip(present, advanced, strict=True):
+        for (device, states), (state, out) in zip(present, advanced, strict=True):
             states[device] = state
             if out is not None:
                 devices.append(device)
@@ -628,7 +627,7 @@ class FleetWindows(StatefulProcessor):
             dirty = False
             for device, state in states.items():
                 if (part, device) in closed:
-                    state, _, out = closed[(part, device)]
+                    state, out = closed[(part, device)]
                     dirty = True
                     if out is not None:
                         devices.append(device)

@@ -323,8 +323,8 @@ def test_a_reading_for_a_closed_window_is_dropped() -> None:
 def test_a_reading_at_a_closed_windows_end_is_kept_and_one_before_it_is_late() -> None:
     op = DeviceWindows(SPEC, NORM)
     one = np.array([[1.0, 1.0]])
-    state, _, _ = op.advance(None, np.array([0]), np.array([1]), one, watermark=0)
-    state, _, closed = op.advance(
+    state, _ = op.advance(None, np.array([0]), np.array([1]), one, watermark=0)
+    state, closed = op.advance(
         state, np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 2)), watermark=MIN
     )
     assert closed is None and state[0] == MIN  # window [0, MIN) closed (K = 2: no sequence)
@@ -333,11 +333,11 @@ def test_a_reading_at_a_closed_windows_end_is_kept_and_one_before_it_is_late() -
     ms = np.array([MIN - 1, MIN, MIN + 5, MIN + 6, MIN + 7])
     seq = np.array([7, 9, 8, 8, 7])
     values = np.array([[9.0, 9.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0], [5.0, 5.0]])
-    state, due, _ = op.advance(state, ms, seq, values, watermark=MIN)
+    state, _ = op.advance(state, ms, seq, values, watermark=MIN)
     assert np.frombuffer(state[1], "<i8").tolist() == [MIN, MIN + 5]
     assert np.frombuffer(state[2], "<i8").tolist() == [9, 8]
     assert np.frombuffer(state[3], "<f8").tolist() == [2.0, 2.0, 3.0, 3.0]
-    assert due == 2 * MIN
+    assert state[5] == 2 * MIN  # due when its oldest open window ends
 
 
 def test_a_reading_without_the_models_sensors_counts_as_missing_values() -> None:
@@ -680,11 +680,11 @@ def test_many_devices_advanced_together_equal_each_device_alone(lateness_ms: int
             values[rng.random(size=(n, 2)) < 0.1] = np.nan
             inputs.append((states[d], ms, seq, values))
         got = together.advance_many(inputs, watermark)
-        for d, ((stored, ms, seq, values), (state, due, out)) in enumerate(
+        for d, ((stored, ms, seq, values), (state, out)) in enumerate(
             zip(inputs, got, strict=True)
         ):
-            want_state, want_due, want_out = alone.advance(stored, ms, seq, values, watermark)
-            assert state == want_state and due == want_due, (batch, d)
+            want_state, want_out = alone.advance(stored, ms, seq, values, watermark)
+            assert state == want_state, (batch, d)  # the due time (state[5]) with it
             assert (out is None) == (want_out is None), (batch, d)
             if out is not None and want_out is not None:
                 emitted += len(out.end_ms)
