@@ -470,6 +470,23 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], seconds: float) -
     return "\n".join(lines) + "\n"
 
 
+def write_summary(out: Path, info: dict[str, Any], seconds: float, failed: list[str]) -> None:
+    """summary.md and summary.json in ``out``, from the programs' JSON there; printed."""
+    rows = summary_rows(out)
+    text = markdown(rows, info, seconds)
+    (out / "summary.md").write_text(text, encoding="utf-8")
+    (out / "summary.json").write_text(
+        json.dumps(
+            {"machine": info, "seconds": round(seconds, 1), "rows": rows, "failed": failed},
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    print("\n" + text)
+    print(f"saved {out / 'summary.md'} and {out / 'summary.json'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
@@ -488,12 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.summary_only:
         saved = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        rows = summary_rows(out)
-        text = markdown(rows, saved["machine"], saved["seconds"])
-        saved["rows"] = rows
-        (out / "summary.md").write_text(text, encoding="utf-8")
-        (out / "summary.json").write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
-        print(text)
+        write_summary(out, saved["machine"], saved["seconds"], saved.get("failed", []))
         return 0
     started = time.perf_counter()
     failed = []
@@ -510,21 +522,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"({name}: {time.perf_counter() - t0:.0f}s, exit {code})", flush=True)
             if code:
                 failed.append(name)
-    seconds = time.perf_counter() - started
-    info = machine()
-    rows = summary_rows(out)
-    text = markdown(rows, info, seconds)
-    (out / "summary.md").write_text(text, encoding="utf-8")
-    (out / "summary.json").write_text(
-        json.dumps(
-            {"machine": info, "seconds": round(seconds, 1), "rows": rows, "failed": failed},
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
-    print("\n" + text)
-    print(f"saved {out / 'summary.md'} and {out / 'summary.json'}")
+    write_summary(out, machine(), time.perf_counter() - started, failed)
     if failed:
         print(f"programs that failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
