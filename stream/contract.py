@@ -364,10 +364,34 @@ class AlertEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """The event as a JSON-ready dict, with its ``schema`` version."""
-        data = asdict(self)
-        data["top_features"] = [asdict(f) for f in self.top_features]
-        data["schema"] = SCHEMA_VERSION
-        return data
+        # Field by field, not dataclasses.asdict (its deep copy was most of the sink's
+        # cost of an event); the unit tests hold it to asdict's output.
+        return {
+            "event_id": self.event_id,
+            "alert_id": self.alert_id,
+            "kind": self.kind,
+            "device_id": self.device_id,
+            "severity": self.severity,
+            "risk": self.risk,
+            "threshold": self.threshold,
+            "window_start_ms": self.window_start_ms,
+            "window_end_ms": self.window_end_ms,
+            "opened_window_end_ms": self.opened_window_end_ms,
+            "model_version": self.model_version,
+            "provider": self.provider,
+            "top_features": [
+                {
+                    "name": f.name,
+                    "value": f.value,
+                    "z": f.z,
+                    "normal_low": f.normal_low,
+                    "normal_high": f.normal_high,
+                }
+                for f in self.top_features
+            ],
+            "coverage": self.coverage,
+            "schema": SCHEMA_VERSION,
+        }
 
     def to_json(self) -> str:
         """One compact JSON line, keys sorted: the ``event`` field and pub/sub payload."""

@@ -11,13 +11,15 @@ the primary loses nothing Spark committed. Either costs time per batch (docs/per
 Idempotence: Spark's ``foreachBatch`` is at-least-once, so a batch can be written twice
 after a crash. Each device's windows are applied in event-time order and its state records
 the last window applied; the writes of one device for one batch run in one Lua script that
-first checks that state is still what the batch read (compare-and-set). A replayed batch
+first checks that state is still what the batch read (compare-and-set); one call of the
+script applies a chunk of devices (:data:`CHUNK_DEVICES`), each checked on its own. A replayed batch
 therefore finds every window already applied and writes nothing again, and a crash part-way
 through a batch leaves each device either fully written or not at all.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter, defaultdict
@@ -43,43 +45,80 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# KEYS: device hash, alert stream, risk hash, open set, risk rank (sorted set), the device's
-#       risk history (list), the device's alert lifecycle (list)
-# ARGV: device, expected last window, new last window, state json, risk, window end,
-#       model version, provider, open flag, max stream length, the device's channel,
-#       n events, coverage, history length, lifecycle length, n history entries, then the
-#       history entries, then per event: json, event id, alert id, kind, severity,
-#       severity channel
+# One call applies a chunk of devices (one Lua call a device was the sink's largest cost:
+# redis-py packing some 30 arguments a device). Each device is applied on its own, with
+# its own compare-and-set, as before.
+# KEYS: alert stream, risk hash, open set, risk rank (sorted set), then per device: its
+#       hash, its risk history (list), its alert lifecycle (list)
+# ARGV: the devices (JSON, below), max stream length, history length, lifecycle length
+# Each device: [device, expected last window, new last window, state json, risk,
+#       window end, model version, provider, open flag, coverage, the device's channel,
+#       [history entries], [[event json, event id, alert id, kind, severity,
+#       severity channel], ...]]; every value a string (JSON numbers would come back
+#       as Lua doubles, printed differently).
+# Returns one character a device: 1 applied, 0 its state had moved (already applied).
 # The fields are stream.contract's DEVICE_FIELDS and STREAM_FIELDS.
 _APPLY = """
-local cur = redis.call('HGET', KEYS[1], 'last_window_end')
-if (cur or '') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'last_window_end', ARGV[3], 'state', ARGV[4], 'risk', ARGV[5],
-           'window_end', ARGV[6], 'model_version', ARGV[7], 'provider', ARGV[8],
-           'coverage', ARGV[13])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
-redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
-if ARGV[9] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
-local h = tonumber(ARGV[16])
-if h > 0 then
-  for i = 17, 16 + h, 500 do  -- in slices: unpack's stack is bounded
-    redis.call('RPUSH', KEYS[6], unpack(ARGV, i, math.min(i + 499, 16 + h)))
+local devices = cjson.decode(ARGV[1])
+local maxlen, hlen, llen = ARGV[2], -tonumber(ARGV[3]), -tonumber(ARGV[4])
+local out = {}
+for d = 1, #devices do
+  local a = devices[d]
+  local k = 4 + (d - 1) * 3
+  local cur = redis.call('HGET', KEYS[k + 1], 'last_window_end')
+  if (cur or '') ~= a[2] then
+    out[d] = '0'
+  else
+    out[d] = '1'
+    redis.call('HSET', KEYS[k + 1], 'last_window_end', a[3], 'state', a[4], 'risk', a[5],
+               'window_end', a[6], 'model_version', a[7], 'provider', a[8], 'coverage', a[10])
+    redis.call('HSET', KEYS[2], a[1], a[5])
+    redis.call('ZADD', KEYS[4], a[5], a[1])
+    if a[9] == '1' then redis.call('SADD', KEYS[3], a[1]) else redis.call('SREM', KEYS[3], a[1]) end
+    local h = a[12]
+    if #h > 0 then
+      for i = 1, #h, 500 do  -- in slices: unpack's stack is bounded
+        redis.call('RPUSH', KEYS[k + 2], unpack(h, i, math.min(i + 499, #h)))
+      end
+      redis.call('LTRIM', KEYS[k + 2], hlen, -1)
+    end
+    local events = a[13]
+    for i = 1, #events do
+      local e = events[i]
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'event', e[1], 'event_id', e[2],
+                 'alert_id', e[3], 'kind', e[4], 'device_id', a[1], 'severity', e[5],
+                 'risk', a[5])
+      redis.call('RPUSH', KEYS[k + 3], e[1])
+      redis.call('PUBLISH', e[6], e[1])
+      redis.call('PUBLISH', a[11], e[1])
+    end
+    if #events > 0 then redis.call('LTRIM', KEYS[k + 3], llen, -1) end
   end
-  redis.call('LTRIM', KEYS[6], -tonumber(ARGV[14]), -1)
 end
-local n = tonumber(ARGV[12])
-for i = 0, n - 1 do
-  local b = 17 + h + i * 6
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[b], 'event_id', ARGV[b + 1],
-             'alert_id', ARGV[b + 2], 'kind', ARGV[b + 3], 'device_id', ARGV[1], 'severity', ARGV[b + 4],
-             'risk', ARGV[5])
-  redis.call('RPUSH', KEYS[7], ARGV[b])
-  redis.call('PUBLISH', ARGV[b + 5], ARGV[b])
-  redis.call('PUBLISH', ARGV[11], ARGV[b])
-end
-if n > 0 then redis.call('LTRIM', KEYS[7], -tonumber(ARGV[15]), -1) end
-return 1
+return table.concat(out)
 """
+
+# The state and last applied window of each device of a chunk, in one call (KEYS: the
+# devices' hashes), as one JSON array (state, last window, state, ...; a missing field is
+# false): one string to parse, not a reply of two values a device.
+_READ = """
+local out = {}
+for i = 1, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'state', 'last_window_end')
+  out[2 * i - 1] = v[1]
+  out[2 * i] = v[2]
+end
+return cjson.encode(out)
+"""
+
+_APPLIED = ord("1")  # a device's character in _APPLY's reply
+
+#: Devices per Lua call: Redis runs a script to its end before any other command, so a
+#: chunk bounds how long a reader (a subscriber, the dashboard) can wait on the sink.
+CHUNK_DEVICES = 500
+#: ... and a chunk closes early past this many history entries and events (a replay of
+#: recorded data brings many windows a device).
+CHUNK_ITEMS = 20_000
 
 
 class _ReplicasBehind(Exception):
@@ -135,7 +174,8 @@ class RedisAlertSink:
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self._client: Any = None
-        self._script: Any = None
+        self._apply: Any = None
+        self._read: Any = None
 
     @property
     def client(self) -> Any:
@@ -145,7 +185,8 @@ class RedisAlertSink:
             self._client = redis.Redis.from_url(
                 self.redis_url, socket_timeout=30, socket_connect_timeout=10
             )
-            self._script = self._client.register_script(_APPLY)
+            self._apply = self._client.register_script(_APPLY)
+            self._read = self._client.register_script(_READ)
         return self._client
 
     def close(self) -> None:
@@ -198,79 +239,99 @@ class RedisAlertSink:
         client = self.client
         keys = self.keys
         devices = sorted(by_device)
+        device_keys = [keys.device(d) for d in devices]
         read = client.pipeline(transaction=False)
-        for device in devices:
-            read.hmget(keys.device(device), "state", "last_window_end")
+        for i in range(0, len(devices), 2 * CHUNK_DEVICES):
+            self._read(keys=device_keys[i : i + 2 * CHUNK_DEVICES], client=read)
         t0 = time.perf_counter()
-        stored = read.execute()
+        stored = [v for part in read.execute() for v in json.loads(part)]
         redis_s = time.perf_counter() - t0
 
         write = client.pipeline(transaction=False)
-        batch_events: list[list[AlertEvent]] = []  # per script call, in call order
+        batch_events: list[list[AlertEvent]] = []  # per device sent, in the order sent
+        shared = [keys.alerts, keys.risk, keys.open, keys.risk_rank]
+        chunk: list[list[Any]] = []
+        names: list[str] = []
+        items = 0
+
+        def send(chunk: list[list[Any]], names: list[str]) -> None:
+            self._apply(
+                keys=shared + names,
+                args=[
+                    json.dumps(chunk, ensure_ascii=False, separators=(",", ":")),
+                    str(self.stream_maxlen),
+                    str(HISTORY_LENGTH),
+                    str(LIFECYCLE_LENGTH),
+                ],
+                client=write,
+            )
+
         applied_before = 0
-        for device, (state_json, last) in zip(devices, stored, strict=True):
+        for i, device in enumerate(devices):
+            state_json, last = stored[2 * i], stored[2 * i + 1]
             state = DeviceState.from_json(state_json)
-            before = last.decode() if isinstance(last, bytes) else (last or "")
+            before = last or ""
             events: list[AlertEvent] = []
-            for window in by_device[device]:
+            windows = by_device[device]
+            for window in windows:
                 state, produced = step(self.policy, state, window, self.window_ms)
-                events.extend(produced)
-            latest = by_device[device][-1]
-            if str(state.last_window_end_ms) == before and not events:
+                if produced:
+                    events.extend(produced)
+            latest = windows[-1]
+            last_window = str(state.last_window_end_ms)
+            if last_window == before and not events:
                 applied_before += 1
                 continue  # everything in this batch was applied before (a replay)
-            args: list[Any] = [
-                device,
-                before,
-                str(state.last_window_end_ms),
-                state.to_json(),
-                repr(float(latest.risk)),
-                str(latest.window_end_ms),
-                latest.model_version,
-                latest.provider,
-                "1" if state.alert_id is not None else "0",
-                str(self.stream_maxlen),
-                keys.device_channel(device),
-                str(len(events)),
-                repr(round(float(latest.coverage), 3)),
-                str(HISTORY_LENGTH),
-                str(LIFECYCLE_LENGTH),
-            ]
             # The windows this batch applies for the first time (a replay's are older).
-            fresh = [w for w in by_device[device] if not before or w.window_end_ms > int(before)]
-            args.append(str(len(fresh)))
-            args.extend(history_entry(w.window_end_ms, w.risk) for w in fresh)
-            for e in events:
-                args.extend(
+            if before:
+                done = int(before)
+                fresh = [w for w in windows if w.window_end_ms > done]
+            else:
+                fresh = windows
+            chunk.append(
+                [
+                    device,
+                    before,
+                    last_window,
+                    state.to_json(),
+                    repr(float(latest.risk)),
+                    str(latest.window_end_ms),
+                    latest.model_version,
+                    latest.provider,
+                    "1" if state.alert_id is not None else "0",
+                    repr(round(float(latest.coverage), 3)),
+                    keys.device_channel(device),
+                    [history_entry(w.window_end_ms, w.risk) for w in fresh],
                     [
-                        e.to_json(),
-                        e.event_id,
-                        e.alert_id,
-                        e.kind,
-                        e.severity,
-                        keys.severity_channel(e.severity),
-                    ]
-                )
+                        [
+                            e.to_json(),
+                            e.event_id,
+                            e.alert_id,
+                            e.kind,
+                            e.severity,
+                            keys.severity_channel(e.severity),
+                        ]
+                        for e in events
+                    ],
+                ]
+            )
+            names.extend((device_keys[i], keys.history(device), keys.lifecycle(device)))
             batch_events.append(events)
-            names = [
-                keys.device(device),
-                keys.alerts,
-                keys.risk,
-                keys.open,
-                keys.risk_rank,
-                keys.history(device),
-                keys.lifecycle(device),
-            ]
-            self._script(keys=names, args=args, client=write)
+            items += len(fresh) + len(events)
+            if len(chunk) >= CHUNK_DEVICES or items >= CHUNK_ITEMS:
+                send(chunk, names)
+                chunk, names, items = [], [], 0
+        if chunk:
+            send(chunk, names)
         t0 = time.perf_counter()
-        applied = write.execute()
+        applied = [flag == _APPLIED for part in write.execute() for flag in part]
         redis_s += time.perf_counter() - t0
         # Found applied when read, or by the compare-and-set (a write between read and write).
-        skipped = applied_before + sum(1 for a in applied if a == 0)
+        skipped = applied_before + applied.count(False)
         counts: Counter[tuple[str, str]] = Counter(
             (e.kind, e.severity)
             for done, events in zip(applied, batch_events, strict=True)
-            if done != 0
+            if done
             for e in events
         )
         if skipped:

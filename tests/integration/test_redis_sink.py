@@ -232,3 +232,65 @@ def test_each_device_keeps_a_bounded_risk_history_and_alert_lifecycle_written_on
     finally:
         client.close()
         sink.close()
+
+
+def _dump(client: Any, prefix: str, devices: list[str]) -> dict[str, Any]:
+    """Everything the sink wrote under ``prefix`` but the fleet summary's time."""
+    keys = Keys(prefix)
+    return {
+        "risk": client.hgetall(keys.risk),
+        "rank": client.zrange(keys.risk_rank, 0, -1, withscores=True),
+        "open": client.smembers(keys.open),
+        "events": sorted(json.dumps(e, sort_keys=True) for e in _events(client, prefix)),
+        "devices": {
+            d: (
+                client.hgetall(keys.device(d)),
+                client.lrange(keys.history(d), 0, -1),
+                client.lrange(keys.lifecycle(d), 0, -1),
+            )
+            for d in devices
+        },
+    }
+
+
+def test_a_batch_in_many_script_calls_writes_what_one_device_at_a_time_writes(
+    redis_url: str, key_prefix: str, monkeypatch: Any
+) -> None:
+    """The sink applies a batch in chunks of devices, one Lua call a chunk: the chunks'
+    edges, ids JSON must escape and a device with many windows change nothing."""
+    import stream.sink
+
+    odd = ['pump "7"', "pompe-é-1", "泵-2", "back\\slash", "{brace}", "sp ace", "emoji-😀"]
+    devices = odd + [f"pump-{i:04d}" for i in range(60)]
+    batch = [
+        w
+        for i, d in enumerate(devices)
+        for w in _windows(d, [0.2, 0.7, 0.95, 0.3, 0.1, 0.6][: 1 + i % 6])
+    ] + _windows("long", [0.9, 0.1, 0.1] * 300)  # 900 windows: history slices of 500
+    one = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:one")
+    chunked = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:chunked")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for d in [*devices, "long"]:  # one device a write: one chunk of one
+            one.write([w for w in batch if w.device_id == d])
+        monkeypatch.setattr(stream.sink, "CHUNK_DEVICES", 7)
+        monkeypatch.setattr(stream.sink, "CHUNK_ITEMS", 25)
+        written = chunked.write(batch)
+        assert written.devices == len(devices) + 1 and written.skipped_devices == 0
+        assert written.events > 100
+        want = _dump(client, f"{key_prefix}:one", [*devices, "long"])
+        assert _dump(client, f"{key_prefix}:chunked", [*devices, "long"]) == want
+        assert set(want["risk"]) == {d.encode() for d in [*devices, "long"]}
+        again = chunked.write(batch)  # a replay, read in chunks too
+        assert again.skipped_devices == len(devices) + 1 and again.events == 0
+        # Half the devices written when the job died: the replay writes the other half.
+        half = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:half")
+        half.write([w for w in batch if w.device_id in devices[::2]])
+        rest = half.write(batch)
+        assert 0 < rest.skipped_devices < len(devices) + 1
+        assert _dump(client, f"{key_prefix}:half", [*devices, "long"]) == want
+        half.close()
+    finally:
+        client.close()
+        one.close()
+        chunked.close()

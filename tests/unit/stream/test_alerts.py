@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -83,6 +86,42 @@ def test_a_window_applied_twice_is_ignored() -> None:
     state, first = step(POLICY, DeviceState(), window, W)
     again, second = step(POLICY, state, window, W)
     assert len(first) == 1 and second == [] and again == state
+
+
+_INTS = st.integers(min_value=-1, max_value=2**53)
+
+
+@given(
+    st.builds(
+        DeviceState,
+        last_window_end_ms=_INTS,
+        alert_id=st.none() | st.text(),
+        opened_window_end_ms=_INTS,
+        severity=st.sampled_from([None, "warning", "critical"]),
+        last_event_risk=st.floats(),
+        below=st.integers(min_value=0, max_value=100),
+        cooldown_until_ms=_INTS,
+    )
+)
+def test_the_state_json_is_what_json_dumps_writes(state: DeviceState) -> None:
+    """The hand-written encoder writes byte for byte what the sink wrote before it."""
+    want = json.dumps(asdict(state), separators=(",", ":"), sort_keys=True)
+    assert state.to_json() == want
+    back = DeviceState.from_json(state.to_json())
+    assert back == state or state.last_event_risk != state.last_event_risk  # NaN != NaN
+
+
+@settings(max_examples=300)
+@given(st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=30))
+def test_the_fast_path_gives_the_states_replace_gives(risks: list[float]) -> None:
+    """Each window's new state equals the old one with only what the policy changes."""
+    state = DeviceState()
+    for i, risk in enumerate(risks):
+        window = ScoredWindow("d", i * W, (i + 1) * W, risk, "v1", "CPU")
+        new, events = step(POLICY, state, window, W)
+        if not events and state.alert_id is None:
+            assert new == replace(state, last_window_end_ms=window.window_end_ms)
+        state = new
 
 
 def test_state_survives_json() -> None:

@@ -67,6 +67,18 @@ def test_an_event_round_trips_through_json_with_its_schema_version() -> None:
     assert alert.window_end.isoformat() == "2026-01-01T00:01:00+00:00"
 
 
+def test_an_events_dict_names_every_field_as_asdict_does() -> None:
+    """to_dict is written field by field; a field added to AlertEvent must be added there."""
+    from dataclasses import asdict
+
+    e = event()
+    want = asdict(e)
+    want["top_features"] = [asdict(f) for f in e.top_features]
+    want["schema"] = 1
+    assert e.top_features and e.to_dict() == want
+    assert list(e.to_dict()) == list(want)
+
+
 def test_events_without_a_schema_field_are_version_1() -> None:
     data = json.loads(event().to_json())
     del data["schema"]
