@@ -53,6 +53,8 @@ from stream.sink import RedisAlertSink
 from stream.storage import join
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming.query import StreamingQuery
 
@@ -184,6 +186,21 @@ def dead_letters(batch: DataFrame) -> list[DeadLetter]:
         )
         for r in rows
     ]
+
+
+def _rows_of(column: pa.ChunkedArray, width: int) -> np.ndarray:
+    """A list column of ``width`` doubles as ``[rows, width]`` (a null list, or a null
+    value: NaN, missing), in one copy when every list holds ``width`` values."""
+    import numpy as np
+
+    values = column.combine_chunks()
+    flat = np.asarray(values.flatten().to_numpy(zero_copy_only=False), dtype=np.float64)
+    if values.null_count == 0 and flat.size == len(values) * width:
+        return flat.reshape(len(values), width)
+    missing = [float("nan")] * width
+    return np.asarray([v or missing for v in values.to_pylist()], dtype=np.float64).reshape(
+        len(values), width
+    )
 
 
 def _watermark_ms(config: StreamConfig, scorer: Scorer) -> int:
@@ -375,10 +392,13 @@ class StreamJob:
         """The query's sink: scored windows to Redis, then dead letters to their topic.
 
         The batch is cached: its rows (without the dead letters' bytes) come to the driver
-        once, and only a batch that holds dead letters is read again, from the cache, to
-        publish them.
+        once, as Arrow (a Spark Row a window cost more than the sink itself at 20,000
+        windows), and only a batch that holds dead letters is read again, from the cache,
+        to publish them.
         """
-        from stream.sink import windows_from_rows
+        import pyarrow.compute as pc
+
+        from stream.sink import windows_from_arrow
 
         started = time.perf_counter()
         if self.switch is not None:
@@ -387,29 +407,31 @@ class StreamJob:
                 self._use(switched)
         batch = batch.persist()
         try:
-            rows = batch.drop("dl_key", "dl_value").collect()
-            scored = [r for r in rows if r["dl_rule"] is None]
-            windows = windows_from_rows(scored, self._describe)
+            table = batch.drop("dl_key", "dl_value").toArrow()
+            dead = pc.is_valid(table.column("dl_rule"))
+            n_dead = int(pc.sum(dead).as_py() or 0)
+            scored = table.filter(pc.invert(dead)) if n_dead else table
+            windows = windows_from_arrow(scored, self._describe)
             coverage = self.coverage.check(windows, batch_id)  # before anything is written
             result = self.sink.write(windows)
             self.progress.batch_written(
                 windows=len(windows),
                 events=result.events,
-                scoring_ms=float(sum(r["score_ms"] for r in scored)),
+                scoring_ms=float(pc.sum(scored.column("score_ms")).as_py() or 0.0),
                 sink_ms=result.seconds * 1000.0,
                 redis_ms=result.redis_seconds * 1000.0,
                 coverage=coverage,
                 event_counts=result.event_counts,
                 fleet=result.fleet,
             )
-            if self.drift is not None and scored:
+            if self.drift is not None and scored.num_rows:
                 self._watch_drift(scored)
             if self.switch is not None:
-                self.switch.add_recent([r["sample"] for r in scored if r["sample"] is not None])
-            if len(scored) < len(rows):
-                dead = dead_letters(batch)
-                if self.dead_letters.publish(self._query_id(), batch_id, dead):
-                    self.progress.dead_lettered(Counter(d.rule for d in dead))
+                self.switch.add_recent(scored.column("sample").drop_null().to_pylist())
+            if n_dead:
+                letters = dead_letters(batch)
+                if self.dead_letters.publish(self._query_id(), batch_id, letters):
+                    self.progress.dead_lettered(Counter(d.rule for d in letters))
         finally:
             batch.unpersist()
         logger.debug(
@@ -420,18 +442,17 @@ class StreamJob:
             (time.perf_counter() - started) * 1000,
         )
 
-    def _watch_drift(self, scored: list[Any]) -> None:
+    def _watch_drift(self, scored: pa.Table) -> None:
         """Fold the batch's windows into the drift monitor; publish its figures, notices."""
+        import pyarrow.compute as pc
         import redis
 
         assert self.drift is not None
-        ordered = sorted(scored, key=lambda r: r["window_end_ms"])
-        width = len(self.drift.sensors)
-        values = [r["drift_values"] or [float("nan")] * width for r in ordered]
+        ordered = scored.take(pc.sort_indices(scored, [("window_end_ms", "ascending")]))
         notices = self.drift.update(
-            [r["device_id"] for r in ordered],
-            values,
-            int(ordered[-1]["window_end_ms"]),
+            ordered.column("device_id").to_pylist(),
+            _rows_of(ordered.column("drift_values"), len(self.drift.sensors)),
+            int(ordered.column("window_end_ms")[-1].as_py()),
             self.scorer.metadata.model_version,
         )
         try:

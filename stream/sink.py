@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,9 @@ from stream.errors import SinkError
 from stream.redis_config import redact_url
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from stream.contract import TopFeature
     from stream.scoring import TopFeatureFormatter
 
 logger = logging.getLogger(__name__)
@@ -413,29 +416,44 @@ class RedisAlertSink:
         pipe.execute()
 
 
-def windows_from_rows(rows: Sequence[Any], formatter: TopFeatureFormatter) -> list[ScoredWindow]:
-    """Scored windows from the scoring stage's rows (Spark Rows or dicts).
+def windows_from_arrow(table: pa.Table, formatter: TopFeatureFormatter) -> list[ScoredWindow]:
+    """Scored windows from the scoring stage's rows as an Arrow table (``toArrow``).
 
-    Each window's top features are described by ``formatter`` only when used, that is
-    when the window raises an alert event.
+    Columns come to Python once each, not a Spark Row a window. Each window's top
+    features are described by ``formatter`` only when used, that is when the window raises
+    an alert event.
     """
     from functools import partial
 
-    out = []
-    for row in rows:
-        get = row.__getitem__
-        out.append(
-            ScoredWindow(
-                device_id=get("device_id"),
-                window_start_ms=int(get("window_start_ms")),
-                window_end_ms=int(get("window_end_ms")),
-                risk=float(get("risk")),
-                model_version=get("model_version"),
-                provider=get("provider"),
-                coverage=float(get("coverage")),
-                top_features=LazyFeatures(
-                    partial(formatter.describe, get("top_index"), get("top_value"), get("top_z"))
-                ),
-            )
+    top = [table.column(n).combine_chunks() for n in ("top_index", "top_value", "top_z")]
+
+    def describe(i: int) -> tuple[TopFeature, ...]:
+        return formatter.describe(*(c[i].as_py() for c in top))
+
+    columns = (
+        table.column(n).to_pylist()
+        for n in (
+            "device_id",
+            "window_start_ms",
+            "window_end_ms",
+            "risk",
+            "model_version",
+            "provider",
+            "coverage",
         )
-    return out
+    )
+    return [
+        ScoredWindow(
+            device_id=device,
+            window_start_ms=start,
+            window_end_ms=end,
+            risk=float(risk),
+            model_version=version,
+            provider=provider,
+            coverage=float(coverage),
+            top_features=LazyFeatures(partial(describe, i)),
+        )
+        for i, (device, start, end, risk, version, provider, coverage) in enumerate(
+            zip(*columns, strict=True)
+        )
+    ]

@@ -201,3 +201,20 @@ def test_the_state_time_to_live_defaults_to_three_sequences_and_zero_keeps_state
 def test_a_bad_state_time_to_live_names_the_setting(raw: str) -> None:
     with pytest.raises(ConfigError, match="PROGNOS_STATE_TTL"):
         StreamConfig.from_env({"PROGNOS_STATE_TTL": raw}, redis_url="redis://x")
+
+
+def test_the_drift_values_of_a_batch_become_one_row_a_window() -> None:
+    """Full lists in one copy; a null list or value is NaN (missing) either way."""
+    import numpy as np
+    import pyarrow as pa
+
+    from stream.job import _rows_of
+
+    full = pa.chunked_array([[[1.0, 2.0], [3.0, None]], [[5.0, 6.0]]])
+    np.testing.assert_array_equal(_rows_of(full, 2), [[1.0, 2.0], [3.0, np.nan], [5.0, 6.0]])
+    holes = pa.chunked_array([[[1.0, 2.0], None, []]])
+    np.testing.assert_array_equal(
+        _rows_of(holes, 2), [[1.0, 2.0], [np.nan, np.nan], [np.nan, np.nan]]
+    )
+    sliced = pa.chunked_array([pa.array([[0.0, 0.0], [7.0, 8.0], [9.0, 1.0]]).slice(1)])
+    np.testing.assert_array_equal(_rows_of(sliced, 2), [[7.0, 8.0], [9.0, 1.0]])

@@ -151,8 +151,10 @@ def test_a_missing_statistic_becomes_the_training_mean_not_nan(scorer: Scorer) -
 def test_top_features_are_described_only_for_windows_that_raise_an_event(
     scorer: Scorer,
 ) -> None:
+    import pyarrow as pa
+
     from stream.alerts import AlertPolicy, DeviceState, step
-    from stream.sink import windows_from_rows
+    from stream.sink import windows_from_arrow
 
     class Counting(scoring.TopFeatureFormatter):
         calls = 0
@@ -165,7 +167,9 @@ def test_top_features_are_described_only_for_windows_that_raise_an_event(
     out = scoring.score_batch(scorer, _batch(raw, scorer)).to_pylist()
     for i, row in enumerate(out):  # one device, rising risk: one window crosses 0.5
         row.update(device_id="D", window_end_ms=i + 1, risk=0.1 if i < 5 else 0.6)
-    windows = windows_from_rows(out, Counting(scorer))
+    windows = windows_from_arrow(
+        pa.Table.from_pylist(out, scoring.arrow_schema()), Counting(scorer)
+    )
     state, events = DeviceState(), []
     for w in windows:
         state, produced = step(AlertPolicy(threshold=0.5), state, w, 1)
