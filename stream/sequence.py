@@ -100,19 +100,17 @@ STATE_BUCKETS = 64
 #: How many slices a bucket's devices are spread over (:func:`slice_of`; part of
 #: :data:`STATE_LAYOUT`). A slice is one entry of the bucket's map state holding its devices'
 #: states, read and written whole when one of them has readings: one state-server call each
-#: way per slice and batch instead of two per device present. 64 x 4 slices: about 80
-#: devices a slice at 20,000 devices, 400 at 100,000; a batch rewrites every slice it
-#: touches whole (docs/performance.md, "State slices"). Four, not 16: in the shapes
-#: measured nearly every slice is touched in every batch whatever their number, so fewer
-#: slices move the same bytes in a quarter of the calls.
-STATE_SLICES = 4
+#: way per slice and batch instead of two per device present. 64 x 16 slices: about 20
+#: devices a slice at 20,000 devices, 100 at 100,000; a batch rewrites every slice it
+#: touches whole (docs/performance.md, "State slices").
+STATE_SLICES = 16
 
 #: Recorded in the checkpoint's ``job.json``; a change of state layout needs a new checkpoint.
 #: v3: the dead letters travel with the main query (a v2 checkpoint has a dead-letter query
 #: of its own, whose uncommitted records a v3 job would never read).
 #: v2-b64: the last K - 1 windows are kept normalised, as float32 (v1: K raw float64 vectors,
 #: twice the bytes through the state server for the same emitted sequences).
-#: -s4: a map entry per slice of a bucket's devices (:data:`STATE_SLICES`), not per device:
+#: -s16: a map entry per slice of a bucket's devices (:data:`STATE_SLICES`), not per device:
 #: two state-server calls per slice and batch instead of two per device. The buckets and
 #: slices are part of it: a device's bucket and slice must not change under a checkpoint.
 #: -text: a slice's value is text (base64 of its pickle, :func:`pack_slice`), not binary.
