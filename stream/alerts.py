@@ -167,13 +167,13 @@ class DeviceState:
 _json_str = json.encoder.encode_basestring_ascii
 
 
+_INF = float("inf")
+
+
 def _json_float(x: float) -> str:
     """A float as ``json.dumps`` writes it (``NaN`` and ``Infinity`` included)."""
     x = float(x)
     return repr(x) if x == x and x not in (_INF, -_INF) else json.dumps(x)
-
-
-_INF = float("inf")
 
 
 def _digest(*parts: object) -> str:
@@ -214,18 +214,6 @@ def step(
     if window.window_end_ms <= state.last_window_end_ms:
         return state, []
     risk = float(window.risk)
-    if state.alert_id is None and not (
-        risk >= policy.threshold and window.window_end_ms > state.cooldown_until_ms
-    ):
-        # Most windows: no alert open and none opening, only the window moves on (built
-        # directly: dataclasses.replace costs several times as much).
-        return DeviceState(
-            last_window_end_ms=window.window_end_ms,
-            opened_window_end_ms=state.opened_window_end_ms,
-            last_event_risk=state.last_event_risk,
-            below=state.below,
-            cooldown_until_ms=state.cooldown_until_ms,
-        ), []
     state = replace(state, last_window_end_ms=window.window_end_ms)
 
     def event(kind: Kind, alert: str, opened_ms: int, severity: Severity) -> AlertEvent:
@@ -246,18 +234,20 @@ def step(
             coverage=round(float(window.coverage), 3),
         )
 
-    if state.alert_id is None:  # an alert opens (the other case returned above)
-        new = alert_id(window.device_id, window.window_end_ms, window.model_version)
-        severity = policy.severity(risk)
-        state = replace(
-            state,
-            alert_id=new,
-            opened_window_end_ms=window.window_end_ms,
-            severity=severity,
-            last_event_risk=risk,
-            below=0,
-        )
-        return state, [event("opened", new, window.window_end_ms, severity)]
+    if state.alert_id is None:
+        if risk >= policy.threshold and window.window_end_ms > state.cooldown_until_ms:
+            new = alert_id(window.device_id, window.window_end_ms, window.model_version)
+            severity = policy.severity(risk)
+            state = replace(
+                state,
+                alert_id=new,
+                opened_window_end_ms=window.window_end_ms,
+                severity=severity,
+                last_event_risk=risk,
+                below=0,
+            )
+            return state, [event("opened", new, window.window_end_ms, severity)]
+        return state, []
 
     current = state.alert_id
     opened = state.opened_window_end_ms

@@ -244,8 +244,8 @@ class RedisAlertSink:
         devices = sorted(by_device)
         device_keys = [keys.device(d) for d in devices]
         read = client.pipeline(transaction=False)
-        for i in range(0, len(devices), 2 * CHUNK_DEVICES):
-            self._read(keys=device_keys[i : i + 2 * CHUNK_DEVICES], client=read)
+        for i in range(0, len(devices), CHUNK_DEVICES):
+            self._read(keys=device_keys[i : i + CHUNK_DEVICES], client=read)
         t0 = time.perf_counter()
         stored = [v for part in read.execute() for v in json.loads(part)]
         redis_s = time.perf_counter() - t0

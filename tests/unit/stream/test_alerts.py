@@ -113,8 +113,8 @@ def test_the_state_json_is_what_json_dumps_writes(state: DeviceState) -> None:
 
 @settings(max_examples=300)
 @given(st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=30))
-def test_the_fast_path_gives_the_states_replace_gives(risks: list[float]) -> None:
-    """Each window's new state equals the old one with only what the policy changes."""
+def test_a_window_without_an_alert_only_moves_the_state_on(risks: list[float]) -> None:
+    """With no alert open and none opening, a window changes only the last window."""
     state = DeviceState()
     for i, risk in enumerate(risks):
         window = ScoredWindow("d", i * W, (i + 1) * W, risk, "v1", "CPU")
