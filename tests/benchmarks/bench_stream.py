@@ -60,6 +60,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -472,7 +473,9 @@ def name_of_device(u: int, devices: int) -> str:
 class Offered:
     """A producer thread: ``rate`` readings/s over ``devices`` devices (device ``u`` replays
     FD001's engine ``(u - 1) % 100 + 1``), event time ``cycle_s`` per cycle from ``base``,
-    from cycle ``first_cycle`` on; remembers when each cycle's first reading was sent.
+    from cycle ``first_cycle`` on; remembers when each cycle's first reading was sent, how
+    long the cycle took to send, and when each of the ``watched`` devices' readings was
+    sent (its ``send`` call, the moment its record's timestamp is taken).
     :meth:`preload` publishes the cycles before ``first_cycle`` at once (a history, so the
     devices have K windows before the offered load starts)."""
 
@@ -485,6 +488,7 @@ class Offered:
         base: datetime,
         cycle_s: float = CYCLE_S,
         first_cycle: int = 1,
+        watched: Iterable[str] = (),
     ):
         from kafka import KafkaProducer
 
@@ -499,6 +503,9 @@ class Offered:
         self.cycle_s = cycle_s
         self.first_cycle = first_cycle
         self.sent_at: dict[int, float] = {}
+        self.send_s: dict[int, float] = {}
+        self.watched = set(watched)
+        self.device_sent_at: dict[tuple[str, int], float] = {}
         self.sent = 0
         self._stop = threading.Event()
         table = cmapss_table()
@@ -521,6 +528,8 @@ class Offered:
                 {f"setting{i}": float(row[1 + i]) for i in range(1, 4)},
             )
             producer.send(self.topic, key=name.encode(), value=self._encode(reading))
+            if name in self.watched:
+                self.device_sent_at[(name, cycle)] = time.time()
 
     def preload(self, bootstrap: str) -> None:
         """Cycles 1 .. first_cycle - 1 of every device, as fast as the broker takes them."""
@@ -541,6 +550,7 @@ class Offered:
             cycle += 1
             self.sent_at[cycle] = time.time()
             self._send_cycle(cycle, self.producer)
+            self.send_s[cycle] = time.time() - self.sent_at[cycle]
             self.sent += self.devices
             next_at += self.period
             delay = next_at - time.perf_counter()
@@ -712,6 +722,7 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
             base,
             cycle_s=cycle_s,
             first_cycle=preload + 1,
+            watched=devices,
         )
         if preload:
             print(f"  preloading {preload} cycles of history ...", file=sys.stderr)
@@ -741,17 +752,29 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
         job.stop()
     base_s = base.timestamp()
     samples = []
-    for (_, end_ms), at in ready.items():
+    from_cycle = []
+    for (device, end_ms), at in ready.items():
         # the first cycle whose event time passes the window end by the watermark
         cycle = int(np.ceil((end_ms / 1000 + watermark_s - base_s) / cycle_s))
-        sent = offered.sent_at.get(cycle)
-        if sent is None or sent < measure_from:
+        started = offered.sent_at.get(cycle)
+        if started is None or started < measure_from:
             continue
-        samples.append((at - sent) * 1000)
+        # From the device's own reading (when it was handed to the producer), as the floor
+        # measures from each record's timestamp: a cycle takes a while to send, and the
+        # device's reading goes out that much after the cycle's first. (Should the
+        # watermark have closed the window before the device's own reading went out, from
+        # the cycle's first reading.)
+        own = offered.device_sent_at.get((device, cycle))
+        samples.append((at - (own if own is not None and own <= at else started)) * 1000)
+        from_cycle.append((at - started) * 1000)
     row = _latency_row(
         "prognos stream job (window closed -> device hash readable)", samples, offered.sent
     )
     row["windows"] = len(samples)
+    # the measure before 2026-12-05: from the first reading of the reading's cycle
+    row["p99_from_cycle_start_ms"] = round(percentile(from_cycle, 99), 1)
+    measured = [s for c, s in offered.send_s.items() if offered.sent_at[c] >= measure_from]
+    row["cycle_send_s"] = [round(min(measured), 2), round(max(measured), 2)] if measured else None
     # lag = readings sent - readings the main query has read; growing = not sustained
     row["lag_start"], row["lag_end"] = lag_start, lag_end
     row["kept_up"] = lag_end <= max(lag_start, 2 * args.latency_rate)
@@ -784,6 +807,15 @@ def batch_profile(query: Any, since: float, until: float) -> dict[str, Any]:
             else 0.0
         ),
         "mean_ms": {name: round(sum(v) / len(v), 1) for name, v in sorted(parts.items())},
+        # each batch: when it started (s after ``since``), its readings, its whole trigger (ms)
+        "timeline": [
+            [
+                round(_epoch(p) - since, 2),
+                int(p.get("numInputRows", 0)),
+                int(p.get("durationMs", {}).get("triggerExecution", 0)),
+            ]
+            for p in picked
+        ],
     }
 
 
