@@ -73,6 +73,12 @@ _ALIASES = {
 CPU = "CPUExecutionProvider"
 _F32 = np.dtype(np.float32)
 
+#: On the CPU provider, :meth:`Scorer.score` runs a batch of more rows than this in parts
+#: of this many: the default model scores 10,000 rows at 20,000-23,000 rows/s whole and
+#: 28,000-29,500 in parts of 64-256 (one thread, this machine; docs/performance.md), the
+#: same numbers to the bit.
+CPU_CHUNK_ROWS = 256
+
 
 def _canonical(name: str) -> str:
     return _ALIASES.get(name.strip().lower(), name.strip())
@@ -155,6 +161,9 @@ class Scorer:
         self._input = metadata.input_name
         self._outputs = [metadata.output_name]
         self._run = session.run  # pre-bound: one attribute lookup less per call
+        # On the CPU a large batch runs in parts of CPU_CHUNK_ROWS rows (see score); a GPU
+        # provider takes it whole.
+        self._chunk = CPU_CHUNK_ROWS if self.active_provider == CPU else 0
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -280,10 +289,21 @@ class Scorer:
         # its thread pool, which costs more than it saves between model calls.
         if not math.isfinite(batch.sum()):
             self._refuse_non_finite(batch)
-        if batch.shape[0] == 0:
+        n = batch.shape[0]
+        if n == 0:
             return np.empty(0, dtype=np.float32)
-        out: npt.NDArray[np.float32] = self._run(self._outputs, {self._input: batch})[0]
-        return out
+        chunk = self._chunk
+        if not chunk or n <= chunk:
+            out: npt.NDArray[np.float32] = self._run(self._outputs, {self._input: batch})[0]
+            return out
+        # Rows are scored independently, so parts give the same numbers; each part's
+        # intermediate tensors stay in the core's cache (a C-contiguous batch's rows are
+        # contiguous: the parts are views, not copies).
+        parts = [
+            self._run(self._outputs, {self._input: batch[i : i + chunk]})[0]
+            for i in range(0, n, chunk)
+        ]
+        return np.concatenate(parts)
 
     def score_features(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Normalise raw window features ``[N, K, F]`` with the model's stats, then score."""

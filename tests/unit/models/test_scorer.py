@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -23,7 +24,7 @@ from models.errors import (
 )
 from models.features import normalise
 from models.metadata import ModelMetadata, sha256_file
-from models.scorer import Scorer, resolve_providers
+from models.scorer import CPU_CHUNK_ROWS, Scorer, resolve_providers
 
 DEFAULT = Path(__file__).resolve().parents[3] / "models" / "default"
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
@@ -76,6 +77,32 @@ def test_scores_any_batch_size_in_unit_interval(scorer: Scorer) -> None:
     one = rng.normal(size=(5, k, f)).astype(np.float32)
     assert np.allclose(scorer.score(one), np.concatenate([scorer.score(one[i : i + 1]) for i in range(5)]),
                        atol=1e-6)  # fmt: skip
+
+
+def test_a_batch_larger_than_a_chunk_scores_in_parts_with_the_same_numbers(
+    scorer: Scorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On the CPU a batch of more than CPU_CHUNK_ROWS rows runs in parts (the intermediate
+    # tensors stay in cache); a GPU provider would take it whole.
+    assert scorer.active_provider == "CPUExecutionProvider" and scorer._chunk == CPU_CHUNK_ROWS
+    k, f = scorer.input_shape
+    batch = np.random.default_rng(3).normal(size=(2 * CPU_CHUNK_ROWS + 5, k, f))
+    batch = batch.astype(np.float32)
+    calls: list[int] = []
+    run = scorer._run
+
+    def counted(outputs: Any, feeds: dict[str, np.ndarray]) -> Any:
+        calls.append(len(next(iter(feeds.values()))))
+        return run(outputs, feeds)
+
+    monkeypatch.setattr(scorer, "_run", counted)
+    got = scorer.score(batch)
+    assert calls == [CPU_CHUNK_ROWS, CPU_CHUNK_ROWS, 5]
+    monkeypatch.setattr(scorer, "_chunk", 0)  # as on a GPU: one call
+    calls.clear()
+    whole = scorer.score(batch)
+    assert calls == [len(batch)]
+    assert got.shape == (len(batch),) and np.array_equal(got, whole)
 
 
 def test_score_features_normalises_raw_features(scorer: Scorer) -> None:
