@@ -71,7 +71,7 @@ from __future__ import annotations
 import binascii
 import pickle
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -116,9 +116,7 @@ STATE_SLICES = 16
 #: -text: a slice's value is text (base64 of its pickle, :func:`pack_slice`), not binary.
 #: -dues: a device's state keeps its oldest open window's end, and a bucket's ``dues``
 #: value state each slice's earliest due time (:class:`FleetWindows`).
-#: -hist: a device's last K - 1 windows are kept in a map of their own (``histories``, by
-#: slice), read and written only when one of the slice's devices closes a window.
-STATE_LAYOUT = f"fleet-windows-v2-b{STATE_BUCKETS}-s{STATE_SLICES}-text-dues-hist"
+STATE_LAYOUT = f"fleet-windows-v2-b{STATE_BUCKETS}-s{STATE_SLICES}-text-dues"
 
 #: The bucket of the rows that broke a rule (a device's bucket is >= 0).
 DEAD_LETTER_BUCKET = -1
@@ -197,8 +195,6 @@ def sequences_schema() -> StructType:
 #: must close it, kept so that a slice's due time needs no arrays decoded).
 #: Bytes pickle and move as one copy each; a slice (:func:`pack_slice`) holds its devices'
 #: tuples, so their size is part of what every batch moves to the state server and back.
-#: :class:`FleetWindows` keeps ``normalised`` (most of a device's bytes) apart, in a map of
-#: its own, and None in its place.
 STATE_FIELDS = ("closed_end_ms", "open_ms", "open_seq", "open_values", "normalised", "open_end_ms")
 
 
@@ -274,26 +270,12 @@ class DeviceWindows:
         self,
         devices: list[tuple[tuple[Any, ...] | None, np.ndarray, np.ndarray, np.ndarray]],
         watermark: int,
-        histories: Callable[[list[int]], list[bytes]] | None = None,
     ) -> list[tuple[tuple[Any, ...], Emitted | None]]:
         """:meth:`advance` for several devices (``(stored, ms, seq, values)`` each), with
         all their closing windows' features computed and normalised in one call: the
         features of a window depend on its readings only, so the numbers are the same as
-        device by device, for one pass of numpy calls instead of one per device.
-
-        A stored state may come without its windows (``normalised`` None: not read), when
-        the caller keeps them apart: ``histories`` is then called once, with the indices of
-        those devices that close a window, for their ``normalised`` bytes (b"" for none
-        kept). Such a device that closes nothing gives its state back with ``normalised``
-        None (its windows unchanged)."""
+        device by device, for one pass of numpy calls instead of one per device."""
         pending = [self._merge(*device, watermark) for device in devices]
-        wanted = [i for i, p in enumerate(pending) if p.closing is not None and p.zs is None]
-        if wanted:
-            if histories is None:
-                raise ValueError("a state without its windows closes a window: pass histories")
-            for i, normalised in zip(wanted, histories(wanted), strict=True):
-                kept = np.frombuffer(normalised, SEQUENCE_DTYPE).reshape(-1, self.f)
-                pending[i] = pending[i]._replace(zs=kept)
         closing = [p.closing for p in pending if p.closing is not None]
         raw: list[np.ndarray] = []
         zs: list[np.ndarray] = []
@@ -332,15 +314,12 @@ class DeviceWindows:
         """A device's stored and new readings merged (late ones and duplicates dropped),
         and which of its windows close now (grouped by window, oldest first)."""
         s, f = self.s, self.f
-        zs: np.ndarray | None
         if stored is not None:
             closed_end, o_ms, o_seq, o_vals, normalised, _ = stored
             open_ms = np.frombuffer(o_ms, _I8)
             open_seq = np.frombuffer(o_seq, _I8)
             open_values = np.frombuffer(o_vals, _F8).reshape(-1, s)
-            # None: kept apart and not read (advance_many asks for it if a window closes)
-            zs = None if normalised is None else np.frombuffer(normalised, SEQUENCE_DTYPE)
-            zs = None if zs is None else zs.reshape(-1, f)
+            zs = np.frombuffer(normalised, SEQUENCE_DTYPE).reshape(-1, f)
         else:
             closed_end = None
             open_ms = np.empty(0, np.int64)
@@ -401,7 +380,6 @@ class DeviceWindows:
         emitted = None
         c = p.closing
         if features is not None and normalised is not None and c is not None:
-            assert zs is not None  # advance_many read it
             # Normalised as they close (normalise works value by value, so a window's
             # normalised vector is the same whichever sequence holds it); window q of the
             # history (the stored ones first) emits the K windows ending at it once there
@@ -428,9 +406,7 @@ class DeviceWindows:
             p.open_ms.astype(_I8).tobytes(),
             p.open_seq.astype(_I8).tobytes(),
             p.open_values.astype(_F8).tobytes(),
-            None
-            if zs is None
-            else zs.astype(SEQUENCE_DTYPE, copy=False).tobytes(),  # None: not read
+            zs.astype(SEQUENCE_DTYPE, copy=False).tobytes(),
             int(p.window_end.min()) if len(p.open_ms) else None,
         )
         return state, emitted
@@ -456,7 +432,7 @@ class _Pending(NamedTuple):
     open_ms: np.ndarray
     open_seq: np.ndarray
     open_values: np.ndarray
-    zs: np.ndarray | None  # None: not read (the state came without it)
+    zs: np.ndarray
     window_end: np.ndarray
     closing: _Closing | None = None
 
@@ -510,9 +486,8 @@ def slice_of(device: str) -> int:
     return zlib.crc32(device.encode()) % STATE_SLICES
 
 
-def pack_slice(states: dict[str, Any]) -> str:
-    """A slice's devices (device id -> its :data:`STATE_FIELDS` tuple without its windows,
-    in ``slices``; device id -> its windows' bytes, in ``histories``) as the text its map
+def pack_slice(states: dict[str, tuple[Any, ...]]) -> str:
+    """A slice's devices (device id -> its :data:`STATE_FIELDS` tuple) as the text its map
     entry holds: their pickle, base64-encoded. Only the job writes them, into its own
     checkpoint.
 
@@ -525,15 +500,11 @@ def pack_slice(states: dict[str, Any]) -> str:
     return binascii.b2a_base64(pickle.dumps(states, protocol=5), newline=False).decode("ascii")
 
 
-def unpack_slice(packed: str) -> dict[str, Any]:
-    """:func:`pack_slice` back: device id -> its state tuple (or its windows' bytes)."""
-    states: dict[str, Any] = pickle.loads(binascii.a2b_base64(packed))
+def unpack_slice(packed: str) -> dict[str, tuple[Any, ...]]:
+    """:func:`pack_slice` back: device id -> its state tuple."""
+    states: dict[str, tuple[Any, ...]] = pickle.loads(binascii.a2b_base64(packed))
     return states
 
-
-#: From how many slices touched a call reads a map state's slices in one scan, not a call
-#: each (:func:`_read`).
-_SCAN_FROM = STATE_SLICES // 2
 
 #: A due time before any watermark: every slice is read by the next sweep.
 _EVERY_SLICE_DUE = -(2**62)
@@ -550,10 +521,7 @@ class FleetWindows(StatefulProcessor):
     (``slices``: slice -> the packed states of its devices, :func:`pack_slice`): a batch
     reads and writes the slices of the devices present in it, one state-server call each
     way per slice, where an entry per device cost two calls per device and batch, the
-    largest part of a batch at 20,000 devices (docs/performance.md). A device's last K - 1
-    windows, most of its bytes, are kept apart in a second map of slices (``histories``,
-    :class:`_Histories`), read and written only where one of the slice's devices closes a
-    window: a batch that only adds readings to open windows moves a tenth of the bytes.
+    largest part of a batch at 20,000 devices (docs/performance.md).
 
     A device is due for a call without readings at the end of its oldest open window, or,
     with nothing open, at the end of its last closed window plus the state's time to live
@@ -577,7 +545,6 @@ class FleetWindows(StatefulProcessor):
     def init(self, handle: Any) -> None:
         self.handle = handle
         self.slices = handle.getMapState("slices", _slice_key_schema(), slice_schema())
-        self.histories = handle.getMapState("histories", _slice_key_schema(), slice_schema())
         self.dues = handle.getValueState("dues", dues_schema())
 
     def handleInputRows(
@@ -602,24 +569,26 @@ class FleetWindows(StatefulProcessor):
         ms, values = op.readings(_stack(data["values"], op.width)[order])
         firsts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
         lasts = np.r_[firsts[1:], len(ids)]
-        present = [(device, slice_of(device)) for device in ids[firsts].tolist()]
-        slices = _read(self.slices, {part for _, part in present})
-        inputs = [
-            (slices[part].get(device), ms[a:b], seq[a:b], values[a:b])
-            for (device, part), a, b in zip(present, firsts.tolist(), lasts.tolist(), strict=True)
-        ]
-        kept = _Histories(self.histories)
-        advanced = op.advance_many(inputs, watermark, kept.reader(present))
+        slices: dict[int, dict[str, tuple[Any, ...]]] = {}
+        present: list[tuple[str, dict[str, tuple[Any, ...]]]] = []
+        inputs = []
+        for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True):
+            device = ids[a]
+            part = slice_of(device)
+            states = slices.get(part)
+            if states is None:
+                stored = self.slices.getValue((part,))
+                states = slices[part] = unpack_slice(stored[0]) if stored is not None else {}
+            present.append((device, states))
+            inputs.append((states.get(device), ms[a:b], seq[a:b], values[a:b]))
         devices: list[str] = []
         emitted: list[Emitted] = []
-        for (device, part), (state, out), (stored, *_) in zip(
-            present, advanced, inputs, strict=True
-        ):
-            slices[part][device] = kept.keep(device, part, state, new=stored is None)
+        advanced = op.advance_many(inputs, watermark)
+        for (device, states), (state, out) in zip(present, advanced, strict=True):
+            states[device] = state
             if out is not None:
                 devices.append(device)
                 emitted.append(out)
-        kept.write()
         dues = self._load_dues()
         for part, states in slices.items():
             self.slices.updateValue((part,), (pack_slice(states),))
@@ -639,45 +608,39 @@ class FleetWindows(StatefulProcessor):
         emitted: list[Emitted] = []
         dues = self._load_dues()
         # The slices due (the others have nothing for the watermark to close or forget).
-        stored = _read(
-            self.slices, {p for p, due in enumerate(dues) if due is not None and due <= watermark}
-        )
+        stored: list[tuple[int, dict[str, tuple[Any, ...]]]] = []
+        for part, due in enumerate(dues):
+            if due is not None and due <= watermark:
+                value = self.slices.getValue((part,))
+                stored.append((part, unpack_slice(value[0]) if value is not None else {}))
         # The devices whose oldest open window the watermark passed close it, all at once.
         closing = [
-            (device, part)
-            for part, states in stored.items()
+            (part, device, state)
+            for part, states in stored
             for device, state in states.items()
             if state[5] is not None and state[5] <= watermark
         ]
-        kept = _Histories(self.histories)
-        advanced = op.advance_many(
-            [(stored[part][device], nothing, nothing, none) for device, part in closing],
-            watermark,
-            kept.reader(closing),
-        )
-        closed = dict(zip(closing, advanced, strict=True))
-        for part, states in stored.items():
-            left: dict[str, tuple[Any, ...]] = {}
+        advanced = op.advance_many([(st, nothing, nothing, none) for *_, st in closing], watermark)
+        closed = {(p, d): result for (p, d, _), result in zip(closing, advanced, strict=True)}
+        for part, states in stored:
+            kept: dict[str, tuple[Any, ...]] = {}
             dirty = False
             for device, state in states.items():
-                if (device, part) in closed:
-                    state, out = closed[(device, part)]
-                    state = kept.keep(device, part, state)
+                if (part, device) in closed:
+                    state, out = closed[(part, device)]
                     dirty = True
                     if out is not None:
                         devices.append(device)
                         emitted.append(out)
                 if state[5] is None and self._expired(state, watermark):
-                    kept.forget(device, part)
                     dirty = True
                     continue  # silent for longer than the time to live: forgotten
-                left[device] = state
-            if dirty and left:
-                self.slices.updateValue((part,), (pack_slice(left),))
+                kept[device] = state
+            if dirty and kept:
+                self.slices.updateValue((part,), (pack_slice(kept),))
             elif dirty:
                 self.slices.removeKey((part,))
-            dues[part] = self._slice_due(left)
-        kept.write()
+            dues[part] = self._slice_due(kept)
         self._save_dues(dues, watermark)
         if emitted:
             yield _window_rows(devices, emitted)
@@ -744,95 +707,6 @@ class FleetWindows(StatefulProcessor):
 
     def close(self) -> None:
         pass
-
-
-def _read(slices: Any, parts: set[int]) -> dict[int, dict[str, Any]]:
-    """The entries ``parts`` of a map state of slices, unpacked (an empty dict for a slice
-    not stored yet).
-
-    A state-server call is one request and one reply between the worker and the JVM, and
-    on busy cores most of its cost is the two processes taking turns, whatever it carries.
-    When a batch touches half the bucket's slices or more (a wide fleet touches nearly all
-    of them in every batch), one scan of the map returns every entry in one reply (up to
-    Spark's ``spark.sql.execution.arrow.transformWithStateInPySpark.maxStateRecordsPerBatch``
-    entries, 10,000 by default) instead of a ``getValue`` call each."""
-    out: dict[int, dict[str, Any]] = {}
-    if len(parts) >= _SCAN_FROM:
-        for (part,), (packed,) in slices.iterator():
-            if part in parts:
-                out[part] = unpack_slice(packed)
-    else:
-        for part in parts:
-            stored = slices.getValue((part,))
-            if stored is not None:
-                out[part] = unpack_slice(stored[0])
-    for part in parts:
-        out.setdefault(part, {})
-    return out
-
-
-class _Histories:
-    """The ``histories`` map state of one bucket for one call: each device's last K - 1
-    windows (the ``normalised`` field of its state), kept apart from the rest of its state
-    (the ``slices`` map) by slice, so that a batch reads and writes a slice's windows only
-    when one of its devices closes a window (they are most of a device's bytes; its open
-    readings change with every reading).
-
-    :meth:`reader` gives :meth:`DeviceWindows.advance_many` what it asks for;
-    :meth:`keep` takes a device's new state apart; :meth:`write` writes the slices
-    changed."""
-
-    def __init__(self, histories: Any) -> None:
-        self.map = histories
-        self.read: dict[int, dict[str, bytes]] = {}
-        self.kept: list[tuple[int, str, bytes]] = []
-        self.gone: list[tuple[int, str]] = []
-
-    def _load(self, parts: set[int]) -> None:
-        missing = parts - self.read.keys()
-        if missing:
-            self.read.update(_read(self.map, missing))
-
-    def reader(self, devices: list[tuple[str, int]]) -> Callable[[list[int]], list[bytes]]:
-        """For ``advance_many``: the windows of ``devices[i]`` (device, slice) for each
-        index asked."""
-
-        def read(indices: list[int]) -> list[bytes]:
-            self._load({devices[i][1] for i in indices})
-            return [self.read[devices[i][1]].get(devices[i][0], b"") for i in indices]
-
-        return read
-
-    def keep(
-        self, device: str, part: int, state: tuple[Any, ...], new: bool = False
-    ) -> tuple[Any, ...]:
-        """The state without its windows (what the ``slices`` map keeps), the windows (if
-        they changed) set aside for :meth:`write`; a ``new`` device's none are not kept."""
-        windows = state[4]
-        if windows is None:
-            return state
-        if windows or not new:
-            self.kept.append((part, device, windows))
-        return (*state[:4], None, *state[5:])
-
-    def forget(self, device: str, part: int) -> None:
-        self.gone.append((part, device))
-
-    def write(self) -> None:
-        """Write the slices whose windows changed (each read first, once)."""
-        self._load({part for part, _, _ in self.kept} | {part for part, _ in self.gone})
-        changed = set()
-        for part, device, windows in self.kept:
-            self.read[part][device] = windows
-            changed.add(part)
-        for part, device in self.gone:
-            if self.read[part].pop(device, None) is not None:
-                changed.add(part)
-        for part in sorted(changed):
-            if self.read[part]:
-                self.map.updateValue((part,), (pack_slice(self.read[part]),))
-            else:
-                self.map.removeKey((part,))
 
 
 def dues_schema() -> StructType:

@@ -77,82 +77,56 @@ class FakeDues:
         self.state.dues = None
 
 
-class FakeMap:
-    """One of the processor's map states (slice -> packed text), kept in its
-    :class:`FakeState`: every call counted there, the slices ``getValue`` read listed."""
-
-    def __init__(self, state: FakeState, entries: dict[tuple[int], tuple[str]]) -> None:
-        self.state = state
-        self.entries = entries
-
-    def getValue(self, key: tuple[int]) -> tuple[str] | None:
-        self.state.calls += 1
-        self.state.reads.append(key[0])
-        return self.entries.get(key)
-
-    def iterator(self) -> Any:
-        # One call returns every entry (Spark sends up to 10,000 a reply).
-        self.state.calls += 1
-        self.state.scans += 1
-        return iter(list(self.entries.items()))
-
-    def updateValue(self, key: tuple[int], value: tuple[str]) -> None:
-        self.state.calls += 1
-        assert 0 <= key[0] < STATE_SLICES, key
-        assert isinstance(value[0], str) and value[0].isascii(), value  # the text's fast path
-        self.entries[key] = tuple(value)
-
-    def removeKey(self, key: tuple[int]) -> None:
-        self.state.calls += 1
-        del self.entries[key]
-
-
 class FakeState:
-    """What ``transformWithStateInPandas`` hands the processor for one bucket: its two map
-    states (slice -> packed states without their windows, ``map``; slice -> packed windows,
-    ``hist``), its timers and the batch's watermark (the handle and the timer values in
-    one); ``devices`` unpacks every slice into whole states, and ``exists``, ``get`` and
+    """What ``transformWithStateInPandas`` hands the processor for one bucket: its map state
+    (slice -> packed states), its timers and the batch's watermark (the handle, the map and
+    the timer values in one); ``devices`` unpacks every slice, and ``exists``, ``get`` and
     ``timeout`` look at device ``d``'s state and the bucket's timer."""
 
     def __init__(self) -> None:
         self.map: dict[tuple[int], tuple[str]] = {}
-        self.hist: dict[tuple[int], tuple[str]] = {}
         self.timers: set[int] = set()
         self.watermark = 0
-        self.calls = 0  # calls on the maps
-        self.scans = 0  # of them, scans of a whole map
-        self.reads: list[int] = []  # the slices read one by one, in order
+        self.calls = 0  # calls on the map of slices
+        self.reads: list[int] = []  # the slices read, in order
         self.dues: tuple[list[int | None], int | None] | None = None  # the "dues" state
 
-    def getMapState(self, name: str, key_schema: Any, value_schema: Any) -> FakeMap:
-        assert key_schema.fieldNames() == ["slice"]
+    def getMapState(self, name: str, key_schema: Any, value_schema: Any) -> FakeState:
+        assert name == "slices" and key_schema.fieldNames() == ["slice"]
         # Text: Spark's state server hands a binary value to Python one character at a time.
         assert value_schema.simpleString() == "struct<states:string>", value_schema
-        return FakeMap(self, {"slices": self.map, "histories": self.hist}[name])
+        return self
+
+    def getValue(self, key: tuple[int]) -> tuple[str] | None:
+        self.calls += 1
+        self.reads.append(key[0])
+        return self.map.get(key)
 
     def getValueState(self, name: str, schema: Any) -> FakeDues:
         assert name == "dues"
         assert schema.simpleString() == "struct<due_ms:array<bigint>,ttl_ms:bigint>"
         return FakeDues(self)
 
+    def updateValue(self, key: tuple[int], value: tuple[str]) -> None:
+        self.calls += 1
+        assert 0 <= key[0] < STATE_SLICES, key
+        assert isinstance(value[0], str) and value[0].isascii(), value  # the text's fast path
+        self.map[key] = tuple(value)
+
+    def removeKey(self, key: tuple[int]) -> None:
+        self.calls += 1
+        del self.map[key]
+
     @property
     def devices(self) -> dict[tuple[str], tuple[Any, ...]]:
-        """Every device's whole state, by ``(device,)``, from the packed slices (each device
-        in the slice :func:`slice_of` gives it, and only there; its windows from the same
-        slice of ``hist``, b"" where none are kept)."""
-        windows: dict[str, bytes] = {}
-        for (part,), (packed,) in self.hist.items():
-            for device, kept in unpack_slice(packed).items():
-                assert slice_of(device) == part and isinstance(kept, bytes), device
-                windows[device] = kept
+        """Every device's state, by ``(device,)``, from the packed slices (each device in
+        the slice :func:`slice_of` gives it, and only there)."""
         out: dict[tuple[str], tuple[Any, ...]] = {}
         for (part,), (packed,) in self.map.items():
             for device, state in unpack_slice(packed).items():
                 assert slice_of(device) == part and (device,) not in out, device
                 assert all(isinstance(v, (bytes, int, type(None))) for v in state), state
-                assert state[4] is None, "the windows are kept apart"
-                out[(device,)] = (*state[:4], windows.pop(device, b""), *state[5:])
-        assert not windows, f"windows of devices without a state: {sorted(windows)}"
+                out[(device,)] = state
         return out
 
     def listTimers(self) -> Any:
@@ -506,50 +480,6 @@ def test_a_window_row_has_a_null_dead_letter() -> None:
     assert out[PACKED_DEAD_LETTER].isna().all()
 
 
-def test_a_state_without_its_windows_has_them_read_only_when_one_closes() -> None:
-    # The operator keeps a device's windows apart from its open readings: advance_many asks
-    # for them only for a device closing a window, and the result is what the whole state
-    # gives.
-    op = DeviceWindows(SPEC, NORM)
-    batches = [  # (watermark, readings (ms, seq, a, b))
-        (0, [(0, 1, 1.0, 2.0), (10_000, 2, 3.0, 1.0)]),
-        (MIN, [(70_000, 3, 2.0, 2.0)]),
-        (MIN, [(80_000, 4, 5.0, 0.5)]),
-        (2 * MIN, [(130_000, 5, 0.0, 1.0)]),
-    ]
-    whole: tuple[Any, ...] | None = None
-    apart: tuple[Any, ...] | None = None
-    kept = b""
-    asked: list[int] = []
-
-    def histories(indices: list[int]) -> list[bytes]:
-        asked.append(len(batches_seen))
-        return [kept] * len(indices)
-
-    batches_seen: list[int] = []
-    for watermark, rows in batches:
-        batches_seen.append(watermark)
-        ms = np.array([r[0] for r in rows], np.int64)
-        seq = np.array([r[1] for r in rows], np.int64)
-        values = np.array([[r[2], r[3]] for r in rows])
-        whole, out_whole = op.advance(whole, ms, seq, values, watermark)
-        [(apart, out_apart)] = op.advance_many([(apart, ms, seq, values)], watermark, histories)
-        if apart[4] is not None:
-            kept = apart[4]
-        apart = (*apart[:4], None, *apart[5:])
-        assert whole[:4] == apart[:4] and whole[5] == apart[5] and whole[4] == kept
-        assert (out_whole is None) == (out_apart is None)
-        if out_whole is not None and out_apart is not None:
-            assert out_whole.sequence == out_apart.sequence
-            assert out_whole.last_window == out_apart.last_window
-    assert out_apart is not None  # the last batch emitted a sequence
-    # asked where a window closed (the second and fourth batches); the first batch's device
-    # is new, the third closes none
-    assert asked == [2, 4]
-    with pytest.raises(ValueError, match="histories"):
-        op.advance_many([(apart, ms[:0], seq[:0], values[:0])], 3 * MIN)
-
-
 def _device_frame(device: str, rows: list[tuple[int, int, list[float]]]) -> pd.DataFrame:
     frame = _frame(rows)
     frame["device_id"] = device
@@ -637,17 +567,14 @@ def test_a_time_to_live_given_on_a_restart_forgets_devices_kept_without_one() ->
 
 
 def test_a_batch_reads_and_writes_each_slice_of_its_devices_once() -> None:
-    # 300 devices in one bucket: a batch touching every slice reads them in one scan and
-    # writes each once, not two calls per device; a later batch of one device reads and
-    # rewrites that device's slice only. The windows are read and written only where one
-    # closes.
+    # 300 devices in one bucket: a batch costs two state calls per slice it touches, not two
+    # per device, and a later batch of one device rewrites that device's slice only.
     op, state = FleetWindows(SPEC, NORM), FakeState()
     op.init(state)
     names = [f"pump-{i}" for i in range(300)]
     frame = pd.concat([_device_frame(n, [(0, 1, [1.0, 2.0])]) for n in names], ignore_index=True)
     list(op.handleInputRows((0,), iter([frame]), state))
-    assert state.calls == 1 + STATE_SLICES == 1 + len(state.map) and state.scans == 1
-    assert state.hist == {}  # nothing closed: new devices keep no windows
+    assert state.calls == 2 * STATE_SLICES == 2 * len(state.map)
     assert set(state.devices) == {(n,) for n in names}
     # every slice is due when its devices' windows end, and the bucket's one timer then
     assert state.dues == ([MIN] * STATE_SLICES, None) and state.timers == {MIN}
@@ -662,23 +589,9 @@ def test_a_batch_reads_and_writes_each_slice_of_its_devices_once() -> None:
     assert set(state.devices) == {(n,) for n in names}
     mates = [n for n in names if slice_of(n) == slice_of("pump-7") and n != "pump-7"]
     old = unpack_slice(before[(slice_of("pump-7"),)][0])
-    now = unpack_slice(state.map[(slice_of("pump-7"),)][0])
-    assert mates and all(now[n] == old[n] for n in mates)
+    assert mates and all(state.devices[(n,)] == old[n] for n in mates)
     assert len(np.frombuffer(state.devices[("pump-7",)][1], np.int64)) == 2  # both open
     assert len(np.frombuffer(state.devices[("pump-8",)][1], np.int64)) == 1
-    # Every device's first window closes: one scan of each map and every slice of each
-    # written once.
-    state.calls, state.scans, state.reads = 0, 0, []
-    state.watermark = MIN
-    frame = pd.concat(
-        [_device_frame(n, [(70_000, 3, [1.0, 2.0])]) for n in names], ignore_index=True
-    )
-    out = list(op.handleInputRows((0,), iter([frame]), state))
-    assert out == []  # K = 2: one window emits no sequence yet
-    assert state.scans == 2 and state.reads == [] and state.calls == 2 + 2 * STATE_SLICES
-    assert len(state.hist) == STATE_SLICES
-    z = np.frombuffer(state.devices[("pump-8",)][4], SEQUENCE_DTYPE)
-    np.testing.assert_allclose(z, _seq([compute_window_features(SPEC, [0.0], [[1.0, 2.0]])]))
 
 
 def test_slices_are_stable_across_processes() -> None:
@@ -734,13 +647,9 @@ def test_a_timer_sweep_rewrites_only_the_slices_that_changed() -> None:
     assert (slice_of("q14"),) not in state.map
     assert state.map[(slice_of("q2"),)] == before[(slice_of("q2"),)]
     # The sweep reads the two slices due (q2's, not due, is not read), writes quiet's and
-    # removes q14's, and the same with their windows.
-    assert sorted(state.reads) == sorted([slice_of("quiet"), slice_of("q14")] * 2)
-    assert state.calls == 8
-    # q14's windows went with it; q0's closed window is kept beside quiet's (gone) and q2
-    # has closed none.
-    assert list(state.hist) == [(slice_of("q0"),)]
-    assert list(unpack_slice(state.hist[(slice_of("q0"),)][0])) == ["q0"]
+    # removes q14's.
+    assert sorted(state.reads) == sorted([slice_of("quiet"), slice_of("q14")])
+    assert state.calls == 4
 
 
 @pytest.mark.parametrize("lateness_ms", [None, 2 * MIN])
