@@ -45,7 +45,7 @@ from models.metadata import ModelMetadata, read_manifest, resolve_model_path, ve
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AUTO_ORDER", "GPU_PROVIDERS", "Scorer", "resolve_providers"]
+__all__ = ["AUTO_ORDER", "CPU_CHUNK_ROWS", "GPU_PROVIDERS", "Scorer", "resolve_providers"]
 
 #: The order ``providers="auto"`` tries.
 AUTO_ORDER: tuple[str, ...] = (
@@ -73,10 +73,10 @@ _ALIASES = {
 CPU = "CPUExecutionProvider"
 _F32 = np.dtype(np.float32)
 
-#: On the CPU provider, :meth:`Scorer.score` runs a batch of more rows than this in parts
-#: of this many: the default model scores 10,000 rows at 20,000-23,000 rows/s whole and
-#: 28,000-29,500 in parts of 64-256 (one thread, this machine; docs/performance.md), the
-#: same numbers to the bit.
+#: On the CPU provider with one intra-op thread, :meth:`Scorer.score` runs a batch of more
+#: rows than this in parts of this many: each part's intermediate tensors stay in the
+#: core's cache, and rows are scored independently (docs/performance.md, "The scorer in
+#: parts").
 CPU_CHUNK_ROWS = 256
 
 
@@ -151,7 +151,9 @@ class Scorer:
         path: The ONNX file.
     """
 
-    def __init__(self, session: Any, metadata: ModelMetadata, path: Path) -> None:
+    def __init__(
+        self, session: Any, metadata: ModelMetadata, path: Path, intra_op_threads: int = 1
+    ) -> None:
         self._session = session
         self.metadata = metadata
         self.path = path
@@ -161,9 +163,9 @@ class Scorer:
         self._input = metadata.input_name
         self._outputs = [metadata.output_name]
         self._run = session.run  # pre-bound: one attribute lookup less per call
-        # On the CPU a large batch runs in parts of CPU_CHUNK_ROWS rows (see score); a GPU
-        # provider takes it whole.
-        self._chunk = CPU_CHUNK_ROWS if self.active_provider == CPU else 0
+        # On one CPU thread a large batch runs in parts of CPU_CHUNK_ROWS rows (see score);
+        # a GPU provider, or several threads sharing a call's work, take it whole.
+        self._chunk = CPU_CHUNK_ROWS if self.active_provider == CPU and intra_op_threads == 1 else 0
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -259,10 +261,11 @@ class Scorer:
             digest[:12],
             active,
         )
-        return cls(session, metadata, onnx_path)
+        return cls(session, metadata, onnx_path, intra_op_threads=max(1, int(intra_op_threads)))
 
     def score(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Risk of each row of a normalised batch.
+        """Risk of each row of a normalised batch (on one CPU thread, a batch of more than
+        :data:`CPU_CHUNK_ROWS` rows in parts of that many: the same numbers, faster).
 
         Args:
             batch: float32 ``[N, K, F]``, normalised (:func:`models.features.normalise`).

@@ -21,8 +21,8 @@ readings per device at 400 devices, 2.5 at 20,000 and 0.5 at 100,000:
   benchmark may), so the runs are checked to have read every reading, none dropped as
   late;
 * ``backblaze``: Backblaze's whole fleet of disks (``../shared/data/backblaze``, "Hard drive
-  data and stats, Backblaze, Inc."), its first ``--backblaze-days`` days (10: about 21,000
-  drives, one reading a day each; 12 until 2026-12-05, cut for make bench's time), replayed by ``prognos replay --sort-by-time`` and scored
+  data and stats, Backblaze, Inc."), its first ``--backblaze-days`` days (10: about
+  21,800 drives, one reading a day each), replayed by ``prognos replay --sort-by-time`` and scored
   by a model trained on the disks first (``prognos catalogue infer`` on the replayed days,
   ``prognos train`` on the 3,000-drive sample, under a minute): one-day windows, K = 6.
 

@@ -84,10 +84,9 @@ def test_a_batch_larger_than_a_chunk_scores_in_parts_with_the_same_numbers(
 ) -> None:
     # On the CPU a batch of more than CPU_CHUNK_ROWS rows runs in parts (the intermediate
     # tensors stay in cache); a GPU provider would take it whole.
-    assert scorer.active_provider == "CPUExecutionProvider" and scorer._chunk == CPU_CHUNK_ROWS
+    assert scorer.active_provider == CPU and scorer._chunk == CPU_CHUNK_ROWS
     k, f = scorer.input_shape
-    batch = np.random.default_rng(3).normal(size=(2 * CPU_CHUNK_ROWS + 5, k, f))
-    batch = batch.astype(np.float32)
+    batch = np.random.default_rng(3).normal(size=(2 * CPU_CHUNK_ROWS + 1, k, f))
     calls: list[int] = []
     run = scorer._run
 
@@ -96,13 +95,32 @@ def test_a_batch_larger_than_a_chunk_scores_in_parts_with_the_same_numbers(
         return run(outputs, feeds)
 
     monkeypatch.setattr(scorer, "_run", counted)
-    got = scorer.score(batch)
-    assert calls == [CPU_CHUNK_ROWS, CPU_CHUNK_ROWS, 5]
+    got = scorer.score(batch)  # float64: converted once, then cut in views
+    assert calls == [CPU_CHUNK_ROWS, CPU_CHUNK_ROWS, 1]
     monkeypatch.setattr(scorer, "_chunk", 0)  # as on a GPU: one call
     calls.clear()
     whole = scorer.score(batch)
     assert calls == [len(batch)]
-    assert got.shape == (len(batch),) and np.array_equal(got, whole)
+    assert got.shape == whole.shape == (len(batch),)
+    np.testing.assert_allclose(got, whole, rtol=0, atol=1e-6)
+
+
+def test_a_gpu_provider_or_several_threads_take_a_batch_whole(scorer: Scorer) -> None:
+    class Session:  # what Scorer reads of an onnxruntime session
+        def __init__(self, providers: list[str]) -> None:
+            self.providers = providers
+
+        def get_providers(self) -> list[str]:
+            return self.providers
+
+        def run(self, *_: Any) -> Any:
+            raise AssertionError("not called")
+
+    gpu = Scorer(Session(["CUDAExecutionProvider", CPU]), scorer.metadata, scorer.path)
+    assert gpu._chunk == 0
+    threads = Scorer(Session([CPU]), scorer.metadata, scorer.path, intra_op_threads=2)
+    assert threads._chunk == 0
+    assert Scorer(Session([CPU]), scorer.metadata, scorer.path)._chunk == CPU_CHUNK_ROWS
 
 
 def test_score_features_normalises_raw_features(scorer: Scorer) -> None:
