@@ -226,8 +226,9 @@ class Scorer:
         available = list(available_providers or ort.get_available_providers())
         chosen = resolve_providers(providers, available, allow_fallback=allow_fallback)
 
+        threads = max(1, int(intra_op_threads))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, int(intra_op_threads))
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -261,7 +262,7 @@ class Scorer:
             digest[:12],
             active,
         )
-        return cls(session, metadata, onnx_path, intra_op_threads=max(1, int(intra_op_threads)))
+        return cls(session, metadata, onnx_path, intra_op_threads=threads)
 
     def score(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Risk of each row of a normalised batch (on one CPU thread, a batch of more than

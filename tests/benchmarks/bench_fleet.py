@@ -22,8 +22,8 @@ readings per device at 400 devices, 2.5 at 20,000 and 0.5 at 100,000:
   late;
 * ``backblaze``: Backblaze's whole fleet of disks (``../shared/data/backblaze``, "Hard drive
   data and stats, Backblaze, Inc."), its first ``--backblaze-days`` days (10: about
-  21,800 drives, one reading a day each), replayed by ``prognos replay --sort-by-time`` and scored
-  by a model trained on the disks first (``prognos catalogue infer`` on the replayed days,
+  21,800 drives, one reading a day each), replayed by ``prognos replay --sort-by-time``
+  and scored by a model trained on the disks first (``prognos catalogue infer`` on the replayed days,
   ``prognos train`` on the 3,000-drive sample, under a minute): one-day windows, K = 6.
 
 Each Prognos run is a fresh process (``spark-submit``-free, the job as shipped: local mode,

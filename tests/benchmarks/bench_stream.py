@@ -477,7 +477,7 @@ class Offered:
     FD001's engine ``(u - 1) % 100 + 1``), event time ``cycle_s`` per cycle from ``base``,
     from cycle ``first_cycle`` on; remembers when each cycle's first reading was sent, how
     long the cycle took to send, and when each of the ``watched`` devices' readings was
-    sent (its ``send`` call, the moment its record's timestamp is taken).
+    handed to the producer (just after its ``send`` call).
     :meth:`preload` publishes the cycles before ``first_cycle`` at once (a history, so the
     devices have K windows before the offered load starts)."""
 
@@ -901,11 +901,9 @@ def part_scoring(spark: Any, rows: int, repeats: int = 3) -> dict[str, Any]:
     # fastest way to call onnxruntime with this model on one thread): the baseline is the
     # best bare call, so the figure is what Spark and the stage's Python add.
     chunks = [
-        part
+        z[j : min(j + CPU_CHUNK_ROWS, i + batch, rows)]
         for i in range(0, rows, batch)
-        for part in np.array_split(
-            z[i : i + batch], range(CPU_CHUNK_ROWS, min(batch, rows - i), CPU_CHUNK_ROWS)
-        )
+        for j in range(i, min(i + batch, rows), CPU_CHUNK_ROWS)
     ]
     import pyarrow as pa
 
