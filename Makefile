@@ -21,6 +21,7 @@ help:
 	@echo "make lint   ruff and mypy"
 	@echo "make model  retrain the default model (installs the train extra)"
 	@echo "make bench  benchmarks against a private local stack (about 20 minutes on 2 cores)"
+	@echo "make bench-cluster        the wide fleet at local[1], local[2] and on the local cluster"
 	@echo "make up | down | status   the local stack"
 	@echo "make cluster-test         the job on the local cluster (3 brokers, HDFS, Spark) and its faults"
 	@echo "make cluster-up | cluster-down   the local cluster (prognos cluster up|down)"
@@ -102,6 +103,15 @@ lint: venv
 BENCH_ARGS ?=
 bench: setup
 	$(BIN)/python tests/benchmarks/run_all.py $(BENCH_ARGS)
+
+# Issue 22's scale-out on the local cluster: the 20,000-device fleet at local[2], local[1]
+# and on a Spark master with two one-core workers (checkpoint on HDFS, submitted as
+# `prognos submit` ships the job), beside the hand-batched process; about 8 minutes.
+# JSON in bench-results/fleet-cluster.json.
+.PHONY: bench-cluster
+bench-cluster: setup
+	$(BIN)/python tests/benchmarks/bench_fleet.py --fleets 20000 --cluster --no-latency \
+		--naive-fleet 0 --out bench-results/fleet-cluster.json $(BENCH_ARGS)
 
 # The reliability suite's long variant (tests/reliability; `make test` runs the CI variant):
 # more SIGKILLs, Redis and Kafka outages, a larger recording and backlog, a 5-minute fuzz run.

@@ -34,11 +34,19 @@ the Python workers' start). At the fleet of ``--scale-fleet`` devices the job al
 ``--naive-fleet`` and Backblaze's only: it reads 3,000 records a second) the naive consumer
 drain the same topic; at fleets that score windows, the program fails unless every run
 scored the same windows and raised the same alert events.
+
+With ``--cluster`` (``make bench-cluster``), the job also drains the scale fleet's topic on
+the local cluster of ``prognos cluster up``: a Spark master and two workers of one core
+each, its checkpoint on the cluster's HDFS, submitted as ``prognos submit`` ships it (the
+project's wheel, the Python environment and the model as archives). Only the cluster's
+Spark and HDFS processes are started, on ports from ``PROGNOS_BENCH_CLUSTER_PORT_BASE``
+(39000); the job reads the same broker and writes the same Redis as the local runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gzip
 import json
@@ -47,6 +55,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -69,6 +79,7 @@ from tests.benchmarks.common import (
     NAIVE,
     RESULTS,
     ROOT,
+    MemorySampler,
     expected_scored,
     machine,
     new_topic,
@@ -79,6 +90,8 @@ from tests.benchmarks.common import (
 )
 
 JOB = "prognos stream job"
+#: The master name of a run on the local cluster (:func:`local_cluster`).
+CLUSTER = "cluster"
 
 
 def _shape(devices: int, args: argparse.Namespace) -> tuple[int | None, float]:
@@ -103,6 +116,7 @@ def prognos_child(args: argparse.Namespace) -> int:
             args.total,
             args.name,
             Path(args.model) if args.model else None,
+            checkpoint=args.checkpoint,
         )
         row["scored"] = sorted(row["scored"])
         row["master"] = spark.sparkContext.master
@@ -121,16 +135,18 @@ def run_job(
     name: str,
     master: str,
     model: Path | None = None,
+    cluster: Any = None,
 ) -> dict[str, Any]:
     """The job's drain in a fresh process at ``master`` (with ``model``, else the default
-    one); its row, ``scored`` a set again."""
-    print(f"running the {name} ({master}) ...", file=sys.stderr)
+    one), or, with ``master`` :data:`CLUSTER`, submitted to ``cluster`` (a
+    :class:`deploy.cluster.ClusterConfig` whose Spark and HDFS run); its row, ``scored`` a
+    set again."""
+    where = cluster.spark_master if master == CLUSTER else master
+    print(f"running the {name} ({where}) ...", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="prognos-bench-fleet-") as tmp:
         out = Path(tmp) / "row.json"
-        env = {**os.environ, "PROGNOS_SPARK_MASTER": master, "PROGNOS_SPARK_UI": "0"}
-        command = [
-            sys.executable,
-            __file__,
+        env = {**os.environ, "PROGNOS_SPARK_MASTER": where, "PROGNOS_SPARK_UI": "0"}
+        child = [
             "--child",
             "--bootstrap",
             bootstrap,
@@ -148,10 +164,117 @@ def run_job(
             str(out),
             *(["--model", str(model)] if model else []),
         ]
-        subprocess.run(command, env=env, check=True, cwd=ROOT)
+        if master == CLUSTER:
+            executors = submit_to_cluster(cluster, child, model, Path(tmp), env)
+        else:
+            subprocess.run([sys.executable, __file__, *child], env=env, check=True, cwd=ROOT)
+            executors = None
         row: dict[str, Any] = json.loads(out.read_text())
     row["scored"] = {tuple(w) for w in row["scored"]}
+    if executors is not None:
+        # Under spark-submit the driver's Python is the JVM's child, and the executors
+        # are the workers': the child's own sample saw only the Python driver.
+        row["memory"] = executors
     return row
+
+
+def submit_to_cluster(
+    cluster: Any, child: list[str], model: Path | None, tmp: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    """Run this program's ``child`` drain as ``prognos submit`` runs the job (the same
+    ``spark-submit`` line, this file in place of the job's entry point), its checkpoint
+    on the cluster's HDFS; returns the peak memory of the driver and the executors."""
+    import deploy.cli
+    from deploy.submit import build_command, driver_environment_link, prepare
+
+    model_dir = model or ROOT / "models" / "default"
+    submission = prepare(
+        cluster.spark_master,
+        model_dir,
+        job_args=(),
+        # As the local runs: the progress of every batch, kept for the steady rate.
+        conf=["spark.sql.streaming.numRecentProgressUpdates=1000"],
+        env=env,
+    )
+    command = build_command(submission)
+    entry = command.index(str(Path(deploy.cli.__file__).resolve()))
+    checkpoint = f"{cluster.hdfs}/prognos/bench/{uuid.uuid4().hex[:8]}"
+    command = [*command[:entry], str(Path(__file__).resolve()), *child]
+    command += ["--checkpoint", checkpoint]
+    driver_environment_link(tmp, submission.environment.parent)
+    from deploy.jars import spark_build
+
+    env = {**env, "SPARK_HOME": str(spark_build().jars_dir.parent), "SPARK_LOCAL_IP": "127.0.0.1"}
+    process = subprocess.Popen(command, env=env, cwd=tmp)
+    workers = [cluster_worker_pid(cluster, n) for n in (1, 2)]
+    with MultiSampler([process.pid, *workers]) as memory:
+        code = process.wait()
+    if code:
+        raise SystemExit(f"the job on the cluster exited with {code}")
+    return memory.as_dict()
+
+
+class MultiSampler(MemorySampler):
+    """:class:`MemorySampler` over several process trees (spark-submit's, the workers')."""
+
+    def __init__(self, roots: list[int], interval_s: float = 0.25) -> None:
+        super().__init__(roots[0], interval_s)
+        self.roots = roots
+
+    def _tree(self) -> list[int]:
+        from tests.benchmarks.common import _children
+
+        seen, todo = [], list(self.roots)
+        while todo:
+            pid = todo.pop()
+            seen.append(pid)
+            todo.extend(_children(pid))
+        return seen
+
+
+def cluster_worker_pid(cluster: Any, number: int) -> int:
+    from deploy.cluster import Cluster
+
+    pid = Cluster(cluster).workers[number - 1].running_pid()
+    if pid is None:
+        raise SystemExit(f"the cluster's Spark worker {number} is not running")
+    return pid
+
+
+@contextlib.contextmanager
+def local_cluster(tmp: Path) -> Iterator[Any]:
+    """The Spark master, two one-core workers and HDFS of ``prognos cluster up`` (its
+    brokers and Redis are not needed: the runs use the benchmark's), stopped at the end."""
+    from deploy.cluster import Cluster, ClusterConfig
+    from deploy.stack import port_is_free
+
+    base = os.environ.get("PROGNOS_BENCH_CLUSTER_PORT_BASE") or "39000"
+    config = ClusterConfig.from_env(
+        {**os.environ, "PROGNOS_CLUSTER_DIR": str(tmp), "PROGNOS_CLUSTER_PORT_BASE": base}
+    )
+    cluster = Cluster(config)
+    services = [cluster.namenode, cluster.datanode, cluster.master, *cluster.workers]
+    taken = [p for s in services for p in s.ports if not port_is_free(p)]
+    if taken:
+        raise SystemExit(
+            f"ports {taken} of the benchmark's cluster (base {base}) are in use: stop what "
+            "holds them, or set PROGNOS_BENCH_CLUSTER_PORT_BASE to another base"
+        )
+    print(
+        f"starting the local cluster (Spark master, 2 workers, HDFS; base {base}) ...",
+        file=sys.stderr,
+    )
+    cluster.setup()
+    started = []
+    try:
+        for service in services:
+            service.start()
+            started.append(service)
+        yield config
+    finally:
+        for service in reversed(started):
+            with contextlib.suppress(Exception):
+                service.stop()
 
 
 def fleet(which: str, args: argparse.Namespace, bootstrap: str, redis_url: str) -> dict[str, Any]:
@@ -209,6 +332,24 @@ def fleet_runs(
                 bootstrap, redis_url, topic, expected, total, f"{JOB}, local[1]", "local[1]", model
             )
         )
+        if args.cluster:
+            with (
+                tempfile.TemporaryDirectory(prefix="prognos-bench-cluster-") as tmp,
+                local_cluster(Path(tmp)) as cluster,
+            ):
+                rows.append(
+                    run_job(
+                        bootstrap,
+                        redis_url,
+                        topic,
+                        expected,
+                        total,
+                        f"{JOB}, cluster",
+                        CLUSTER,
+                        model,
+                        cluster,
+                    )
+                )
     kw = {"model": model} if model else {}
     rows.append(
         _baseline_run(
@@ -248,6 +389,7 @@ def fleet_runs(
     return {
         "fleet": which,
         "devices": devices,
+        "scale_out": scale_out(rows),
         "readings": total,
         "readings_per_device_per_batch": round(50_000 / devices, 2),
         "expected_windows": expected,
@@ -412,6 +554,23 @@ def fleet_latency(args: argparse.Namespace, bootstrap: str, redis_url: str) -> d
     }
 
 
+def scale_out(rows: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Each two-core run's steady readings/s over the ``local[1]`` run's, where there is
+    one: ``local[2]`` and, when measured, the two one-core workers of the cluster."""
+    by = {r["name"]: r for r in rows}
+    one = by.get(f"{JOB}, local[1]")
+    if one is None:
+        return None
+
+    def rate(r: dict[str, Any]) -> float:
+        return float(r.get("steady_rate") or r["rate"])
+
+    ratios = {"local[2]": round(rate(by[JOB]) / rate(one), 2)}
+    if f"{JOB}, cluster" in by:
+        ratios["cluster"] = round(rate(by[f"{JOB}, cluster"]) / rate(one), 2)
+    return ratios
+
+
 def print_table(result: dict[str, Any]) -> None:
     print(
         "\n| fleet | devices | run | readings | readings/s | steady readings/s | windows | peak GiB |"
@@ -425,6 +584,10 @@ def print_table(result: dict[str, Any]) -> None:
                 f"{r.get('steady_rate') or '-'} | {r.get('windows_scored', '-')} | "
                 f"{peak if peak is not None else '-'} |"
             )
+    for f in result["fleets"]:
+        if f.get("scale_out"):
+            ratios = ", ".join(f"{k} {v:.2f}x" for k, v in f["scale_out"].items())
+            print(f"\nscale-out at {f['devices']:,} devices vs local[1] (target >= 1.7x): {ratios}")
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -438,7 +601,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     series: dict[str, list[tuple[int, float]]] = {}
     for f in result["fleets"]:
         for r in f["rows"]:
-            cores = 1 if r["name"].endswith("local[1]") or r["name"] != JOB else 2
+            cores = 1 if r["name"].endswith("local[1]") or not r["name"].startswith(JOB) else 2
             rate = r.get("steady_rate") or r["rate"]
             name = f"{r['name']}, Backblaze" if f["fleet"] == "backblaze" else r["name"]
             series.setdefault(name, []).append((f["devices"], cores * 1e6 / rate))
@@ -475,8 +638,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-seconds", type=float, default=45.0)
     ap.add_argument("--latency-preload", type=int, default=22, help="cycles of history")
     ap.add_argument("--no-latency", action="store_true")
+    ap.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also run the scale fleet on the local cluster (2 one-core workers, HDFS)",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    for name in ("bootstrap", "redis-url", "topic", "name", "child-out", "model"):
+    for name in ("bootstrap", "redis-url", "topic", "name", "child-out", "model", "checkpoint"):
         ap.add_argument(f"--{name}", help=argparse.SUPPRESS)
     ap.add_argument("--expected", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--total", type=int, help=argparse.SUPPRESS)

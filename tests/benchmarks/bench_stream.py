@@ -108,7 +108,9 @@ def spark_session() -> Any:
     return session_with_jars(replace(config, extra=extra))
 
 
-def stream_config(bootstrap: str, redis_url: str, topic: str, prefix: str, ckpt: Path, **kw: Any):
+def stream_config(
+    bootstrap: str, redis_url: str, topic: str, prefix: str, ckpt: Path | str, **kw: Any
+):
     from dataclasses import replace
 
     from ingest.config import KafkaConfig
@@ -173,15 +175,18 @@ def run_prognos(
     total: int,
     name: str = JOB_COLD,
     model: Path | None = None,
+    checkpoint: str | None = None,
 ) -> dict[str, Any]:
-    """One drain of ``topic`` by the job (its model ``model``, else the default one)."""
+    """One drain of ``topic`` by the job (its model ``model``, else the default one), its
+    checkpoint in ``checkpoint`` (a URI: on a cluster's HDFS), else a temporary folder."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     # RocksDB maintenance may still write into a stopped query's checkpoint: cleanup is
     # best effort.
     with tempfile.TemporaryDirectory(
         prefix="prognos-bench-ckpt-", ignore_cleanup_errors=True
     ) as ckpt:
-        config = stream_config(bootstrap, redis_url, topic, prefix, Path(ckpt), model_path=model)
+        where = checkpoint or Path(ckpt)
+        config = stream_config(bootstrap, redis_url, topic, prefix, where, model_path=model)
         job = measured_job(spark, config)
         with MemorySampler() as memory:
             started_epoch, started = time.time(), time.perf_counter()
