@@ -42,6 +42,7 @@ from urllib.parse import urlparse
 
 from deploy.errors import DeployError
 from stream.scoring import SHIPPED_MODEL_CONF
+from stream.session import HDFS_CLIENT
 
 logger = logging.getLogger(__name__)
 
@@ -337,6 +338,8 @@ DEFAULT_CONF = {
     # An unreachable NameNode fails the job in seconds rather than after minutes of retries.
     "spark.hadoop.ipc.client.connect.max.retries": "3",
     "spark.hadoop.ipc.client.connect.retry.interval": "1000",
+    # A file closed on HDFS is complete in tens of ms, not the client's default 400 ms wait.
+    **HDFS_CLIENT,
 }
 
 

@@ -29,6 +29,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DRIVER_STACK = "-Xss16m"
+
+#: The HDFS client's settings for a checkpoint on HDFS. Closing a file it wrote, the client
+#: asks the NameNode whether the file is complete and, when not yet (the DataNode's report
+#: of the block is still on its way, the usual case on a small cluster), asks again after
+#: 400 ms (``...initial.delay.ms``, doubling at each retry; HDFS-7835). The query writes two
+#: small files a batch (its offset and commit logs): on the local cluster about half of them
+#: waited those 400 ms, up to 0.85 s a batch. From 20 ms over 10 retries the client waits
+#: about 20 s in all before it gives up (the default, 400 ms over 5: 12.4 s), so a slow
+#: NameNode is waited for as long as before. ``--conf``/``PROGNOS_SPARK_CONF`` override.
+HDFS_CLIENT = {
+    "spark.hadoop.dfs.client.block.write.locateFollowingBlock.initial.delay.ms": "20",
+    "spark.hadoop.dfs.client.block.write.locateFollowingBlock.retries": "10",
+}
 _SERVLET = "spark.metrics.conf.*.sink.prometheusServlet"
 
 
@@ -177,7 +190,7 @@ def build_session(config: SparkConfig | None = None, jars: Sequence[Path] = ()) 
         # Driver metric names carry the app name, not an application id new at each start.
         .config("spark.metrics.namespace", "${spark.app.name}")
     )
-    for key, value in {**_sql_settings(config), **config.extra}.items():
+    for key, value in {**HDFS_CLIENT, **_sql_settings(config), **config.extra}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(config.log_level)
