@@ -165,25 +165,27 @@ def run_job(
             *(["--model", str(model)] if model else []),
         ]
         if master == CLUSTER:
-            executors = submit_to_cluster(cluster, child, model, Path(tmp), env)
+            sampler = submit_to_cluster(cluster, child, model, Path(tmp), env)
         else:
             subprocess.run([sys.executable, __file__, *child], env=env, check=True, cwd=ROOT)
-            executors = None
+            sampler = None
         row: dict[str, Any] = json.loads(out.read_text())
     row["scored"] = {tuple(w) for w in row["scored"]}
-    if executors is not None:
+    if sampler is not None:
         # Under spark-submit the driver's Python is the JVM's child, and the executors
         # are the workers': the child's own sample saw only the Python driver.
-        row["memory"] = executors
+        row["memory"] = sampler.as_dict()
+        row["cpu_s_in_drain"] = sampler.cpu_between(*row["drain_epoch"])
     return row
 
 
 def submit_to_cluster(
     cluster: Any, child: list[str], model: Path | None, tmp: Path, env: dict[str, str]
-) -> dict[str, Any]:
+) -> MultiSampler:
     """Run this program's ``child`` drain as ``prognos submit`` runs the job (the same
     ``spark-submit`` line, this file in place of the job's entry point), its checkpoint
-    on the cluster's HDFS; returns the peak memory of the driver and the executors."""
+    on the cluster's HDFS; returns the sample of the driver's, the executors' and the
+    workers' memory and CPU time."""
     import deploy.cli
     from deploy.submit import build_command, driver_environment_link, prepare
 
@@ -211,11 +213,21 @@ def submit_to_cluster(
         code = process.wait()
     if code:
         raise SystemExit(f"the job on the cluster exited with {code}")
-    return memory.as_dict()
+    return memory
 
 
 class MultiSampler(MemorySampler):
-    """:class:`MemorySampler` over several process trees (spark-submit's, the workers')."""
+    """:class:`MemorySampler` over several process trees (spark-submit's, the workers'),
+    each process named by its command line."""
+
+    ROLES = (
+        ("SparkSubmit", "driver JVM"),
+        ("CoarseGrainedExecutorBackend", "executor JVMs"),
+        ("deploy.worker.Worker", "worker daemons"),
+        ("bench_fleet.py", "python driver"),
+        ("pyspark.daemon", "python workers"),
+        ("pyspark.worker", "python workers"),
+    )
 
     def __init__(self, roots: list[int], interval_s: float = 0.25) -> None:
         super().__init__(roots[0], interval_s)
@@ -230,6 +242,44 @@ class MultiSampler(MemorySampler):
             seen.append(pid)
             todo.extend(_children(pid))
         return seen
+
+    def role(self, pid: int) -> str | None:
+        """The process's role; an executor's JVM and its Python processes by executor."""
+        cmd = _cmdline(pid)
+        if cmd is None:
+            return None
+        role = next((role for mark, role in self.ROLES if mark in cmd), "other")
+        if role in ("python workers", "other"):  # an executor's JVM forked it, or its daemon
+            parent = pid
+            for _ in range(3):
+                parent = _parent(parent)
+                executor = _executor_id(_cmdline(parent) or "")
+                if executor:
+                    return f"executor {executor} python"
+        executor = _executor_id(cmd)
+        return f"executor {executor} JVM" if executor else role
+
+
+def _cmdline(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _executor_id(cmd: str) -> str | None:
+    """The ``--executor-id`` of an executor JVM's command line."""
+    if "CoarseGrainedExecutorBackend" not in cmd:
+        return None
+    words = cmd.split()
+    return words[words.index("--executor-id") + 1] if "--executor-id" in words else "?"
 
 
 def cluster_worker_pid(cluster: Any, number: int) -> int:
@@ -585,6 +635,15 @@ def print_table(result: dict[str, Any]) -> None:
                 f"{peak if peak is not None else '-'} |"
             )
     for f in result["fleets"]:
+        for r in f["rows"]:
+            cpu = r.get("cpu_s_in_drain")
+            if cpu:
+                total = sum(cpu.values())
+                parts = ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if v >= 0.1)
+                print(
+                    f"\n{f['fleet']}, {r['name']}: {total:.1f} CPU-s from the first trigger to "
+                    f"the last write ({total * 1e6 / f['readings']:.0f} CPU-us a reading): {parts}"
+                )
         if f.get("scale_out"):
             ratios = ", ".join(f"{k} {v:.2f}x" for k, v in f["scale_out"].items())
             print(f"\nscale-out at {f['devices']:,} devices vs local[1] (target >= 1.7x): {ratios}")

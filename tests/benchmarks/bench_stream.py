@@ -302,6 +302,14 @@ def run_prognos(
         "windows_per_s_in_sink": round(rows_scored / max(sink_ms / 1000, 1e-9), 1),
         "scoring_ms_sum": round(score_ms_total, 1),
         "memory": memory.as_dict(),
+        # The CPU seconds each process used from the first trigger to the last write.
+        "cpu_s_in_drain": memory.cpu_between(
+            started_epoch + first_trigger - started, started_epoch + last_write - started
+        ),
+        "drain_epoch": [
+            round(started_epoch + first_trigger - started, 3),
+            round(started_epoch + last_write - started, 3),
+        ],
         "provider": job.metrics.provider,
     }
 

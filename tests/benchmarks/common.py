@@ -230,6 +230,15 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
+def _cpu_s(pid: int) -> float | None:
+    """The user + system CPU seconds ``pid`` has used, None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     kids: list[int] = []
     with contextlib.suppress(OSError):
@@ -257,7 +266,9 @@ def _role(pid: int) -> str | None:
 class MemorySampler:
     """Samples the resident memory of a process and its descendants (the Python driver, the
     driver JVM, Spark's Python daemon and workers) every ``interval_s``; keeps the peak of
-    the sum and each role's peak.
+    the sum and each role's peak, and the CPU seconds each role used while sampled (a
+    process's last sample: a Python worker that ends between two samples loses at most
+    ``interval_s`` of its time).
 
     Args:
         root: the process whose tree is sampled (the "python driver"); this process by
@@ -271,6 +282,10 @@ class MemorySampler:
         self.peak_total = 0
         self.peak_by_role: dict[str, int] = {}
         self.samples = 0
+        self._cpu_first: dict[int, float] = {}
+        self._cpu_last: dict[int, tuple[str, float]] = {}
+        #: (time.time(), each role's CPU seconds so far) at every sample
+        self.timeline: list[tuple[float, dict[str, float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -282,15 +297,25 @@ class MemorySampler:
             todo.extend(_children(pid))
         return seen
 
+    def role(self, pid: int) -> str | None:
+        """What ``pid`` of the tree is, its memory summed under that name; None: not counted."""
+        return "python driver" if pid == self.root else _role(pid)
+
     def sample(self) -> None:
         by_role: dict[str, int] = {}
         for pid in self._tree():
             rss = _status(pid).get("VmRSS", 0)
-            role = "python driver" if pid == self.root else _role(pid)
+            role = self.role(pid)
             if role is None:
                 continue
             by_role[role] = by_role.get(role, 0) + rss
+            cpu = _cpu_s(pid)
+            if cpu is not None:
+                if not self.samples:  # what it had used before the sampling began
+                    self._cpu_first[pid] = cpu
+                self._cpu_last[pid] = (role, cpu)
         self.samples += 1
+        self.timeline.append((time.time(), self.cpu_by_role()))
         self.peak_total = max(self.peak_total, sum(by_role.values()))
         for role, rss in by_role.items():
             self.peak_by_role[role] = max(self.peak_by_role.get(role, 0), rss)
@@ -317,7 +342,23 @@ class MemorySampler:
                 k: round(v / gib, 3) for k, v in sorted(self.peak_by_role.items())
             },
             "samples": self.samples,
+            "cpu_s_by_role": self.cpu_by_role(),
         }
+
+    def cpu_between(self, start: float, end: float) -> dict[str, float]:
+        """Each role's CPU seconds between the samples nearest the epoch times ``start`` and
+        ``end`` (a role's processes started after ``start`` count from zero)."""
+        if not self.timeline:
+            return {}
+        first = min(self.timeline, key=lambda t: abs(t[0] - start))[1]
+        last = min(self.timeline, key=lambda t: abs(t[0] - end))[1]
+        return {k: round(v - first.get(k, 0.0), 1) for k, v in last.items()}
+
+    def cpu_by_role(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, (role, cpu) in self._cpu_last.items():
+            out[role] = out.get(role, 0.0) + cpu - self._cpu_first.get(pid, 0.0)
+        return {k: round(v, 1) for k, v in sorted(out.items())}
 
 
 # -- the machine and results --------------------------------------------------------------------
