@@ -106,7 +106,7 @@ bench: setup
 
 # Issue 22's scale-out on the local cluster: the 20,000-device fleet at local[2], local[1]
 # and on a Spark master with two one-core workers (checkpoint on HDFS, submitted as
-# `prognos submit` ships the job), beside the hand-batched process; about 8 minutes.
+# `prognos submit` ships the job), beside the hand-batched process; about 6 minutes.
 # JSON in bench-results/fleet-cluster.json.
 .PHONY: bench-cluster
 bench-cluster: setup

@@ -33,11 +33,11 @@ DRIVER_STACK = "-Xss16m"
 #: The HDFS client's settings for a checkpoint on HDFS. Closing a file it wrote, the client
 #: asks the NameNode whether the file is complete and, when not yet (the DataNode's report
 #: of the block is still on its way, the usual case on a small cluster), asks again after
-#: 400 ms (``...initial.delay.ms``, doubling at each retry; HDFS-7835). The query writes two
-#: small files a batch (its offset and commit logs): on the local cluster about half of them
-#: waited those 400 ms, up to 0.85 s a batch. From 20 ms over 10 retries the client waits
-#: about 20 s in all before it gives up (the default, 400 ms over 5: 12.4 s), so a slow
-#: NameNode is waited for as long as before. ``--conf``/``PROGNOS_SPARK_CONF`` override.
+#: 400 ms (``...initial.delay.ms``, doubling at each retry; HDFS-7835): the query's offset
+#: and commit logs and the state store's files pay it. From 20 ms over 10 retries the
+#: client waits about 20 s in all before it gives up (the default, 400 ms over 5: 12.4 s),
+#: at least as long as before. ``--conf``/``PROGNOS_SPARK_CONF`` override; measured in
+#: docs/cluster.md.
 HDFS_CLIENT = {
     "spark.hadoop.dfs.client.block.write.locateFollowingBlock.initial.delay.ms": "20",
     "spark.hadoop.dfs.client.block.write.locateFollowingBlock.retries": "10",

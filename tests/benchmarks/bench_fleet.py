@@ -61,7 +61,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -88,6 +88,9 @@ from tests.benchmarks.common import (
     stack,
     workload,
 )
+
+if TYPE_CHECKING:
+    from deploy.cluster import ClusterConfig
 
 JOB = "prognos stream job"
 #: The master name of a run on the local cluster (:func:`local_cluster`).
@@ -135,7 +138,8 @@ def run_job(
     name: str,
     master: str,
     model: Path | None = None,
-    cluster: Any = None,
+    cluster: ClusterConfig | None = None,
+    cluster_conf: list[str] | None = None,
 ) -> dict[str, Any]:
     """The job's drain in a fresh process at ``master`` (with ``model``, else the default
     one), or, with ``master`` :data:`CLUSTER`, submitted to ``cluster`` (a
@@ -165,7 +169,8 @@ def run_job(
             *(["--model", str(model)] if model else []),
         ]
         if master == CLUSTER:
-            sampler = submit_to_cluster(cluster, child, model, Path(tmp), env)
+            assert cluster is not None
+            sampler = submit_to_cluster(cluster, child, model, Path(tmp), env, cluster_conf or [])
         else:
             subprocess.run([sys.executable, __file__, *child], env=env, check=True, cwd=ROOT)
             sampler = None
@@ -176,12 +181,19 @@ def run_job(
         # are the workers': the child's own sample saw only the Python driver.
         row["memory"] = sampler.as_dict()
         row["cpu_s_in_drain"] = sampler.cpu_between(*row["drain_epoch"])
+        if row.get("steady_epoch"):
+            row["cpu_s_steady"] = sampler.cpu_between(*row["steady_epoch"])
     return row
 
 
 def submit_to_cluster(
-    cluster: Any, child: list[str], model: Path | None, tmp: Path, env: dict[str, str]
-) -> MultiSampler:
+    cluster: ClusterConfig,
+    child: list[str],
+    model: Path | None,
+    tmp: Path,
+    env: dict[str, str],
+    conf: list[str],
+) -> ClusterSampler:
     """Run this program's ``child`` drain as ``prognos submit`` runs the job (the same
     ``spark-submit`` line, this file in place of the job's entry point), its checkpoint
     on the cluster's HDFS; returns the sample of the driver's, the executors' and the
@@ -195,7 +207,7 @@ def submit_to_cluster(
         model_dir,
         job_args=(),
         # As the local runs: the progress of every batch, kept for the steady rate.
-        conf=["spark.sql.streaming.numRecentProgressUpdates=1000"],
+        conf=["spark.sql.streaming.numRecentProgressUpdates=1000", *conf],
         env=env,
     )
     command = build_command(submission)
@@ -207,41 +219,36 @@ def submit_to_cluster(
     from deploy.jars import spark_build
 
     env = {**env, "SPARK_HOME": str(spark_build().jars_dir.parent), "SPARK_LOCAL_IP": "127.0.0.1"}
+    daemons = cluster_daemon_pids(cluster)
     process = subprocess.Popen(command, env=env, cwd=tmp)
-    workers = [cluster_worker_pid(cluster, n) for n in (1, 2)]
-    with MultiSampler([process.pid, *workers]) as memory:
-        code = process.wait()
+    try:
+        with ClusterSampler(process.pid, others=daemons) as memory:
+            code = process.wait()
+    finally:
+        if process.poll() is None:  # the sampler failed: the driver goes with the cluster
+            process.terminate()
+            process.wait(timeout=60)
     if code:
         raise SystemExit(f"the job on the cluster exited with {code}")
     return memory
 
 
-class MultiSampler(MemorySampler):
-    """:class:`MemorySampler` over several process trees (spark-submit's, the workers'),
-    each process named by its command line."""
+class ClusterSampler(MemorySampler):
+    """:class:`MemorySampler` over spark-submit's tree and the cluster's daemons' (the
+    workers with their executors, the master, HDFS), each process named by its command
+    line, an executor's JVM and Python processes by executor."""
 
     ROLES = (
         ("SparkSubmit", "driver JVM"),
         ("CoarseGrainedExecutorBackend", "executor JVMs"),
         ("deploy.worker.Worker", "worker daemons"),
+        ("deploy.master.Master", "spark master"),
+        ("namenode.NameNode", "HDFS"),
+        ("datanode.DataNode", "HDFS"),
         ("bench_fleet.py", "python driver"),
         ("pyspark.daemon", "python workers"),
         ("pyspark.worker", "python workers"),
     )
-
-    def __init__(self, roots: list[int], interval_s: float = 0.25) -> None:
-        super().__init__(roots[0], interval_s)
-        self.roots = roots
-
-    def _tree(self) -> list[int]:
-        from tests.benchmarks.common import _children
-
-        seen, todo = [], list(self.roots)
-        while todo:
-            pid = todo.pop()
-            seen.append(pid)
-            todo.extend(_children(pid))
-        return seen
 
     def role(self, pid: int) -> str | None:
         """The process's role; an executor's JVM and its Python processes by executor."""
@@ -282,17 +289,22 @@ def _executor_id(cmd: str) -> str | None:
     return words[words.index("--executor-id") + 1] if "--executor-id" in words else "?"
 
 
-def cluster_worker_pid(cluster: Any, number: int) -> int:
+def cluster_daemon_pids(cluster: ClusterConfig) -> list[int]:
+    """The pids of the cluster's Spark workers and master and its HDFS daemons."""
     from deploy.cluster import Cluster
 
-    pid = Cluster(cluster).workers[number - 1].running_pid()
-    if pid is None:
-        raise SystemExit(f"the cluster's Spark worker {number} is not running")
-    return pid
+    whole = Cluster(cluster)
+    pids = []
+    for service in [*whole.workers, whole.master, whole.namenode, whole.datanode]:
+        pid = service.running_pid()
+        if pid is None:
+            raise SystemExit(f"the cluster's {service.name} is not running")
+        pids.append(pid)
+    return pids
 
 
 @contextlib.contextmanager
-def local_cluster(tmp: Path) -> Iterator[Any]:
+def local_cluster(tmp: Path) -> Iterator[ClusterConfig]:
     """The Spark master, two one-core workers and HDFS of ``prognos cluster up`` (its
     brokers and Redis are not needed: the runs use the benchmark's), stopped at the end."""
     from deploy.cluster import Cluster, ClusterConfig
@@ -322,9 +334,9 @@ def local_cluster(tmp: Path) -> Iterator[Any]:
             started.append(service)
         yield config
     finally:
-        for service in reversed(started):
-            with contextlib.suppress(Exception):
-                service.stop()
+        _, failures = cluster._stop(list(reversed(started)))
+        for failure in failures:
+            print(f"the benchmark's cluster did not stop cleanly: {failure}", file=sys.stderr)
 
 
 def fleet(which: str, args: argparse.Namespace, bootstrap: str, redis_url: str) -> dict[str, Any]:
@@ -398,6 +410,7 @@ def fleet_runs(
                         CLUSTER,
                         model,
                         cluster,
+                        args.cluster_conf,
                     )
                 )
     kw = {"model": model} if model else {}
@@ -636,13 +649,21 @@ def print_table(result: dict[str, Any]) -> None:
             )
     for f in result["fleets"]:
         for r in f["rows"]:
-            cpu = r.get("cpu_s_in_drain")
-            if cpu:
-                total = sum(cpu.values())
-                parts = ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if v >= 0.1)
+            drain, steady = r.get("cpu_s_in_drain"), r.get("cpu_s_steady")
+            if drain:
+                total = sum(drain.values())
                 print(
                     f"\n{f['fleet']}, {r['name']}: {total:.1f} CPU-s from the first trigger to "
-                    f"the last write ({total * 1e6 / f['readings']:.0f} CPU-us a reading): {parts}"
+                    f"the last write ({total * 1e6 / f['readings']:.0f} CPU-us a reading)"
+                )
+            if steady and r.get("steady_rate"):
+                total = sum(steady.values())
+                seconds = r["steady_epoch"][1] - r["steady_epoch"][0]
+                readings = r["steady_rate"] * seconds
+                parts = ", ".join(f"{k} {v:.1f}" for k, v in steady.items() if v >= 0.1)
+                print(
+                    f"  steady batches: {total:.1f} CPU-s in {seconds:.1f} s, "
+                    f"{total * 1e6 / readings:.0f} CPU-us a reading: {parts}"
                 )
         if f.get("scale_out"):
             ratios = ", ".join(f"{k} {v:.2f}x" for k, v in f["scale_out"].items())
@@ -701,6 +722,13 @@ def main(argv: list[str] | None = None) -> int:
         "--cluster",
         action="store_true",
         help="also run the scale fleet on the local cluster (2 one-core workers, HDFS)",
+    )
+    ap.add_argument(
+        "--cluster-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting for the cluster's run (as prognos submit --conf; repeatable)",
     )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("bootstrap", "redis-url", "topic", "name", "child-out", "model", "checkpoint"):

@@ -66,9 +66,12 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from stream.storage import Location
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -109,7 +112,7 @@ def spark_session() -> Any:
 
 
 def stream_config(
-    bootstrap: str, redis_url: str, topic: str, prefix: str, ckpt: Path | str, **kw: Any
+    bootstrap: str, redis_url: str, topic: str, prefix: str, ckpt: Location, **kw: Any
 ):
     from dataclasses import replace
 
@@ -259,11 +262,14 @@ def run_prognos(
     # and code generation are in it) to the last write, over the readings read after it.
     first = next((i for i, p in enumerate(progress) if int(p.get("numInputRows", 0)) > 0), None)
     steady = None
+    t_first = first_trigger
     if first is not None and first + 1 < len(progress):
         after = sum(int(p.get("numInputRows", 0)) for p in progress[first + 1 :])
         t_first = job.batches[0]["done"] if job.batches else started
         if after and last_write > t_first:
             steady = round(after / (last_write - t_first), 1)
+    steady_epoch = [round(started_epoch + t - started, 3) for t in (t_first, last_write)]
+    drain_epoch = [round(started_epoch + t - started, 3) for t in (first_trigger, last_write)]
     return {
         "name": name,
         "prefix": prefix,
@@ -302,14 +308,12 @@ def run_prognos(
         "windows_per_s_in_sink": round(rows_scored / max(sink_ms / 1000, 1e-9), 1),
         "scoring_ms_sum": round(score_ms_total, 1),
         "memory": memory.as_dict(),
-        # The CPU seconds each process used from the first trigger to the last write.
-        "cpu_s_in_drain": memory.cpu_between(
-            started_epoch + first_trigger - started, started_epoch + last_write - started
-        ),
-        "drain_epoch": [
-            round(started_epoch + first_trigger - started, 3),
-            round(started_epoch + last_write - started, 3),
-        ],
+        # The CPU seconds each process used from the first trigger to the last write, and
+        # in the steady batches (from the end of the first batch, as steady_rate).
+        "cpu_s_in_drain": memory.cpu_between(*drain_epoch),
+        "drain_epoch": drain_epoch,
+        "cpu_s_steady": memory.cpu_between(*steady_epoch) if steady else None,
+        "steady_epoch": steady_epoch if steady else None,
         "provider": job.metrics.provider,
     }
 

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -230,13 +230,14 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
-def _cpu_s(pid: int) -> float | None:
-    """The user + system CPU seconds ``pid`` has used, None when it is gone."""
+def _cpu_s(pid: int) -> tuple[int, float] | None:
+    """``pid``'s start time (clock ticks after boot) and the user + system CPU seconds it
+    has used; None when it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return int(fields[19]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -274,23 +275,28 @@ class MemorySampler:
         root: the process whose tree is sampled (the "python driver"); this process by
             default (the benchmarks run the job in-process, the reliability suite does not).
         interval_s: time between samples.
+        others: the roots of more trees to sample with it (a cluster's daemons).
     """
 
-    def __init__(self, root: int | None = None, interval_s: float = 0.25) -> None:
+    def __init__(
+        self, root: int | None = None, interval_s: float = 0.25, others: Sequence[int] = ()
+    ) -> None:
         self.root = os.getpid() if root is None else root
+        self.roots = [self.root, *others]
         self.interval_s = interval_s
         self.peak_total = 0
         self.peak_by_role: dict[str, int] = {}
         self.samples = 0
-        self._cpu_first: dict[int, float] = {}
-        self._cpu_last: dict[int, tuple[str, float]] = {}
+        # by (pid, its start time): a pid the kernel reuses is another process
+        self._cpu_first: dict[tuple[int, int], float] = {}
+        self._cpu_last: dict[tuple[int, int], tuple[str, float]] = {}
         #: (time.time(), each role's CPU seconds so far) at every sample
         self.timeline: list[tuple[float, dict[str, float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _tree(self) -> list[int]:
-        seen, todo = [], [self.root]
+        seen, todo = [], list(self.roots)
         while todo:
             pid = todo.pop()
             seen.append(pid)
@@ -309,11 +315,12 @@ class MemorySampler:
             if role is None:
                 continue
             by_role[role] = by_role.get(role, 0) + rss
-            cpu = _cpu_s(pid)
-            if cpu is not None:
+            used = _cpu_s(pid)
+            if used is not None:
+                key, cpu = (pid, used[0]), used[1]
                 if not self.samples:  # what it had used before the sampling began
-                    self._cpu_first[pid] = cpu
-                self._cpu_last[pid] = (role, cpu)
+                    self._cpu_first[key] = cpu
+                self._cpu_last[key] = (role, cpu)
         self.samples += 1
         self.timeline.append((time.time(), self.cpu_by_role()))
         self.peak_total = max(self.peak_total, sum(by_role.values()))
@@ -345,19 +352,23 @@ class MemorySampler:
             "cpu_s_by_role": self.cpu_by_role(),
         }
 
-    def cpu_between(self, start: float, end: float) -> dict[str, float]:
+    def cpu_between(self, start: float, end: float) -> dict[str, float] | None:
         """Each role's CPU seconds between the samples nearest the epoch times ``start`` and
-        ``end`` (a role's processes started after ``start`` count from zero)."""
-        if not self.timeline:
-            return {}
+        ``end`` (a role's processes started after ``start`` count from zero); None when
+        either falls outside the sampled time."""
+        if not self.timeline or not (
+            self.timeline[0][0] - self.interval_s <= start <= end
+            and end <= self.timeline[-1][0] + self.interval_s
+        ):
+            return None
         first = min(self.timeline, key=lambda t: abs(t[0] - start))[1]
         last = min(self.timeline, key=lambda t: abs(t[0] - end))[1]
         return {k: round(v - first.get(k, 0.0), 1) for k, v in last.items()}
 
     def cpu_by_role(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        for pid, (role, cpu) in self._cpu_last.items():
-            out[role] = out.get(role, 0.0) + cpu - self._cpu_first.get(pid, 0.0)
+        for key, (role, cpu) in self._cpu_last.items():
+            out[role] = out.get(role, 0.0) + cpu - self._cpu_first.get(key, 0.0)
         return {k: round(v, 1) for k, v in sorted(out.items())}
 
 

@@ -414,17 +414,6 @@ def fleet_rows(fleet: dict[str, Any] | None, row: Any) -> None:
                 ">= 1.7x",
                 ratio >= 1.7,
             )
-        cluster = runs.get("prognos stream job, cluster")
-        if one and cluster:
-            ratio = rate(cluster) / rate(one)
-            row(
-                f"8. two-worker cluster vs local[1] readings/s {where}",
-                _fmt(rate(cluster), "/s"),
-                _fmt(rate(one), "/s"),
-                ratio,
-                ">= 1.7x",
-                ratio >= 1.7,
-            )
     widest = max((w for w in size if w != "backblaze"), key=lambda w: size[w])
     job = by[widest].get("prognos stream job")
     if job and size[widest] >= 100_000:

@@ -205,3 +205,10 @@ def test_the_drivers_folder_gets_a_link_that_runs_this_python(tmp_path: Path) ->
     (cwd / ENV_ALIAS).mkdir()  # someone else's folder: not replaced
     with pytest.raises(SubmitError, match="is not Prognos's link"):
         driver_environment_link(cwd, out)
+
+
+def test_a_submitted_job_gets_the_hdfs_client_settings() -> None:
+    from deploy.submit import DEFAULT_CONF
+    from stream.session import HDFS_CLIENT
+
+    assert HDFS_CLIENT and HDFS_CLIENT.items() <= DEFAULT_CONF.items()
