@@ -80,6 +80,8 @@ from tests.benchmarks.common import (
     RESULTS,
     ROOT,
     MemorySampler,
+    _cmdline,
+    _stat,
     expected_scored,
     machine,
     new_topic,
@@ -90,7 +92,7 @@ from tests.benchmarks.common import (
 )
 
 if TYPE_CHECKING:
-    from deploy.cluster import ClusterConfig
+    from deploy.cluster import Cluster
 
 JOB = "prognos stream job"
 #: The master name of a run on the local cluster (:func:`local_cluster`).
@@ -138,14 +140,14 @@ def run_job(
     name: str,
     master: str,
     model: Path | None = None,
-    cluster: ClusterConfig | None = None,
+    cluster: Cluster | None = None,
     cluster_conf: list[str] | None = None,
 ) -> dict[str, Any]:
     """The job's drain in a fresh process at ``master`` (with ``model``, else the default
     one), or, with ``master`` :data:`CLUSTER`, submitted to ``cluster`` (a
-    :class:`deploy.cluster.ClusterConfig` whose Spark and HDFS run); its row, ``scored`` a
+    :class:`deploy.cluster.Cluster` whose Spark and HDFS run); its row, ``scored`` a
     set again."""
-    where = cluster.spark_master if master == CLUSTER else master
+    where = cluster.config.spark_master if master == CLUSTER and cluster else master
     print(f"running the {name} ({where}) ...", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="prognos-bench-fleet-") as tmp:
         out = Path(tmp) / "row.json"
@@ -187,7 +189,7 @@ def run_job(
 
 
 def submit_to_cluster(
-    cluster: ClusterConfig,
+    cluster: Cluster,
     child: list[str],
     model: Path | None,
     tmp: Path,
@@ -203,7 +205,7 @@ def submit_to_cluster(
 
     model_dir = model or ROOT / "models" / "default"
     submission = prepare(
-        cluster.spark_master,
+        cluster.config.spark_master,
         model_dir,
         job_args=(),
         # As the local runs: the progress of every batch, kept for the steady rate.
@@ -212,7 +214,7 @@ def submit_to_cluster(
     )
     command = build_command(submission)
     entry = command.index(str(Path(deploy.cli.__file__).resolve()))
-    checkpoint = f"{cluster.hdfs}/prognos/bench/{uuid.uuid4().hex[:8]}"
+    checkpoint = f"{cluster.config.hdfs}/prognos/bench/{uuid.uuid4().hex[:8]}"
     command = [*command[:entry], str(Path(__file__).resolve()), *child]
     command += ["--checkpoint", checkpoint]
     driver_environment_link(tmp, submission.environment.parent)
@@ -259,26 +261,13 @@ class ClusterSampler(MemorySampler):
         if role in ("python workers", "other"):  # an executor's JVM forked it, or its daemon
             parent = pid
             for _ in range(3):
-                parent = _parent(parent)
+                fields = _stat(parent)
+                parent = int(fields[1]) if fields else 0
                 executor = _executor_id(_cmdline(parent) or "")
                 if executor:
                     return f"executor {executor} python"
         executor = _executor_id(cmd)
         return f"executor {executor} JVM" if executor else role
-
-
-def _cmdline(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return None
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 def _executor_id(cmd: str) -> str | None:
@@ -289,13 +278,15 @@ def _executor_id(cmd: str) -> str | None:
     return words[words.index("--executor-id") + 1] if "--executor-id" in words else "?"
 
 
-def cluster_daemon_pids(cluster: ClusterConfig) -> list[int]:
-    """The pids of the cluster's Spark workers and master and its HDFS daemons."""
-    from deploy.cluster import Cluster
+def spark_and_hdfs(cluster: Cluster) -> list[Any]:
+    """The services of ``cluster`` the benchmark starts, in start order."""
+    return [cluster.namenode, cluster.datanode, cluster.master, *cluster.workers]
 
-    whole = Cluster(cluster)
+
+def cluster_daemon_pids(cluster: Cluster) -> list[int]:
+    """The pids of the cluster's Spark workers and master and its HDFS daemons."""
     pids = []
-    for service in [*whole.workers, whole.master, whole.namenode, whole.datanode]:
+    for service in spark_and_hdfs(cluster):
         pid = service.running_pid()
         if pid is None:
             raise SystemExit(f"the cluster's {service.name} is not running")
@@ -304,7 +295,7 @@ def cluster_daemon_pids(cluster: ClusterConfig) -> list[int]:
 
 
 @contextlib.contextmanager
-def local_cluster(tmp: Path) -> Iterator[ClusterConfig]:
+def local_cluster(tmp: Path) -> Iterator[Cluster]:
     """The Spark master, two one-core workers and HDFS of ``prognos cluster up`` (its
     brokers and Redis are not needed: the runs use the benchmark's), stopped at the end."""
     from deploy.cluster import Cluster, ClusterConfig
@@ -315,7 +306,7 @@ def local_cluster(tmp: Path) -> Iterator[ClusterConfig]:
         {**os.environ, "PROGNOS_CLUSTER_DIR": str(tmp), "PROGNOS_CLUSTER_PORT_BASE": base}
     )
     cluster = Cluster(config)
-    services = [cluster.namenode, cluster.datanode, cluster.master, *cluster.workers]
+    services = spark_and_hdfs(cluster)
     taken = [p for s in services for p in s.ports if not port_is_free(p)]
     if taken:
         raise SystemExit(
@@ -332,7 +323,7 @@ def local_cluster(tmp: Path) -> Iterator[ClusterConfig]:
         for service in services:
             service.start()
             started.append(service)
-        yield config
+        yield cluster
     finally:
         _, failures = cluster._stop(list(reversed(started)))
         for failure in failures:
