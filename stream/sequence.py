@@ -264,182 +264,211 @@ class DeviceWindows:
                 :meth:`readings`), in arrival order; empty on a timer.
             watermark: Spark's watermark for this batch (ms).
         """
-        return self.advance_many([(stored, ms, seq, values)], watermark)[0]
+        done = self.advance_many([stored], np.array([len(ms)]), ms, seq, values, watermark)
+        return done.states[0], done.emitted
 
     def advance_many(
         self,
-        devices: list[tuple[tuple[Any, ...] | None, np.ndarray, np.ndarray, np.ndarray]],
-        watermark: int,
-    ) -> list[tuple[tuple[Any, ...], Emitted | None]]:
-        """:meth:`advance` for several devices (``(stored, ms, seq, values)`` each), with
-        all their closing windows' features computed and normalised in one call: the
-        features of a window depend on its readings only, so the numbers are the same as
-        device by device, for one pass of numpy calls instead of one per device."""
-        pending = [self._merge(*device, watermark) for device in devices]
-        closing = [p.closing for p in pending if p.closing is not None]
-        raw: list[np.ndarray] = []
-        zs: list[np.ndarray] = []
-        if closing:
-            # The closing windows of every device, one after another, each device's
-            # oldest first: segments of one array for compute_windows_features.
-            offsets = np.cumsum(np.array([0] + [len(c.times) for c in closing[:-1]]))
-            features = compute_windows_features(
-                self.spec,
-                np.concatenate([c.times for c in closing]),
-                np.concatenate([c.values for c in closing]),
-                np.concatenate([c.starts + at for c, at in zip(closing, offsets, strict=True)]),
-            )
-            z = normalise(features, self.norm).astype(SEQUENCE_DTYPE, copy=False)
-            cuts = np.cumsum(np.array([len(c.ends) for c in closing]))[:-1]
-            raw = np.split(features, cuts)
-            zs = np.split(z, cuts)
-        out = []
-        j = 0
-        for p in pending:
-            if p.closing is None:
-                out.append(self._finish(p, None, None))
-            else:
-                out.append(self._finish(p, raw[j], zs[j]))
-                j += 1
-        return out
-
-    def _merge(
-        self,
-        stored: tuple[Any, ...] | None,
+        stored: list[tuple[Any, ...] | None],
+        counts: np.ndarray,
         ms: np.ndarray,
         seq: np.ndarray,
         values: np.ndarray,
         watermark: int,
-    ) -> _Pending:
-        """A device's stored and new readings merged (late ones and duplicates dropped),
-        and which of its windows close now (grouped by window, oldest first)."""
-        s, f = self.s, self.f
-        if stored is not None:
-            closed_end, o_ms, o_seq, o_vals, normalised, _ = stored
-            open_ms = np.frombuffer(o_ms, _I8)
-            open_seq = np.frombuffer(o_seq, _I8)
-            open_values = np.frombuffer(o_vals, _F8).reshape(-1, s)
-            zs = np.frombuffer(normalised, SEQUENCE_DTYPE).reshape(-1, f)
-        else:
-            closed_end = None
-            open_ms = np.empty(0, np.int64)
-            open_seq = np.empty(0, np.int64)
-            open_values = np.empty((0, s), np.float64)
-            zs = np.empty((0, f), SEQUENCE_DTYPE)
+    ) -> Advanced:
+        """:meth:`advance` for several devices at once, in one pass of numpy calls over all
+        their readings rather than a pass per device: the numbers are the same as device by
+        device (a window's features depend on its readings only).
 
+        Args:
+            stored: each device's state (None: a new device).
+            counts: how many new readings each device has; ``ms``, ``seq`` and ``values``
+                hold them device after device, each device's in arrival order.
+            watermark: Spark's watermark for this batch (ms).
+        """
+        n, s = len(stored), self.s
+        counts = np.asarray(counts, dtype=np.intp)
+        kept = [st if st is not None else _NEW_DEVICE for st in stored]
+        closed_end = np.array(
+            [st[0] if st[0] is not None else _NOTHING_CLOSED for st in kept], dtype=np.int64
+        )
+        old_n = np.array([len(st[1]) for st in kept], dtype=np.intp) // _I8.itemsize
+        old_dev = np.repeat(np.arange(n), old_n)
+        new_dev = np.repeat(np.arange(n), counts)
+
+        # Every device's stored open readings and then its new ones, device after device.
+        open_ms = np.frombuffer(b"".join(st[1] for st in kept), _I8)
+        open_seq = np.frombuffer(b"".join(st[2] for st in kept), _I8)
+        open_values = np.frombuffer(b"".join(st[3] for st in kept), _F8).reshape(-1, s)
+        dev = old_dev
         if len(ms):
-            keep = _first_seen(seq, open_seq)  # duplicates (of open readings or in the batch)
-            if closed_end is not None and ms.min() < closed_end:
-                # Behind a window already closed: late. (closed_end is a window's end, so a
-                # reading is in a later window exactly when it is at or after it.)
-                keep = (ms >= closed_end) if keep is None else keep & (ms >= closed_end)
-            if keep is not None:
-                ms, seq, values = ms[keep], seq[keep], values[keep]
-            open_ms = np.concatenate([open_ms, ms])
-            open_seq = np.concatenate([open_seq, seq])
-            open_values = np.concatenate([open_values, values])
+            ms = np.asarray(ms, dtype=_I8)
+            seq = np.asarray(seq, dtype=_I8)
+            # A new reading is a duplicate when its device already has its seq (stored, or
+            # earlier in the batch): a stable sort by device and seq keeps the first.
+            all_dev = np.concatenate([old_dev, new_dev])
+            order = np.lexsort((np.concatenate([open_seq, seq]), all_dev))
+            same = (all_dev[order][1:] == all_dev[order][:-1]) & (
+                np.concatenate([open_seq, seq])[order][1:]
+                == np.concatenate([open_seq, seq])[order][:-1]
+            )
+            keep = np.ones(len(all_dev), dtype=bool)
+            keep[order[1:][same]] = False
+            # Behind a window already closed: late. (closed_end is a window's end, so a
+            # reading is in a later window exactly when it is at or after it.)
+            keep = keep[len(old_dev) :] & (ms >= closed_end[new_dev])
+            order = np.argsort(np.concatenate([old_dev, new_dev[keep]]), kind="stable")
+            dev = np.concatenate([old_dev, new_dev[keep]])[order]
+            open_ms = np.concatenate([open_ms, ms[keep]])[order]
+            open_seq = np.concatenate([open_seq, seq[keep]])[order]
+            open_values = np.concatenate([open_values, np.asarray(values, _F8)[keep]])[order]
 
-        if self.lateness_ms is not None and len(open_ms):
+        bounds = np.zeros(n + 1, dtype=np.intp)
+        np.cumsum(np.bincount(dev, minlength=n), out=bounds[1:])
+        has_open = bounds[1:] > bounds[:-1]
+        limit = np.full(n, watermark, dtype=np.int64)
+        if self.lateness_ms is not None and has_open.any():
             # The device's own readings are past these windows by the watermark delay.
             # Spark's watermark after this batch is at least as far (it is the maximum
             # event time over all devices, less the same delay), so any reading that could
             # still fall into them will be dropped as late: close them now, not one batch
             # later.
-            watermark = max(watermark, int(open_ms.max()) - self.lateness_ms)
+            newest = np.maximum.reduceat(open_ms, bounds[:-1][has_open])
+            limit[has_open] = np.maximum(watermark, newest - self.lateness_ms)
         window_end = self.window_end_ms(open_ms)
-        closing = window_end <= watermark
-        pending = _Pending(closed_end, open_ms, open_seq, open_values, zs, window_end)
-        if not closing.any():
-            return pending
-        # The closing readings grouped by window, oldest first (a stable sort keeps each
-        # window's readings in their order).
-        rows = np.flatnonzero(closing)
-        closing_ends = window_end[rows]
-        if (closing_ends == closing_ends[0]).all():  # one window (the usual case): no sort
-            ends, starts, counts = closing_ends[:1], np.zeros(1, np.intp), np.array([len(rows)])
-        else:
-            rows = rows[np.argsort(closing_ends, kind="stable")]
-            ends, starts, counts = np.unique(
-                window_end[rows], return_index=True, return_counts=True
-            )
+        closing = window_end <= limit[dev]
+
+        # The readings that stay open, and each device's oldest open window.
         stay = ~closing
-        return pending._replace(
-            open_ms=open_ms[stay],
-            open_seq=open_seq[stay],
-            open_values=open_values[stay],
-            window_end=window_end[stay],
-            closing=_Closing(open_ms[rows] / 1000.0, open_values[rows], ends, starts, counts),
-        )
-
-    def _finish(
-        self, p: _Pending, features: np.ndarray | None, normalised: np.ndarray | None
-    ) -> tuple[tuple[Any, ...], Emitted | None]:
-        """A device's new state and what it emits, given its closing windows' raw and
-        normalised features (None: nothing closed)."""
-        zs, closed_end = p.zs, p.closed_end
+        stay_dev = dev[stay]
+        stay_end = window_end[stay]
+        stay_bounds = np.zeros(n + 1, dtype=np.intp)
+        np.cumsum(np.bincount(stay_dev, minlength=n), out=stay_bounds[1:])
+        still_open = stay_bounds[1:] > stay_bounds[:-1]
+        open_end: list[int | None] = [None] * n
+        if still_open.any():
+            oldest = np.minimum.reduceat(stay_end, stay_bounds[:-1][still_open])
+            for i, end in zip(np.flatnonzero(still_open).tolist(), oldest.tolist(), strict=True):
+                open_end[i] = end
+        normalised: list[bytes] = [st[4] for st in kept]
+        last_closed: list[int | None] = [st[0] for st in kept]
         emitted = None
-        c = p.closing
-        if features is not None and normalised is not None and c is not None:
-            # Normalised as they close (normalise works value by value, so a window's
-            # normalised vector is the same whichever sequence holds it); window q of the
-            # history (the stored ones first) emits the K windows ending at it once there
-            # are K, each sequence a view of K consecutive rows.
-            history = np.concatenate([zs, normalised])
-            emit_from = max(self.k - 1, len(zs))
-            if emit_from < len(history):
-                k = self.k
-                chosen = np.arange(emit_from, len(history)) - len(zs)  # indices into ends
-                out_end = c.ends[chosen].astype(np.int64)
-                emitted = Emitted(
-                    out_end - self.window_ms,
-                    out_end,
-                    c.counts[chosen].astype(np.int64),
-                    # K consecutive rows of a C-ordered array: one contiguous copy each
-                    [history[q - k + 1 : q + 1].tobytes() for q in range(emit_from, len(history))],
-                    [v.tobytes() for v in features[chosen].astype(LAST_WINDOW_DTYPE)],
-                )
-            zs = history[max(0, len(history) - self.k + 1) :]  # the last K - 1 (none if K = 1)
-            closed_end = int(c.ends[-1])
+        emitted_by = np.empty(0, dtype=np.intp)
+        if closing.any():
+            emitted, emitted_by = self._close(
+                dev, open_ms, open_values, window_end, closing, normalised, last_closed
+            )
 
-        state = (
-            closed_end,
-            p.open_ms.astype(_I8).tobytes(),
-            p.open_seq.astype(_I8).tobytes(),
-            p.open_values.astype(_F8).tobytes(),
-            zs.astype(SEQUENCE_DTYPE, copy=False).tobytes(),
-            int(p.window_end.min()) if len(p.open_ms) else None,
+        stay_ms = open_ms[stay].astype(_I8, copy=False).tobytes()
+        stay_seq = open_seq[stay].astype(_I8, copy=False).tobytes()
+        stay_values = np.ascontiguousarray(open_values[stay], _F8).tobytes()
+        row = s * _F8.itemsize
+        cut = stay_bounds.tolist()
+        states = [
+            (
+                last_closed[i],
+                stay_ms[cut[i] * 8 : cut[i + 1] * 8],
+                stay_seq[cut[i] * 8 : cut[i + 1] * 8],
+                stay_values[cut[i] * row : cut[i + 1] * row],
+                normalised[i],
+                open_end[i],
+            )
+            for i in range(n)
+        ]
+        return Advanced(states, emitted_by, emitted)
+
+    def _close(
+        self,
+        dev: np.ndarray,
+        open_ms: np.ndarray,
+        open_values: np.ndarray,
+        window_end: np.ndarray,
+        closing: np.ndarray,
+        normalised: list[bytes],
+        last_closed: list[int | None],
+    ) -> tuple[Emitted | None, np.ndarray]:
+        """Close the windows of the readings marked ``closing`` (devices' indices ``dev``):
+        their features, each closing device's last K - 1 normalised windows and last closed
+        window's end (updated in ``normalised`` and ``last_closed``), and the sequences of
+        those that have K windows with the index of the device each belongs to."""
+        f, k = self.f, self.k
+        # The closing readings grouped by device, then window, oldest first (a stable sort
+        # keeps each window's readings in their order).
+        rows = np.flatnonzero(closing)
+        rows = rows[np.lexsort((window_end[rows], dev[rows]))]
+        r_dev, r_end = dev[rows], window_end[rows]
+        first = np.flatnonzero(np.r_[True, (r_dev[1:] != r_dev[:-1]) | (r_end[1:] != r_end[:-1])])
+        w_dev, w_end = r_dev[first], r_end[first]
+        w_count = np.diff(np.r_[first, len(rows)])
+        features = compute_windows_features(
+            self.spec, open_ms[rows] / 1000.0, open_values[rows], first
         )
-        return state, emitted
+        z = normalise(features, self.norm).astype(SEQUENCE_DTYPE, copy=False)
+
+        # Each closing device's history: its stored normalised windows, then the new ones,
+        # one segment of ``history`` per device.
+        devices, d_first, d_new = np.unique(w_dev, return_index=True, return_counts=True)
+        d_old = np.array([len(normalised[i]) for i in devices.tolist()], dtype=np.intp)
+        d_old //= f * SEQUENCE_DTYPE.itemsize
+        d_len = d_old + d_new
+        d_start = np.r_[0, np.cumsum(d_len)[:-1]]
+        history = np.empty((int(d_len.sum()), f), dtype=SEQUENCE_DTYPE)
+        old_at = np.repeat(d_start, d_old) + _ranks(d_old)
+        history[old_at] = np.frombuffer(
+            b"".join(normalised[i] for i in devices.tolist()), SEQUENCE_DTYPE
+        ).reshape(-1, f)
+        # Window q of a device's history (the stored ones first) emits the K windows ending
+        # at it once there are K.
+        position = np.repeat(d_old, d_new) + _ranks(d_new)  # in the device's history
+        at = np.repeat(d_start, d_new) + position
+        history[at] = z
+        emits = position >= k - 1
+
+        # Each closing device keeps its last K - 1 (none if K = 1) and its newest end.
+        packed = history.tobytes()
+        row = f * SEQUENCE_DTYPE.itemsize
+        d_end = d_start + d_len
+        keep_from = np.maximum(d_start, d_end - (k - 1))
+        newest = w_end[d_first + d_new - 1]
+        for i, a, b, end in zip(
+            devices.tolist(), keep_from.tolist(), d_end.tolist(), newest.tolist(), strict=True
+        ):
+            normalised[i] = packed[a * row : b * row]
+            last_closed[i] = end
+        if not emits.any():
+            return None, np.empty(0, dtype=np.intp)
+        # K consecutive rows of each emitting window's device history, one block each.
+        windows = history[at[emits, None] + np.arange(1 - k, 1)]
+        sequences = windows.tobytes()
+        raw = features[emits].astype(LAST_WINDOW_DTYPE).tobytes()
+        seq_len, raw_len = k * row, f * LAST_WINDOW_DTYPE.itemsize
+        e = int(emits.sum())
+        out_end = w_end[emits].astype(np.int64)
+        return Emitted(
+            out_end - self.window_ms,
+            out_end,
+            w_count[emits].astype(np.int64),
+            [sequences[i * seq_len : (i + 1) * seq_len] for i in range(e)],
+            [raw[i * raw_len : (i + 1) * raw_len] for i in range(e)],
+        ), w_dev[emits]
 
 
-class _Closing(NamedTuple):
-    """A device's windows closing in a batch: their readings (``times`` in seconds,
-    ``values``) grouped by window, oldest first, cut by ``starts``; their ends and counts."""
-
-    times: np.ndarray
-    values: np.ndarray
-    ends: np.ndarray
-    starts: np.ndarray
-    counts: np.ndarray
+#: A new device's state: nothing closed, nothing open, no windows.
+_NEW_DEVICE: tuple[Any, ...] = (None, b"", b"", b"", b"", None)
+#: ``closed_end_ms`` for a device that closed nothing yet: no reading is behind it.
+_NOTHING_CLOSED = np.iinfo(np.int64).min
 
 
-class _Pending(NamedTuple):
-    """A device between :meth:`DeviceWindows._merge` and :meth:`DeviceWindows._finish`: its
-    open readings after this batch (and their windows' ends), its stored windows and what
-    closes (None: nothing)."""
-
-    closed_end: int | None
-    open_ms: np.ndarray
-    open_seq: np.ndarray
-    open_values: np.ndarray
-    zs: np.ndarray
-    window_end: np.ndarray
-    closing: _Closing | None = None
+def _ranks(lengths: np.ndarray) -> np.ndarray:
+    """0, 1, ... within each of consecutive segments of these lengths."""
+    total = int(lengths.sum())
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    ranks: np.ndarray = np.arange(total) - np.repeat(starts, lengths)
+    return ranks
 
 
 class Emitted(NamedTuple):
-    """A device's closed windows that emit a sequence, as the columns of
-    :func:`output_schema`."""
+    """Closed windows that emit a sequence, as the columns of :func:`output_schema`."""
 
     start_ms: np.ndarray
     end_ms: np.ndarray
@@ -448,21 +477,29 @@ class Emitted(NamedTuple):
     last_window: list[bytes]
 
 
-def _window_rows(devices: list[str], emitted: list[Emitted]) -> pd.DataFrame:
-    """Output rows (:func:`output_schema`) of several devices' closed windows."""
+class Advanced(NamedTuple):
+    """What :meth:`DeviceWindows.advance_many` returns: each device's new state, and the
+    windows that emit a sequence (None: none) with the index of each one's device (the
+    devices in their order, each one's windows oldest first)."""
+
+    states: list[tuple[Any, ...]]
+    emitted_by: np.ndarray
+    emitted: Emitted | None
+
+
+def _window_rows(devices: np.ndarray, emitted: Emitted) -> pd.DataFrame:
+    """Output rows (:func:`output_schema`) of closed windows, ``devices`` their ids."""
     import pandas as pd
 
-    counts = [len(e.end_ms) for e in emitted]
-    n = sum(counts)
     return pd.DataFrame(
         {
-            "device_id": np.repeat(np.asarray(devices, dtype=object), counts),
-            "window_start_ms": np.concatenate([e.start_ms for e in emitted]),
-            "window_end_ms": np.concatenate([e.end_ms for e in emitted]),
-            "n_readings": np.concatenate([e.n_readings for e in emitted]),
-            "sequence": [b for e in emitted for b in e.sequence],
-            "last_window": [b for e in emitted for b in e.last_window],
-            PACKED_DEAD_LETTER: [None] * n,
+            "device_id": devices,
+            "window_start_ms": emitted.start_ms,
+            "window_end_ms": emitted.end_ms,
+            "n_readings": emitted.n_readings,
+            "sequence": emitted.sequence,
+            "last_window": emitted.last_window,
+            PACKED_DEAD_LETTER: [None] * len(devices),
         }
     )
 
@@ -568,44 +605,35 @@ class FleetWindows(StatefulProcessor):
         seq = data["seq"].to_numpy(dtype=np.int64)[order]
         ms, values = op.readings(_stack(data["values"], op.width)[order])
         firsts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-        lasts = np.r_[firsts[1:], len(ids)]
+        devices = ids[firsts]
         slices: dict[int, dict[str, tuple[Any, ...]]] = {}
-        present: list[tuple[str, dict[str, tuple[Any, ...]]]] = []
-        inputs = []
-        for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True):
-            device = ids[a]
+        present: list[dict[str, tuple[Any, ...]]] = []
+        stored: list[tuple[Any, ...] | None] = []
+        for device in devices.tolist():
             part = slice_of(device)
             states = slices.get(part)
             if states is None:
-                stored = self.slices.getValue((part,))
-                states = slices[part] = unpack_slice(stored[0]) if stored is not None else {}
-            present.append((device, states))
-            inputs.append((states.get(device), ms[a:b], seq[a:b], values[a:b]))
-        devices: list[str] = []
-        emitted: list[Emitted] = []
-        advanced = op.advance_many(inputs, watermark)
-        for (device, states), (state, out) in zip(present, advanced, strict=True):
+                value = self.slices.getValue((part,))
+                states = slices[part] = unpack_slice(value[0]) if value is not None else {}
+            present.append(states)
+            stored.append(states.get(device))
+        counts = np.diff(np.r_[firsts, len(ids)])
+        done = op.advance_many(stored, counts, ms, seq, values, watermark)
+        for device, states, state in zip(devices.tolist(), present, done.states, strict=True):
             states[device] = state
-            if out is not None:
-                devices.append(device)
-                emitted.append(out)
         dues = self._load_dues()
         for part, states in slices.items():
             self.slices.updateValue((part,), (pack_slice(states),))
             dues[part] = self._slice_due(states)
         self._save_dues(dues, watermark)
-        if emitted:
-            yield _window_rows(devices, emitted)
+        if done.emitted is not None:
+            yield _window_rows(devices[done.emitted_by], done.emitted)
 
     def handleExpiredTimer(
         self, key: Any, timerValues: Any, expiredTimerInfo: Any
     ) -> Iterator[pd.DataFrame]:
         op = self.windows
         watermark = int(timerValues.getCurrentWatermarkInMs())
-        nothing = np.empty(0, np.int64)
-        none = np.empty((0, op.s), np.float64)
-        devices: list[str] = []
-        emitted: list[Emitted] = []
         dues = self._load_dues()
         # The slices due (the others have nothing for the watermark to close or forget).
         stored: list[tuple[int, dict[str, tuple[Any, ...]]]] = []
@@ -620,18 +648,23 @@ class FleetWindows(StatefulProcessor):
             for device, state in states.items()
             if state[5] is not None and state[5] <= watermark
         ]
-        advanced = op.advance_many([(st, nothing, nothing, none) for *_, st in closing], watermark)
-        closed = {(p, d): result for (p, d, _), result in zip(closing, advanced, strict=True)}
+        nothing = np.empty(0, np.int64)
+        done = op.advance_many(
+            [state for *_, state in closing],
+            np.zeros(len(closing), np.intp),
+            nothing,
+            nothing,
+            np.empty((0, op.s), np.float64),
+            watermark,
+        )
+        closed = {(p, d): state for (p, d, _), state in zip(closing, done.states, strict=True)}
         for part, states in stored:
             kept: dict[str, tuple[Any, ...]] = {}
             dirty = False
             for device, state in states.items():
                 if (part, device) in closed:
-                    state, out = closed[(part, device)]
+                    state = closed[(part, device)]
                     dirty = True
-                    if out is not None:
-                        devices.append(device)
-                        emitted.append(out)
                 if state[5] is None and self._expired(state, watermark):
                     dirty = True
                     continue  # silent for longer than the time to live: forgotten
@@ -642,8 +675,9 @@ class FleetWindows(StatefulProcessor):
                 self.slices.removeKey((part,))
             dues[part] = self._slice_due(kept)
         self._save_dues(dues, watermark)
-        if emitted:
-            yield _window_rows(devices, emitted)
+        if done.emitted is not None:
+            ids = np.asarray([device for _, device, _ in closing], dtype=object)
+            yield _window_rows(ids[done.emitted_by], done.emitted)
 
     def _expired(self, state: tuple[Any, ...], watermark: int) -> bool:
         """Nothing open and the last closed window ended a time to live ago."""
