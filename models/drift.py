@@ -33,6 +33,7 @@ __all__ = [
     "DriftReference",
     "load_reference",
     "psi",
+    "psi_of_counts",
     "reference_from_features",
     "statistic_indices",
     "watched_values",
@@ -184,12 +185,24 @@ def psi(
     """
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
-    if not len(v):
-        return float("nan")
     bins = len(edges) + 1
-    e = np.full(bins, 1 / bins) if expected is None else np.asarray(expected, dtype=np.float64)
     counts = np.bincount(np.searchsorted(np.asarray(edges), v, side="right"), minlength=bins)
-    a = np.maximum(counts / len(v), floor)
+    return psi_of_counts(counts, expected, floor)
+
+
+def psi_of_counts(
+    counts: npt.ArrayLike, expected: Sequence[float] | None = None, floor: float = 1e-4
+) -> float:
+    """:func:`psi` of values already counted per bin (``counts``, one per bin); NaN when
+    there are none. A monitor that keeps the counts of a moving set of values computes it
+    without binning them again."""
+    c = np.asarray(counts)
+    total = int(c.sum())
+    if not total:
+        return float("nan")
+    bins = len(c)
+    e = np.full(bins, 1 / bins) if expected is None else np.asarray(expected, dtype=np.float64)
+    a = np.maximum(c / total, floor)
     e = np.maximum(e, floor)
     return float(np.sum((a - e) * np.log(a / e)))
 

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from models.drift import DriftReference
+from models.drift import DriftReference, psi_of_counts
 from stream.contract import DriftNotice, Keys
 
 logger = logging.getLogger(__name__)
@@ -79,14 +79,25 @@ class DriftMonitor:
     settings: DriftSettings = field(default_factory=DriftSettings)
 
     def __post_init__(self) -> None:
-        s = len(self.reference.sensors)
-        self._ring = np.full((self.settings.recent, s), np.nan)
+        ref = self.reference
+        s = len(ref.sensors)
+        # The fleet's last ``recent`` windows, kept as the bin each value fell in (one
+        # flat numbering over the sensors' bins; -1: missing or not watched), beside how
+        # many of them are in each bin, so a chunk of windows updates the counts of the
+        # bins it enters and leaves instead of binning every value again.
+        bins = [len(e) + 1 if len(e) else 0 for e in ref.edges]
+        self._first_bin = np.r_[0, np.cumsum(bins)[:-1]].astype(np.int64)
+        self._bins = bins
+        self._ring = np.full((self.settings.recent, s), -1, dtype=np.int64)
+        self._counts = np.zeros(sum(bins), dtype=np.int64)
         self._next = 0
         self.seen = 0
         self.psi = np.full(s, np.nan)
         self._state = [_SensorState() for _ in range(s)]
-        self._device: dict[str, npt.NDArray[np.float64]] = {}
-        self._watched = np.array([1.0 if e else 0.0 for e in self.reference.edges])
+        # Each device's weighted means: a row of ``_means`` each (``_row``: device -> row).
+        self._row: dict[str, int] = {}
+        self._means = np.zeros((0, s), dtype=np.float64)
+        self._watched = np.array([1.0 if e else 0.0 for e in ref.edges])
         #: Devices listed as drifting: device id -> (sensor, weighted mean).
         self.devices: dict[str, tuple[str, float]] = {}
         self._listed: dict[str, str] = {}  # changes since the last publish
@@ -112,49 +123,105 @@ class DriftMonitor:
         if not len(v):
             return []
         self._devices(device_ids, v)
+        binned = self._binned(v)
         notices: list[DriftNotice] = []
         # Window by window in the fleet's order, so "sustained" counts windows, whatever
         # the batch sizes; the PSI itself is computed once per chunk of windows.
         step = max(1, min(len(v), self.settings.sustain // 4 or 1))
         for start in range(0, len(v), step):
-            chunk = v[start : start + step]
+            chunk = binned[start : start + step]
             self._append(chunk)
             if self.seen < self.settings.min_windows:
                 continue
-            filled = self._ring if self.seen >= len(self._ring) else self._ring[: self.seen]
             self.psi = np.array(
                 [
-                    self.reference.psi(j, filled[:, j]) if self.reference.edges[j] else np.nan
-                    for j in range(len(self.sensors))
+                    psi_of_counts(self._counts[a : a + n], self.reference.expected[j])
+                    if n
+                    else np.nan
+                    for j, (a, n) in enumerate(zip(self._first_bin, self._bins, strict=True))
                 ]
             )
             notices.extend(self._judge(len(chunk), window_end_ms, model_version))
         return notices
 
-    def _append(self, chunk: npt.NDArray[np.float64]) -> None:
+    def _binned(self, v: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """Each value's bin in the flat numbering (-1: missing, or the sensor not watched)."""
+        out = np.full(v.shape, -1, dtype=np.int64)
+        for j, edges in enumerate(self.reference.edges):
+            if edges:
+                x = v[:, j]
+                seen = np.isfinite(x)
+                out[seen, j] = self._first_bin[j] + np.searchsorted(edges, x[seen], side="right")
+        return out
+
+    def _append(self, chunk: npt.NDArray[np.int64]) -> None:
         n = len(self._ring)
         rows = chunk[-n:]
-        self._ring[(self._next + np.arange(len(rows))) % n] = rows
+        at = (self._next + np.arange(len(rows))) % n
+        left, entered = self._ring[at], rows
+        size = len(self._counts)
+        self._counts -= np.bincount(left[left >= 0], minlength=size)
+        self._counts += np.bincount(entered[entered >= 0], minlength=size)
+        self._ring[at] = rows
         self._next = (self._next + len(rows)) % n
         self.seen += len(chunk)
 
     def _devices(self, device_ids: Sequence[str], v: npt.NDArray[np.float64]) -> None:
+        """Each window into its device's weighted means, a device's windows in their order
+        (a device twice in the batch: its second window in a second pass), and the devices
+        listed or no longer listed."""
         a, limit = self.settings.device_alpha, self.settings.device_z
-        for device, row in zip(device_ids, v, strict=True):
-            mean = self._device.get(device)
-            if mean is None:
-                mean = np.where(np.isfinite(row), row, 0.0)
-            else:
-                mean = np.where(np.isfinite(row), (1 - a) * mean + a * row, mean)
-            self._device[device] = mean
-            j = int(np.argmax(np.abs(mean) * self._watched))
-            if abs(mean[j]) >= limit:
-                self.devices[device] = (self.sensors[j], float(mean[j]))
-                self._listed[device] = f"{self.sensors[j]} {mean[j]:+.2f}"
-                self._unlisted.discard(device)
-            elif self.devices.pop(device, None) is not None:
-                self._unlisted.add(device)
-                self._listed.pop(device, None)
+        ids = list(device_ids)
+        earlier: dict[str, int] = {}
+        ranks = []
+        for d in ids:
+            earlier[d] = earlier.get(d, -1) + 1
+            ranks.append(earlier[d])
+        rank = np.array(ranks, dtype=np.int64)
+        for r in range(max(ranks, default=-1) + 1):
+            rows = np.flatnonzero(rank == r)
+            devices = [ids[i] for i in rows.tolist()]
+            x = v[rows]
+            at = np.array([self._row.get(d, -1) for d in devices], dtype=np.int64)
+            new = at < 0
+            if new.any():
+                first = len(self._row)
+                self._grow(first + int(new.sum()))
+                at[new] = np.arange(first, first + int(new.sum()))
+                for d, i in zip(
+                    (d for d, n in zip(devices, new.tolist(), strict=True) if n),
+                    at[new].tolist(),
+                    strict=True,
+                ):
+                    self._row[d] = i
+            known = np.isfinite(x)
+            mean = self._means[at]
+            mean = np.where(
+                new[:, None],
+                np.where(known, x, 0.0),
+                np.where(known, (1 - a) * mean + a * x, mean),
+            )
+            self._means[at] = mean
+            j = np.argmax(np.abs(mean) * self._watched, axis=1)
+            top = mean[np.arange(len(mean)), j]
+            over = np.abs(top) >= limit
+            for device, listed, sensor, value in zip(
+                devices, over.tolist(), j.tolist(), top.tolist(), strict=True
+            ):
+                if listed:
+                    self.devices[device] = (self.sensors[sensor], value)
+                    self._listed[device] = f"{self.sensors[sensor]} {value:+.2f}"
+                    self._unlisted.discard(device)
+                elif self.devices.pop(device, None) is not None:
+                    self._unlisted.add(device)
+                    self._listed.pop(device, None)
+
+    def _grow(self, rows: int) -> None:
+        """Room in ``_means`` for ``rows`` devices (doubling, so growth is amortised)."""
+        if rows > len(self._means):
+            grown = np.zeros((max(rows, 2 * len(self._means)), self._means.shape[1]))
+            grown[: len(self._means)] = self._means
+            self._means = grown
 
     def _judge(self, windows: int, window_end_ms: int, version: str) -> list[DriftNotice]:
         cfg = self.settings

@@ -25,7 +25,7 @@ from models.drift import (
 from models.metadata import DEFAULT_MODEL
 from models.scorer import Scorer
 from stream.contract import DriftNotice, Keys
-from stream.drift import DriftMonitor
+from stream.drift import DriftMonitor, DriftSettings
 
 MACHINES = 60
 CYCLES = 600
@@ -186,3 +186,54 @@ def test_figures_not_computed_yet_are_not_published() -> None:
     monitor.publish(Client(), Keys("p"), [])
     assert not any(k.startswith("psi:") for k in written)
     assert written["windows"] == "1" and written["drifting"] == ""
+
+
+def test_the_fleet_figures_are_the_psi_of_the_last_recent_windows() -> None:
+    # The monitor keeps bin counts of its last `recent` windows and updates them as windows
+    # enter and leave; its PSI must be that of binning those windows again, exactly, over
+    # batches of every size (one larger than `recent`), with missing and infinite values.
+    meta = Scorer.load(DEFAULT_MODEL).metadata
+    reference = load_reference(DEFAULT_MODEL, meta.spec.sensors)
+    assert reference is not None
+    settings = DriftSettings(recent=120, min_windows=30, sustain=8)
+    monitor = DriftMonitor(reference, settings)
+    rng = np.random.default_rng(11)
+    fed: list[np.ndarray] = []
+    checked = 0
+    for size in (1, 7, 29, 200, 3, 64, 121, 5):
+        v = rng.normal(size=(size, len(reference.sensors))) + 0.3
+        v[rng.random(v.shape) < 0.1] = np.nan
+        v[rng.random(v.shape) < 0.02] = np.inf
+        monitor.update([f"d{i}" for i in range(size)], v, 0, "v")
+        fed.extend(v)
+        last = np.array(fed[-settings.recent :])
+        if len(fed) < settings.min_windows:
+            assert np.isnan(monitor.psi).all()
+            continue
+        # The last chunk's PSI: the windows up to the end of the batch.
+        want = [
+            reference.psi(j, last[:, j]) if e else np.nan for j, e in enumerate(reference.edges)
+        ]
+        np.testing.assert_array_equal(monitor.psi, want)
+        checked += 1
+    assert checked >= 5
+
+
+def test_a_devices_windows_in_one_batch_count_as_one_at_a_time() -> None:
+    reference = DriftReference(("s1", "s2"), ((0.0,), (0.0,)), ((0.5, 0.5), (0.5, 0.5)), 10)
+    together = DriftMonitor(reference, DriftSettings(device_alpha=0.5, device_z=1.0))
+    apart = DriftMonitor(reference, DriftSettings(device_alpha=0.5, device_z=1.0))
+    ids = ["a", "b", "a", "a", "c", "b"]
+    v = np.array([[3.0, 0.0], [0.5, np.nan], [-4.0, 0.1], [2.0, 0.0], [np.nan, 2.0], [0.2, 0.2]])
+    together.update(ids, v, 0, "v")
+    for device, row in zip(ids, v, strict=True):
+        apart.update([device], row[None, :], 0, "v")
+    for device in "abc":
+        np.testing.assert_array_equal(
+            together._means[together._row[device]], apart._means[apart._row[device]]
+        )
+    assert together.devices == apart.devices
+    assert together._listed == apart._listed and together._unlisted == apart._unlisted
+    # a: 3 -> -0.5 -> 0.75 (listed after its first window, no longer after its third)
+    assert "a" not in together.devices and "a" in together._unlisted
+    assert together.devices == {"c": ("s2", 2.0)}
