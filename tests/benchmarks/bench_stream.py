@@ -489,14 +489,94 @@ def name_of_device(u: int, devices: int) -> str:
     return f"LAT-{u:03d}" if devices < 1000 else f"LAT-{u:06d}"
 
 
+class _Fleet:
+    """The offered load's readings: device ``u`` of ``devices`` replays FD001's engine
+    ``(u - 1) % 100 + 1``, event time ``cycle_s`` per cycle from ``base``."""
+
+    def __init__(self, devices: int, base: datetime, cycle_s: float) -> None:
+        from ingest.codec import encode
+        from ingest.schema import Reading
+
+        table = cmapss_table()
+        units = [table[table[:, 0] == u] for u in range(1, 101)]
+        self.rows = [units[(u - 1) % 100] for u in range(1, devices + 1)]
+        self.names = [name_of_device(u, devices) for u in range(1, devices + 1)]
+        self.base = base
+        self.cycle_s = cycle_s
+        self._encode = encode
+        self._reading = Reading
+
+    def send_cycle(
+        self, cycle: int, producer: Any, topic: str, watched: set[str]
+    ) -> dict[str, float]:
+        """Hand every device's reading of ``cycle`` to ``producer``; when each of the
+        ``watched`` devices' was handed over (just after its ``send`` call)."""
+        t = self.base + timedelta(seconds=cycle * self.cycle_s)
+        sent_at: dict[str, float] = {}
+        for name, rows in zip(self.names, self.rows, strict=True):
+            row = rows[cycle % len(rows)]
+            reading = self._reading(
+                name,
+                t,
+                cycle,
+                {**{f"s{i}": float(row[4 + i]) for i in range(1, 22)}, "cycle": float(row[1])},
+                {f"setting{i}": float(row[1 + i]) for i in range(1, 4)},
+            )
+            producer.send(topic, key=name.encode(), value=self._encode(reading))
+            if name in watched:
+                sent_at[name] = time.time()
+        return sent_at
+
+
+def _offer(
+    bootstrap: str,
+    topic: str,
+    devices: int,
+    period: float,
+    base: datetime,
+    cycle_s: float,
+    first_cycle: int,
+    watched: set[str],
+    sent: Any,
+    results: Any,
+    stop: Any,
+) -> None:
+    """The offered load's process: a cycle every ``period`` seconds until ``stop`` is set,
+    each cycle's send times put on ``results`` (None last), ``sent`` counting readings."""
+    from kafka import KafkaProducer
+
+    fleet = _Fleet(devices, base, cycle_s)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    cycle = first_cycle - 1
+    next_at = time.perf_counter()
+    try:
+        while not stop.is_set():
+            cycle += 1
+            started = time.time()
+            own = fleet.send_cycle(cycle, producer, topic, watched)
+            results.put((cycle, started, time.time() - started, own))
+            with sent.get_lock():
+                sent.value += devices
+            next_at += period
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                stop.wait(delay)
+        producer.flush()
+    finally:
+        producer.close()
+        results.put(None)
+
+
 class Offered:
-    """A producer thread: ``rate`` readings/s over ``devices`` devices (device ``u`` replays
-    FD001's engine ``(u - 1) % 100 + 1``), event time ``cycle_s`` per cycle from ``base``,
-    from cycle ``first_cycle`` on; remembers when each cycle's first reading was sent, how
-    long the cycle took to send, and when each of the ``watched`` devices' readings was
-    handed to the producer (just after its ``send`` call).
-    :meth:`preload` publishes the cycles before ``first_cycle`` at once (a history, so the
-    devices have K windows before the offered load starts)."""
+    """The offered load: ``rate`` readings/s over ``devices`` devices (:class:`_Fleet`),
+    from cycle ``first_cycle`` on, sent by a process of its own, as a fleet's readings come
+    from outside the job (a thread of this process, which is also the Spark driver's
+    Python process, held the interpreter lock for the second or two it takes to send a
+    cycle, and the job's driver and the floor's waited for it). Remembers when each
+    cycle's first reading was sent, how long the cycle took to send, and when each of the
+    ``watched`` devices' readings was handed to the producer (just after its ``send``
+    call). :meth:`preload` publishes the cycles before ``first_cycle`` at once (a history,
+    so the devices have K windows before the offered load starts)."""
 
     def __init__(
         self,
@@ -509,12 +589,9 @@ class Offered:
         first_cycle: int = 1,
         watched: Iterable[str] = (),
     ):
-        from kafka import KafkaProducer
+        import multiprocessing
 
-        from ingest.codec import encode
-        from ingest.schema import Reading
-
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+        self.bootstrap = bootstrap
         self.topic = topic
         self.devices = devices
         self.period = devices / rate
@@ -526,67 +603,60 @@ class Offered:
         self.preloaded = 0  # readings of the history (not in ``sent``)
         self.watched = set(watched)
         self.device_sent_at: dict[tuple[str, int], float] = {}
-        self.sent = 0
-        self._stop = threading.Event()
-        table = cmapss_table()
-        units = [table[table[:, 0] == u] for u in range(1, 101)]
-        self.rows = [units[(u - 1) % 100] for u in range(1, devices + 1)]
-        self.names = [name_of_device(u, devices) for u in range(1, devices + 1)]
-        self._encode = encode
-        self._reading = Reading
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        context = multiprocessing.get_context("spawn")  # not a fork of the Spark driver
+        self._sent = context.Value("q", 0)
+        self._results = context.Queue()
+        self._stop = context.Event()
+        self._process = context.Process(
+            target=_offer,
+            args=(
+                bootstrap,
+                topic,
+                devices,
+                self.period,
+                base,
+                cycle_s,
+                first_cycle,
+                self.watched,
+                self._sent,
+                self._results,
+                self._stop,
+            ),
+            daemon=True,
+        )
 
-    def _send_cycle(self, cycle: int, producer: Any) -> None:
-        t = self.base + timedelta(seconds=cycle * self.cycle_s)
-        for name, rows in zip(self.names, self.rows, strict=True):
-            row = rows[cycle % len(rows)]
-            reading = self._reading(
-                name,
-                t,
-                cycle,
-                {**{f"s{i}": float(row[4 + i]) for i in range(1, 22)}, "cycle": float(row[1])},
-                {f"setting{i}": float(row[1 + i]) for i in range(1, 4)},
-            )
-            producer.send(self.topic, key=name.encode(), value=self._encode(reading))
-            if name in self.watched:
-                self.device_sent_at[(name, cycle)] = time.time()
+    @property
+    def sent(self) -> int:
+        """Readings of the offered load sent so far."""
+        return int(self._sent.value)
 
     def preload(self, bootstrap: str) -> None:
         """Cycles 1 .. first_cycle - 1 of every device, as fast as the broker takes them."""
         from kafka import KafkaProducer
 
+        fleet = _Fleet(self.devices, self.base, self.cycle_s)
         producer = KafkaProducer(
             bootstrap_servers=bootstrap, linger_ms=50, batch_size=1 << 20, acks=1
         )
         for cycle in range(1, self.first_cycle):
-            self._send_cycle(cycle, producer)
+            fleet.send_cycle(cycle, producer, self.topic, set())
             self.preloaded += self.devices
         producer.flush()
         producer.close()
 
-    def _run(self) -> None:
-        cycle = self.first_cycle - 1
-        next_at = time.perf_counter()
-        while not self._stop.is_set():
-            cycle += 1
-            self.sent_at[cycle] = time.time()
-            self._send_cycle(cycle, self.producer)
-            self.send_s[cycle] = time.time() - self.sent_at[cycle]
-            self.sent += self.devices
-            next_at += self.period
-            delay = next_at - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-
     def start(self) -> Offered:
-        self.thread.start()
+        self._process.start()
         return self
 
     def stop(self) -> None:
+        """Stop sending; take in every cycle's send times."""
         self._stop.set()
-        self.thread.join()
-        self.producer.flush()
-        self.producer.close()
+        while (done := self._results.get(timeout=120)) is not None:
+            cycle, started, took, own = done
+            self.sent_at[cycle] = started
+            self.send_s[cycle] = took
+            self.device_sent_at.update({(d, cycle): at for d, at in own.items()})
+        self._process.join(timeout=60)
 
 
 def _warm(ready: Any, settle_s: float, timeout_s: float = 300.0) -> float:
