@@ -307,11 +307,10 @@ class DeviceWindows:
             # A new reading is a duplicate when its device already has its seq (stored, or
             # earlier in the batch): a stable sort by device and seq keeps the first.
             all_dev = np.concatenate([old_dev, new_dev])
-            order = np.lexsort((np.concatenate([open_seq, seq]), all_dev))
-            same = (all_dev[order][1:] == all_dev[order][:-1]) & (
-                np.concatenate([open_seq, seq])[order][1:]
-                == np.concatenate([open_seq, seq])[order][:-1]
-            )
+            all_seq = np.concatenate([open_seq, seq])
+            order = np.lexsort((all_seq, all_dev))  # stable: the first of equal ones first
+            by_dev, by_seq = all_dev[order], all_seq[order]
+            same = (by_dev[1:] == by_dev[:-1]) & (by_seq[1:] == by_seq[:-1])
             keep = np.ones(len(all_dev), dtype=bool)
             keep[order[1:][same]] = False
             # Behind a window already closed: late. (closed_end is a window's end, so a
@@ -754,21 +753,6 @@ def dues_schema() -> StructType:
             StructField("ttl_ms", LongType(), True),
         ]
     )
-
-
-def _first_seen(seq: np.ndarray, seen: np.ndarray) -> np.ndarray | None:
-    """Which of a device's new readings are new: ``seq`` neither in ``seen`` (its open
-    readings) nor earlier in ``seq``; None when all are. A device has a few readings a
-    batch, where a Python set is several times quicker than ``np.isin``/``np.unique``."""
-    known = set(seen.tolist())
-    new = seq.tolist()
-    if len(new) == 1:
-        return None if new[0] not in known else np.zeros(1, dtype=bool)
-    keep = []
-    for value in new:
-        keep.append(value not in known)
-        known.add(value)
-    return None if all(keep) else np.array(keep, dtype=bool)
 
 
 def _dead_letter_rows(frame: pd.DataFrame) -> pd.DataFrame:
