@@ -4,9 +4,9 @@ Each scored window carries, per sensor the model reads, its watched statistic (t
 normalised window mean, :func:`models.drift.watched_values`). In the driver,
 :class:`DriftMonitor` keeps
 
-- **fleet-wide**, per sensor, the last ``recent`` windows' values of every device, and
-  their population stability index (PSI) against the training deciles of the model's
-  ``drift.json``;
+- **fleet-wide**, per sensor, how many of the last ``recent`` windows of every device fall
+  in each bin of the training deciles of the model's ``drift.json``, and their population
+  stability index (PSI) against the training shares;
 - **per device**, per sensor, an exponentially weighted mean of its windows' values.
 
 A sensor *drifts* when its PSI stays at or over ``threshold`` for ``sustain`` windows in a
@@ -39,6 +39,10 @@ from stream.contract import DriftNotice, Keys
 logger = logging.getLogger(__name__)
 
 __all__ = ["DriftMonitor", "DriftSettings"]
+
+
+#: Devices a pass of :meth:`DriftMonitor._devices` updates at once; below, one at a time.
+_ALL_AT_ONCE = 32
 
 
 @dataclass(frozen=True)
@@ -167,10 +171,11 @@ class DriftMonitor:
         self.seen += len(chunk)
 
     def _devices(self, device_ids: Sequence[str], v: npt.NDArray[np.float64]) -> None:
-        """Each window into its device's weighted means, a device's windows in their order
-        (a device twice in the batch: its second window in a second pass), and the devices
-        listed or no longer listed."""
-        a, limit = self.settings.device_alpha, self.settings.device_z
+        """Each window into its device's weighted means, each device's windows in their
+        order, and the devices listed or no longer listed: the devices' first windows in
+        the batch at once, then their second ones, and so on; once fewer than
+        :data:`_ALL_AT_ONCE` devices are left (a replay of a few devices with many windows
+        each), the rest one window at a time."""
         ids = list(device_ids)
         earlier: dict[str, int] = {}
         ranks = []
@@ -178,43 +183,70 @@ class DriftMonitor:
             earlier[d] = earlier.get(d, -1) + 1
             ranks.append(earlier[d])
         rank = np.array(ranks, dtype=np.int64)
-        for r in range(max(ranks, default=-1) + 1):
-            rows = np.flatnonzero(rank == r)
-            devices = [ids[i] for i in rows.tolist()]
-            x = v[rows]
-            at = np.array([self._row.get(d, -1) for d in devices], dtype=np.int64)
-            new = at < 0
-            if new.any():
-                first = len(self._row)
-                self._grow(first + int(new.sum()))
-                at[new] = np.arange(first, first + int(new.sum()))
-                for d, i in zip(
-                    (d for d, n in zip(devices, new.tolist(), strict=True) if n),
-                    at[new].tolist(),
-                    strict=True,
-                ):
-                    self._row[d] = i
-            known = np.isfinite(x)
-            mean = self._means[at]
-            mean = np.where(
-                new[:, None],
-                np.where(known, x, 0.0),
-                np.where(known, (1 - a) * mean + a * x, mean),
-            )
-            self._means[at] = mean
-            j = np.argmax(np.abs(mean) * self._watched, axis=1)
-            top = mean[np.arange(len(mean)), j]
-            over = np.abs(top) >= limit
-            for device, listed, sensor, value in zip(
-                devices, over.tolist(), j.tolist(), top.tolist(), strict=True
-            ):
-                if listed:
-                    self.devices[device] = (self.sensors[sensor], value)
-                    self._listed[device] = f"{self.sensors[sensor]} {value:+.2f}"
-                    self._unlisted.discard(device)
-                elif self.devices.pop(device, None) is not None:
-                    self._unlisted.add(device)
-                    self._listed.pop(device, None)
+        order = np.argsort(rank, kind="stable")  # by rank, each rank's rows in batch order
+        cut = np.zeros(1, dtype=np.int64)
+        if len(rank):
+            cut = np.r_[cut, np.cumsum(np.bincount(rank))]
+        for r in range(len(cut) - 1):
+            rows = order[cut[r] : cut[r + 1]]
+            if len(rows) < _ALL_AT_ONCE:
+                for i in np.sort(order[cut[r] :]).tolist():
+                    self._fold_one(ids[i], v[i])
+                return
+            self._fold([ids[i] for i in rows.tolist()], v[rows])
+
+    def _fold(self, devices: list[str], x: npt.NDArray[np.float64]) -> None:
+        """One window each of distinct ``devices`` (rows of ``x``) into their means."""
+        a = self.settings.device_alpha
+        at = np.array([self._row.get(d, -1) for d in devices], dtype=np.int64)
+        new = at < 0
+        if new.any():
+            added = [d for d, n in zip(devices, new.tolist(), strict=True) if n]
+            at[new] = [self._add(d) for d in added]
+        known = np.isfinite(x)
+        mean = self._means[at]
+        mean = np.where(
+            new[:, None],
+            np.where(known, x, 0.0),
+            np.where(known, (1 - a) * mean + a * x, mean),
+        )
+        self._means[at] = mean
+        j = np.argmax(np.abs(mean) * self._watched, axis=1)
+        top = mean[np.arange(len(mean)), j]
+        for device, sensor, value in zip(devices, j.tolist(), top.tolist(), strict=True):
+            self._list(device, sensor, value)
+
+    def _fold_one(self, device: str, row: npt.NDArray[np.float64]) -> None:
+        """:meth:`_fold` for one window."""
+        a = self.settings.device_alpha
+        at = self._row.get(device)
+        if at is None:
+            at = self._add(device)
+            mean = np.where(np.isfinite(row), row, 0.0)
+        else:
+            kept = self._means[at]
+            mean = np.where(np.isfinite(row), (1 - a) * kept + a * row, kept)
+        self._means[at] = mean
+        j = int(np.argmax(np.abs(mean) * self._watched))
+        self._list(device, j, float(mean[j]))
+
+    def _add(self, device: str) -> int:
+        """A row of ``_means`` for a new device."""
+        at = len(self._row)
+        self._grow(at + 1)
+        self._row[device] = at
+        return at
+
+    def _list(self, device: str, sensor: int, value: float) -> None:
+        """List the device (its weighted mean of ``sensor`` is ``value``, the largest in
+        size of its watched ones) if that is ``device_z`` or more, else unlist it."""
+        if abs(value) >= self.settings.device_z:
+            self.devices[device] = (self.sensors[sensor], value)
+            self._listed[device] = f"{self.sensors[sensor]} {value:+.2f}"
+            self._unlisted.discard(device)
+        elif self.devices.pop(device, None) is not None:
+            self._unlisted.add(device)
+            self._listed.pop(device, None)
 
     def _grow(self, rows: int) -> None:
         """Room in ``_means`` for ``rows`` devices (doubling, so growth is amortised)."""

@@ -545,11 +545,12 @@ def _offer(
     each cycle's send times put on ``results`` (None last), ``sent`` counting readings."""
     from kafka import KafkaProducer
 
-    fleet = _Fleet(devices, base, cycle_s)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
-    cycle = first_cycle - 1
-    next_at = time.perf_counter()
+    producer = None
     try:
+        fleet = _Fleet(devices, base, cycle_s)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+        cycle = first_cycle - 1
+        next_at = time.perf_counter()
         while not stop.is_set():
             cycle += 1
             started = time.time()
@@ -563,8 +564,11 @@ def _offer(
                 stop.wait(delay)
         producer.flush()
     finally:
-        producer.close()
-        results.put(None)
+        try:
+            if producer is not None:
+                producer.close()
+        finally:
+            results.put(None)  # the parent reads until this, whatever happened
 
 
 class Offered:
@@ -648,15 +652,42 @@ class Offered:
         self._process.start()
         return self
 
-    def stop(self) -> None:
-        """Stop sending; take in every cycle's send times."""
+    def stop(self, timeout_s: float = 120.0) -> None:
+        """Stop sending; take in every cycle's send times. Returns within ``timeout_s``
+        whatever the process did (its failure is for :meth:`check`, after the callers have
+        stopped their queries)."""
+        import queue
+
         self._stop.set()
-        while (done := self._results.get(timeout=120)) is not None:
+        if self._process.pid is None:  # never started
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                done = self._results.get(timeout=1)
+            except queue.Empty:
+                if not self._process.is_alive():
+                    break  # died before its last message
+                continue
+            if done is None:
+                break
             cycle, started, took, own = done
             self.sent_at[cycle] = started
             self.send_s[cycle] = took
             self.device_sent_at.update({(d, cycle): at for d, at in own.items()})
-        self._process.join(timeout=60)
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(timeout=10)
+
+    def check(self) -> None:
+        """Fail the benchmark if the offered load's process failed (its error is on
+        stderr): its figures would not be of the offered load."""
+        if self._process.exitcode not in (0, None):
+            raise SystemExit(
+                f"the offered load's process exited with code {self._process.exitcode} "
+                f"after {self.sent:,} readings: see its error above (is the broker up?)"
+            )
 
 
 def _warm(ready: Any, settle_s: float, timeout_s: float = 300.0) -> float:
@@ -729,6 +760,7 @@ def latency_floor(spark: Any, bootstrap: str, redis_url: str, args: Any) -> dict
         stop.set()
         query.stop()
     client.close()
+    offered.check()
     samples = [
         seen[b] * 1000 - ts
         for b, tss in stamps.items()
@@ -854,6 +886,7 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
             for p in main.recentProgress
         )
         job.stop()
+    offered.check()
     base_s = base.timestamp()
     samples = []
     from_cycle = []

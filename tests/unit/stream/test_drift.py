@@ -188,14 +188,15 @@ def test_figures_not_computed_yet_are_not_published() -> None:
     assert written["windows"] == "1" and written["drifting"] == ""
 
 
-def test_the_fleet_figures_are_the_psi_of_the_last_recent_windows() -> None:
+@pytest.mark.parametrize("sustain", [8, 800])  # chunks of 2 windows; of 200, over `recent`
+def test_the_fleet_figures_are_the_psi_of_the_last_recent_windows(sustain: int) -> None:
     # The monitor keeps bin counts of its last `recent` windows and updates them as windows
     # enter and leave; its PSI must be that of binning those windows again, exactly, over
     # batches of every size (one larger than `recent`), with missing and infinite values.
     meta = Scorer.load(DEFAULT_MODEL).metadata
     reference = load_reference(DEFAULT_MODEL, meta.spec.sensors)
     assert reference is not None
-    settings = DriftSettings(recent=120, min_windows=30, sustain=8)
+    settings = DriftSettings(recent=120, min_windows=30, sustain=sustain)
     monitor = DriftMonitor(reference, settings)
     rng = np.random.default_rng(11)
     fed: list[np.ndarray] = []
@@ -237,3 +238,32 @@ def test_a_devices_windows_in_one_batch_count_as_one_at_a_time() -> None:
     # a: 3 -> -0.5 -> 0.75 (listed after its first window, no longer after its third)
     assert "a" not in together.devices and "a" in together._unlisted
     assert together.devices == {"c": ("s2", 2.0)}
+
+
+def test_many_devices_windows_in_one_batch_count_as_one_at_a_time() -> None:
+    # Devices' first windows in a batch are folded in at once, then their second ones...,
+    # and a few devices with many windows one window at a time: the means and the listed
+    # devices must be those of one window at a time throughout.
+    reference = DriftReference(
+        ("s1", "s2", "s3"), ((0.0,), (), (-1.0, 1.0)), ((0.5, 0.5), (), (0.2, 0.6, 0.2)), 10
+    )
+    settings = DriftSettings(device_alpha=0.3, device_z=1.5)
+    together, apart = DriftMonitor(reference, settings), DriftMonitor(reference, settings)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        ids = [f"d{i}" for i in range(60) for _ in range(int(rng.integers(1, 4)))]
+        ids += ["busy"] * 50  # one device with many windows: past the passes at once
+        ids = [ids[i] for i in rng.permutation(len(ids))]
+        v = rng.normal(0, 1.5, size=(len(ids), 3))
+        v[rng.random(v.shape) < 0.1] = np.nan
+        together.update(ids, v, 0, "v")
+        for device, row in zip(ids, v, strict=True):
+            apart.update([device], row[None, :], 0, "v")
+        assert together._row.keys() == apart._row.keys()
+        for device in together._row:
+            np.testing.assert_array_equal(
+                together._means[together._row[device]], apart._means[apart._row[device]]
+            )
+        assert together.devices == apart.devices
+        assert together._listed == apart._listed and together._unlisted == apart._unlisted
+    assert together.devices and len(together.devices) < 61  # some listed, not all
