@@ -322,8 +322,7 @@ class DeviceWindows:
             open_seq = np.concatenate([open_seq, seq[keep]])[order]
             open_values = np.concatenate([open_values, np.asarray(values, _F8)[keep]])[order]
 
-        bounds = np.zeros(n + 1, dtype=np.intp)
-        np.cumsum(np.bincount(dev, minlength=n), out=bounds[1:])
+        bounds = _offsets(np.bincount(dev, minlength=n))
         has_open = bounds[1:] > bounds[:-1]
         limit = np.full(n, watermark, dtype=np.int64)
         if self.lateness_ms is not None and has_open.any():
@@ -341,8 +340,7 @@ class DeviceWindows:
         stay = ~closing
         stay_dev = dev[stay]
         stay_end = window_end[stay]
-        stay_bounds = np.zeros(n + 1, dtype=np.intp)
-        np.cumsum(np.bincount(stay_dev, minlength=n), out=stay_bounds[1:])
+        stay_bounds = _offsets(np.bincount(stay_dev, minlength=n))
         still_open = stay_bounds[1:] > stay_bounds[:-1]
         open_end: list[int | None] = [None] * n
         if still_open.any():
@@ -410,7 +408,7 @@ class DeviceWindows:
         d_old = np.array([len(normalised[i]) for i in devices.tolist()], dtype=np.intp)
         d_old //= f * SEQUENCE_DTYPE.itemsize
         d_len = d_old + d_new
-        d_start = np.r_[0, np.cumsum(d_len)[:-1]]
+        d_start = _offsets(d_len)[:-1]
         history = np.empty((int(d_len.sum()), f), dtype=SEQUENCE_DTYPE)
         old_at = np.repeat(d_start, d_old) + _ranks(d_old)
         history[old_at] = np.frombuffer(
@@ -458,11 +456,16 @@ _NEW_DEVICE: tuple[Any, ...] = (None, b"", b"", b"", b"", None)
 _NOTHING_CLOSED = np.iinfo(np.int64).min
 
 
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    """Where each of consecutive segments of these lengths starts, and the total last."""
+    offsets: np.ndarray = np.r_[0, np.cumsum(lengths)].astype(np.intp)
+    return offsets
+
+
 def _ranks(lengths: np.ndarray) -> np.ndarray:
     """0, 1, ... within each of consecutive segments of these lengths."""
-    total = int(lengths.sum())
-    starts = np.r_[0, np.cumsum(lengths)[:-1]]
-    ranks: np.ndarray = np.arange(total) - np.repeat(starts, lengths)
+    offsets = _offsets(lengths)
+    ranks: np.ndarray = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
     return ranks
 
 

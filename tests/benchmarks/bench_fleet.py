@@ -80,11 +80,11 @@ from tests.benchmarks.common import (
     RESULTS,
     ROOT,
     MemorySampler,
-    _cmdline,
-    _stat,
     expected_scored,
     machine,
     new_topic,
+    proc_cmdline,
+    proc_stat,
     publish,
     save,
     stack,
@@ -254,16 +254,16 @@ class ClusterSampler(MemorySampler):
 
     def role(self, pid: int) -> str | None:
         """The process's role; an executor's JVM and its Python processes by executor."""
-        cmd = _cmdline(pid)
+        cmd = proc_cmdline(pid)
         if cmd is None:
             return None
         role = next((role for mark, role in self.ROLES if mark in cmd), "other")
         if role in ("python workers", "other"):  # an executor's JVM forked it, or its daemon
             parent = pid
             for _ in range(3):
-                fields = _stat(parent)
+                fields = proc_stat(parent)
                 parent = int(fields[1]) if fields else 0
-                executor = _executor_id(_cmdline(parent) or "")
+                executor = _executor_id(proc_cmdline(parent) or "")
                 if executor:
                     return f"executor {executor} python"
         executor = _executor_id(cmd)

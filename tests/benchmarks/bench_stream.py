@@ -595,7 +595,6 @@ class Offered:
     ):
         import multiprocessing
 
-        self.bootstrap = bootstrap
         self.topic = topic
         self.devices = devices
         self.period = devices / rate

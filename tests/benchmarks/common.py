@@ -230,7 +230,7 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
-def _stat(pid: int) -> list[str] | None:
+def proc_stat(pid: int) -> list[str] | None:
     """The fields of ``/proc/PID/stat`` after the command name (``[0]`` the state, ``[1]``
     the parent's pid), None when the process is gone."""
     try:
@@ -239,7 +239,7 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
-def _cmdline(pid: int) -> str | None:
+def proc_cmdline(pid: int) -> str | None:
     """``pid``'s command line, words joined by spaces; None when it is gone."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -250,7 +250,7 @@ def _cmdline(pid: int) -> str | None:
 def _cpu_s(pid: int) -> tuple[int, float] | None:
     """``pid``'s start time (clock ticks after boot) and the user + system CPU seconds it
     has used; None when it is gone."""
-    fields = _stat(pid)
+    fields = proc_stat(pid)
     if fields is None:
         return None
     return int(fields[19]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -267,7 +267,7 @@ def _children(pid: int) -> list[int]:
 
 def _role(pid: int) -> str | None:
     """What a descendant is; None for the stack's own broker and redis-server."""
-    cmd = _cmdline(pid)
+    cmd = proc_cmdline(pid)
     if cmd is None:
         return None
     if "kafka.Kafka" in cmd or "kafka.tools" in cmd or "redis-server" in cmd:
