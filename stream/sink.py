@@ -146,6 +146,51 @@ class SinkResult:
     fleet: FleetSummary | None = None
 
 
+class _Sender:
+    """Sends each chunk's call of :data:`_APPLY` as soon as it is built, on one connection,
+    and reads the replies after the last: Redis runs a chunk while the sink builds the next
+    (a pipeline sends nothing until it is executed, so Redis waited for the whole batch to
+    be built, and the sink for Redis)."""
+
+    def __init__(self, client: Any, script: str) -> None:
+        self.seconds = 0.0  # sending and waiting for the replies
+        self._pool = client.connection_pool
+        self._sha = client.script_load(script)  # the script cache is empty after a restart
+        self._conn = self._pool.get_connection()
+        self._pending = 0
+
+    def send(self, keys: list[str], args: list[str]) -> None:
+        t0 = time.perf_counter()
+        self._conn.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
+        self._pending += 1
+        self.seconds += time.perf_counter() - t0
+
+    def replies(self) -> list[bytes]:
+        """Every chunk's reply, in the order sent; the first error reply raised after all
+        are read."""
+        import redis
+
+        t0 = time.perf_counter()
+        out: list[bytes] = []
+        error: redis.ResponseError | None = None
+        while self._pending:
+            try:
+                out.append(self._conn.read_response())
+            except redis.ResponseError as exc:
+                error = error or exc
+            self._pending -= 1
+        self.seconds += time.perf_counter() - t0
+        if error is not None:
+            raise error
+        return out
+
+    def close(self) -> None:
+        """Give the connection back; one with replies still to read is closed first."""
+        if self._pending:
+            self._conn.disconnect()
+        self._pool.release(self._conn)
+
+
 class RedisAlertSink:
     """Applies the alert policy to scored windows and writes the results to Redis.
 
@@ -177,7 +222,6 @@ class RedisAlertSink:
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self._client: Any = None
-        self._apply: Any = None
         self._read: Any = None
 
     @property
@@ -188,7 +232,6 @@ class RedisAlertSink:
             self._client = redis.Redis.from_url(
                 self.redis_url, socket_timeout=30, socket_connect_timeout=10
             )
-            self._apply = self._client.register_script(_APPLY)
             self._read = self._client.register_script(_READ)
         return self._client
 
@@ -250,85 +293,86 @@ class RedisAlertSink:
         stored = [v for part in read.execute() for v in json.loads(part)]
         redis_s = time.perf_counter() - t0
 
-        write = client.pipeline(transaction=False)
-        batch_events: list[list[AlertEvent]] = []  # per device sent, in the order sent
-        shared = [keys.alerts, keys.risk, keys.open, keys.risk_rank]
-        chunk: list[list[Any]] = []
-        names: list[str] = []
-        items = 0
+        write = _Sender(client, _APPLY)
+        try:
+            batch_events: list[list[AlertEvent]] = []  # per device sent, in the order sent
+            shared = [keys.alerts, keys.risk, keys.open, keys.risk_rank]
+            chunk: list[list[Any]] = []
+            names: list[str] = []
+            items = 0
 
-        def send(chunk: list[list[Any]], names: list[str]) -> None:
-            self._apply(
-                keys=shared + names,
-                args=[
-                    json.dumps(chunk, ensure_ascii=False, separators=(",", ":")),
-                    str(self.stream_maxlen),
-                    str(HISTORY_LENGTH),
-                    str(LIFECYCLE_LENGTH),
-                ],
-                client=write,
-            )
-
-        applied_before = 0
-        for i, device in enumerate(devices):
-            state_json, last = stored[2 * i], stored[2 * i + 1]
-            state = DeviceState.from_json(state_json)
-            before = last or ""
-            events: list[AlertEvent] = []
-            windows = by_device[device]
-            for window in windows:
-                state, produced = step(self.policy, state, window, self.window_ms)
-                if produced:
-                    events.extend(produced)
-            latest = windows[-1]
-            last_window = str(state.last_window_end_ms)
-            if last_window == before and not events:
-                applied_before += 1
-                continue  # everything in this batch was applied before (a replay)
-            # The windows this batch applies for the first time (a replay's are older).
-            if before:
-                done = int(before)
-                fresh = [w for w in windows if w.window_end_ms > done]
-            else:
-                fresh = windows
-            chunk.append(
-                [
-                    device,
-                    before,
-                    last_window,
-                    state.to_json(),
-                    repr(float(latest.risk)),
-                    str(latest.window_end_ms),
-                    latest.model_version,
-                    latest.provider,
-                    "1" if state.alert_id is not None else "0",
-                    repr(round(float(latest.coverage), 3)),
-                    keys.device_channel(device),
-                    [history_entry(w.window_end_ms, w.risk) for w in fresh],
+            def send(chunk: list[list[Any]], names: list[str]) -> None:
+                write.send(
+                    shared + names,
                     [
-                        [
-                            e.to_json(),
-                            e.event_id,
-                            e.alert_id,
-                            e.kind,
-                            e.severity,
-                            keys.severity_channel(e.severity),
-                        ]
-                        for e in events
+                        json.dumps(chunk, ensure_ascii=False, separators=(",", ":")),
+                        str(self.stream_maxlen),
+                        str(HISTORY_LENGTH),
+                        str(LIFECYCLE_LENGTH),
                     ],
-                ]
-            )
-            names.extend((device_keys[i], keys.history(device), keys.lifecycle(device)))
-            batch_events.append(events)
-            items += len(fresh) + len(events)
-            if len(chunk) >= CHUNK_DEVICES or items >= CHUNK_ITEMS:
+                )
+
+            applied_before = 0
+            for i, device in enumerate(devices):
+                state_json, last = stored[2 * i], stored[2 * i + 1]
+                state = DeviceState.from_json(state_json)
+                before = last or ""
+                events: list[AlertEvent] = []
+                windows = by_device[device]
+                for window in windows:
+                    state, produced = step(self.policy, state, window, self.window_ms)
+                    if produced:
+                        events.extend(produced)
+                latest = windows[-1]
+                last_window = str(state.last_window_end_ms)
+                if last_window == before and not events:
+                    applied_before += 1
+                    continue  # everything in this batch was applied before (a replay)
+                # The windows this batch applies for the first time (a replay's are older).
+                if before:
+                    done = int(before)
+                    fresh = [w for w in windows if w.window_end_ms > done]
+                else:
+                    fresh = windows
+                chunk.append(
+                    [
+                        device,
+                        before,
+                        last_window,
+                        state.to_json(),
+                        repr(float(latest.risk)),
+                        str(latest.window_end_ms),
+                        latest.model_version,
+                        latest.provider,
+                        "1" if state.alert_id is not None else "0",
+                        repr(round(float(latest.coverage), 3)),
+                        keys.device_channel(device),
+                        [history_entry(w.window_end_ms, w.risk) for w in fresh],
+                        [
+                            [
+                                e.to_json(),
+                                e.event_id,
+                                e.alert_id,
+                                e.kind,
+                                e.severity,
+                                keys.severity_channel(e.severity),
+                            ]
+                            for e in events
+                        ],
+                    ]
+                )
+                names.extend((device_keys[i], keys.history(device), keys.lifecycle(device)))
+                batch_events.append(events)
+                items += len(fresh) + len(events)
+                if len(chunk) >= CHUNK_DEVICES or items >= CHUNK_ITEMS:
+                    send(chunk, names)
+                    chunk, names, items = [], [], 0
+            if chunk:
                 send(chunk, names)
-                chunk, names, items = [], [], 0
-        if chunk:
-            send(chunk, names)
-        t0 = time.perf_counter()
-        applied = [flag == _APPLIED for part in write.execute() for flag in part]
-        redis_s += time.perf_counter() - t0
+            applied = [flag == _APPLIED for part in write.replies() for flag in part]
+            redis_s += write.seconds
+        finally:
+            write.close()
         # Found applied when read, or by the compare-and-set (a write between read and write).
         skipped = applied_before + applied.count(False)
         counts: Counter[tuple[str, str]] = Counter(

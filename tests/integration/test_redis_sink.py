@@ -294,3 +294,64 @@ def test_a_batch_in_many_script_calls_writes_what_one_device_at_a_time_writes(
         client.close()
         one.close()
         chunked.close()
+
+
+def test_a_batch_that_fails_part_way_through_building_is_completed_by_its_replay(
+    redis_url: str, key_prefix: str, monkeypatch: Any
+) -> None:
+    """Chunks go to Redis as they are built: an error while building a later chunk leaves
+    the earlier chunks' devices written (each whole), the sink's next write works, and
+    the replayed batch writes the rest, as a crash part-way through a batch does."""
+    import stream.sink
+
+    devices = [f"pump-{i:02d}" for i in range(12)]
+    batch = [w for i, d in enumerate(devices) for w in _windows(d, [0.9, 0.2, 0.6][: 1 + i % 3])]
+    golden = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:golden")
+    failing = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:failing")
+    client = redis.Redis.from_url(redis_url)
+    real_step = stream.sink.step
+
+    def step_failing_at_pump_09(*args: Any, **kwargs: Any) -> Any:
+        if args[2].device_id == "pump-09":
+            raise RuntimeError("policy bug")
+        return real_step(*args, **kwargs)
+
+    try:
+        golden.write(batch)
+        monkeypatch.setattr(stream.sink, "CHUNK_DEVICES", 4)
+        monkeypatch.setattr(stream.sink, "step", step_failing_at_pump_09)
+        try:
+            failing.write(batch)
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError("the policy's error was not raised")
+        written = set(client.hkeys(Keys(f"{key_prefix}:failing").risk))
+        assert written == {d.encode() for d in devices[:8]}  # two chunks of four sent
+        monkeypatch.setattr(stream.sink, "step", real_step)
+        replay = failing.write(batch)  # the same sink: its connection is usable
+        assert replay.skipped_devices == 8 and replay.devices == 12
+        assert _dump(client, f"{key_prefix}:failing", devices) == _dump(
+            client, f"{key_prefix}:golden", devices
+        )
+    finally:
+        client.close()
+        golden.close()
+        failing.close()
+
+
+def test_a_batch_after_redis_lost_its_script_cache_is_written(
+    redis_url: str, key_prefix: str
+) -> None:
+    """A restarted Redis has no scripts cached: the sink loads its script each batch."""
+    sink = RedisAlertSink(redis_url, POLICY, W, prefix=key_prefix)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        sink.write(_windows("a", [0.9]))
+        client.script_flush()
+        second = sink.write(_windows("a", [0.95], first=1) + _windows("b", [0.1], first=1))
+        assert second.devices == 2 and second.skipped_devices == 0
+        assert client.hgetall(Keys(key_prefix).risk) == {b"a": b"0.95", b"b": b"0.1"}
+    finally:
+        client.close()
+        sink.close()
