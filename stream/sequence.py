@@ -116,9 +116,24 @@ STATE_SLICES = 16
 #: -text: a slice's value is text (base64 of its pickle, :func:`pack_slice`), not binary.
 #: -dues: a device's state keeps its oldest open window's end, and a bucket's ``dues``
 #: value state each slice's earliest due time (:class:`FleetWindows`).
-STATE_LAYOUT = f"fleet-windows-v2-b{STATE_BUCKETS}-s{STATE_SLICES}-text-dues"
+#: -keys: the buckets' keys are :data:`BUCKET_KEYS` (they were 0-63).
+STATE_LAYOUT = f"fleet-windows-v2-b{STATE_BUCKETS}-s{STATE_SLICES}-text-dues-keys"
 
-#: The bucket of the rows that broke a rule (a device's bucket is >= 0).
+#: The buckets' grouping keys, one a bucket (part of :data:`STATE_LAYOUT`). Spark sends a
+#: key to shuffle partition ``pmod(hash(key), partitions)`` (Murmur3, seed 42): keys 0-63
+#: put 37 buckets in one of 2 partitions and 27 in the other (11-21 of 4), and the
+#: operator's stage waits for its largest task. Each of these keys (the smallest
+#: non-negative ints that do it) has its own ``pmod(hash(key), 64)``, so every
+#: power-of-two number of partitions up to 64 gets as many buckets as the next.
+BUCKET_KEYS = (
+    0, 1, 2, 4, 5, 6, 7, 10, 12, 13, 15, 16, 17, 20, 21, 22,
+    24, 25, 28, 29, 30, 32, 33, 35, 36, 37, 38, 39, 41, 43, 44, 49,
+    50, 52, 54, 57, 62, 64, 65, 67, 69, 73, 74, 75, 76, 80, 87, 98,
+    107, 109, 116, 138, 143, 148, 177, 183, 186, 189, 191, 192, 198, 205,
+    216, 239,
+)  # fmt: skip
+
+#: The bucket of the rows that broke a rule (a device's bucket key is >= 0).
 DEAD_LETTER_BUCKET = -1
 
 #: The group key of the rows that broke a rule (the parse rules refuse an empty device id).
@@ -844,11 +859,13 @@ def route(parsed: DataFrame) -> DataFrame:
 
 
 def bucket_of(device_id: Column) -> Column:
-    """A device's state bucket, ``0 <= bucket < STATE_BUCKETS`` (Spark's xxhash64 of the id:
-    the same on every executor and Spark version that keeps its hash)."""
+    """A device's state bucket, its key in :data:`BUCKET_KEYS`: the one at Spark's xxhash64
+    of the id modulo :data:`STATE_BUCKETS` (the same on every executor and Spark version
+    that keeps its hash)."""
     from pyspark.sql import functions as F
 
-    bucket: Column = F.pmod(F.xxhash64(device_id), F.lit(STATE_BUCKETS)).cast("int")
+    index = F.pmod(F.xxhash64(device_id), F.lit(STATE_BUCKETS)).cast("int")
+    bucket: Column = F.element_at(F.array(*[F.lit(k) for k in BUCKET_KEYS]), index + 1)
     return bucket
 
 

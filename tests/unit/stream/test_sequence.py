@@ -29,13 +29,16 @@ from models.features import (
     normalise_readings,
 )
 from stream.sequence import (
+    BUCKET_KEYS,
     LAST_WINDOW_DTYPE,
     PACKED_DEAD_LETTER,
     SEQUENCE_DTYPE,
+    STATE_BUCKETS,
     STATE_LAYOUT,
     STATE_SLICES,
     DeviceWindows,
     FleetWindows,
+    bucket_of,
     slice_of,
     unpack_slice,
 )
@@ -701,3 +704,24 @@ def test_many_devices_advanced_together_equal_each_device_alone(lateness_ms: int
                     np.testing.assert_array_equal(np.asarray(x)[mine], np.asarray(y))
             states[d] = state
     assert emitted > 100  # the comparison covered many sequences
+
+
+def test_the_buckets_spread_evenly_over_a_power_of_two_of_shuffle_partitions(spark: Any) -> None:
+    """The operator's stage waits for its largest task: Spark's hash partitioning of the
+    bucket keys (what the grouping's shuffle does) gives each partition as many buckets."""
+    from pyspark.sql import functions as F
+
+    assert len(set(BUCKET_KEYS)) == STATE_BUCKETS and min(BUCKET_KEYS) >= 0
+    keys = spark.createDataFrame([(k,) for k in BUCKET_KEYS], "bucket int")
+    for partitions in (1, 2, 4, 8, 16):
+        counts = (
+            keys.repartition(partitions, "bucket")
+            .groupBy(F.spark_partition_id().alias("p"))
+            .count()
+            .collect()
+        )
+        assert sorted(r["count"] for r in counts) == [STATE_BUCKETS // partitions] * partitions
+    # Devices land on every key and only on them.
+    devices = spark.range(5000).select(F.format_string("pump-%d", "id").alias("device_id"))
+    seen = {r[0] for r in devices.select(bucket_of(F.col("device_id"))).distinct().collect()}
+    assert seen == set(BUCKET_KEYS)
