@@ -918,9 +918,12 @@ def latency_prognos(spark: Any, bootstrap: str, redis_url: str, args: Any) -> di
     row["from_cycle_start_samples"] = fallbacks
     measured = [s for c, s in offered.send_s.items() if offered.sent_at[c] >= measure_from]
     row["cycle_send_s"] = [round(min(measured), 2), round(max(measured), 2)] if measured else None
-    # lag = readings sent - readings the main query has read; growing = not sustained
+    # lag = readings sent - readings of the main query's finished batches; growing = not
+    # sustained. The load comes a cycle at a time (every device's reading, sent within a
+    # second or two), so up to a cycle's readings can be in a batch still running when the
+    # lag is read.
     row["lag_start"], row["lag_end"] = lag_start, lag_end
-    row["kept_up"] = lag_end <= max(lag_start, 2 * args.latency_rate)
+    row["kept_up"] = lag_end <= max(lag_start, 2 * args.latency_rate, offered.devices)
     row["batch_profile"] = profiles
     return row
 
