@@ -156,12 +156,24 @@ class _Sender:
         self.seconds = 0.0  # sending and waiting for the replies
         self._pool = client.connection_pool
         self._sha = client.script_load(script)  # the script cache is empty after a restart
-        self._conn = self._pool.get_connection()
+        self._conn = self._pool.get_connection()  # connected and checked
         self._pending = 0
+        self._broken = False
 
     def send(self, keys: list[str], args: list[str]) -> None:
+        import redis
+
         t0 = time.perf_counter()
-        self._conn.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
+        try:
+            # No health check: with a health_check_interval (the URL may set one) redis-py
+            # would PING once the interval passed since the last reply read, and read an
+            # earlier chunk's reply as the PING's.
+            self._conn.send_command(
+                "EVALSHA", self._sha, len(keys), *keys, *args, check_health=False
+            )
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._broken = True
+            raise
         self._pending += 1
         self.seconds += time.perf_counter() - t0
 
@@ -173,20 +185,33 @@ class _Sender:
         t0 = time.perf_counter()
         out: list[bytes] = []
         error: redis.ResponseError | None = None
-        while self._pending:
-            try:
-                out.append(self._conn.read_response())
-            except redis.ResponseError as exc:
-                error = error or exc
-            self._pending -= 1
-        self.seconds += time.perf_counter() - t0
+        try:
+            while self._pending:
+                try:
+                    out.append(self._conn.read_response())
+                except redis.ResponseError as exc:
+                    error = error or exc
+                self._pending -= 1
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._broken = True
+            raise
+        finally:
+            self.seconds += time.perf_counter() - t0
         if error is not None:
             raise error
         return out
 
     def close(self) -> None:
-        """Give the connection back; one with replies still to read is closed first."""
-        if self._pending:
+        """Give the connection back. After an error of the sink's own (the policy's, say)
+        the chunks already sent are waited for, so what the batch wrote does not depend on
+        timing; a connection that failed, or whose replies could not all be read, is
+        closed first."""
+        if self._pending and not self._broken:
+            try:
+                self.replies()
+            except Exception:  # the replies only matter to a write that went through
+                self._broken = self._broken or self._pending > 0
+        if self._broken or self._pending:
             self._conn.disconnect()
         self._pool.release(self._conn)
 

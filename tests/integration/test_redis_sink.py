@@ -355,3 +355,43 @@ def test_a_batch_after_redis_lost_its_script_cache_is_written(
     finally:
         client.close()
         sink.close()
+
+
+def test_a_slow_batch_with_a_health_check_interval_in_the_url_is_written(
+    redis_url: str, key_prefix: str, monkeypatch: Any
+) -> None:
+    """A URL's health_check_interval makes redis-py PING a connection idle for longer: the
+    chunks' replies are read at the end, so the sink must not let it read one as the PING's
+    reply while a slow batch is still being built."""
+    import stream.sink
+
+    devices = [f"pump-{i:02d}" for i in range(6)]
+    batch = [w for d in devices for w in _windows(d, [0.9, 0.2])]
+    golden = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:golden")
+    checked = RedisAlertSink(
+        f"{redis_url}?health_check_interval=1", POLICY, W, prefix=f"{key_prefix}:checked"
+    )
+    client = redis.Redis.from_url(redis_url)
+    real_step = stream.sink.step
+    slept: list[str] = []
+
+    def slow_step(*args: Any, **kwargs: Any) -> Any:
+        device = args[2].device_id
+        if device == "pump-04" and not slept:  # after two chunks were sent
+            slept.append(device)
+            time.sleep(1.3)
+        return real_step(*args, **kwargs)
+
+    try:
+        golden.write(batch)
+        monkeypatch.setattr(stream.sink, "CHUNK_DEVICES", 2)
+        monkeypatch.setattr(stream.sink, "step", slow_step)
+        written = checked.write(batch)
+        assert slept and written.devices == 6 and written.skipped_devices == 0
+        assert _dump(client, f"{key_prefix}:checked", devices) == _dump(
+            client, f"{key_prefix}:golden", devices
+        )
+    finally:
+        client.close()
+        golden.close()
+        checked.close()
