@@ -19,6 +19,7 @@ through a batch leaves each device either fully written or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -152,24 +153,29 @@ class _Sender:
     (a pipeline sends nothing until it is executed, so Redis waited for the whole batch to
     be built, and the sink for Redis)."""
 
-    def __init__(self, client: Any, script: str) -> None:
+    def __init__(self, client: Any, shared: list[str], tail: list[str]) -> None:
         self.seconds = 0.0  # sending and waiting for the replies
+        self._shared = shared  # the script's keys before the chunk's devices'
+        self._tail = tail  # its arguments after the chunk's JSON
         self._pool = client.connection_pool
-        self._sha = client.script_load(script)  # the script cache is empty after a restart
+        self._sha = client.script_load(_APPLY)  # the script cache is empty after a restart
         self._conn = self._pool.get_connection()  # connected and checked
         self._pending = 0
         self._broken = False
 
-    def send(self, keys: list[str], args: list[str]) -> None:
+    def send(self, chunk: list[list[Any]], names: list[str]) -> None:
+        """One call of the script for ``chunk`` (devices' entries) whose keys are ``names``."""
         import redis
 
+        keys = self._shared + names
+        data = json.dumps(chunk, ensure_ascii=False, separators=(",", ":"))
         t0 = time.perf_counter()
         try:
             # No health check: with a health_check_interval (the URL may set one) redis-py
             # would PING once the interval passed since the last reply read, and read an
             # earlier chunk's reply as the PING's.
             self._conn.send_command(
-                "EVALSHA", self._sha, len(keys), *keys, *args, check_health=False
+                "EVALSHA", self._sha, len(keys), *keys, data, *self._tail, check_health=False
             )
         except (redis.ConnectionError, redis.TimeoutError):
             self._broken = True
@@ -207,10 +213,9 @@ class _Sender:
         timing; a connection that failed, or whose replies could not all be read, is
         closed first."""
         if self._pending and not self._broken:
-            try:
+            # An error reply or a failure: a failure leaves it broken or with replies unread.
+            with contextlib.suppress(Exception):
                 self.replies()
-            except Exception:  # the replies only matter to a write that went through
-                self._broken = self._broken or self._pending > 0
         if self._broken or self._pending:
             self._conn.disconnect()
         self._pool.release(self._conn)
@@ -318,86 +323,19 @@ class RedisAlertSink:
         stored = [v for part in read.execute() for v in json.loads(part)]
         redis_s = time.perf_counter() - t0
 
-        write = _Sender(client, _APPLY)
+        write = _Sender(
+            client,
+            [keys.alerts, keys.risk, keys.open, keys.risk_rank],
+            [str(self.stream_maxlen), str(HISTORY_LENGTH), str(LIFECYCLE_LENGTH)],
+        )
         try:
-            batch_events: list[list[AlertEvent]] = []  # per device sent, in the order sent
-            shared = [keys.alerts, keys.risk, keys.open, keys.risk_rank]
-            chunk: list[list[Any]] = []
-            names: list[str] = []
-            items = 0
-
-            def send(chunk: list[list[Any]], names: list[str]) -> None:
-                write.send(
-                    shared + names,
-                    [
-                        json.dumps(chunk, ensure_ascii=False, separators=(",", ":")),
-                        str(self.stream_maxlen),
-                        str(HISTORY_LENGTH),
-                        str(LIFECYCLE_LENGTH),
-                    ],
-                )
-
-            applied_before = 0
-            for i, device in enumerate(devices):
-                state_json, last = stored[2 * i], stored[2 * i + 1]
-                state = DeviceState.from_json(state_json)
-                before = last or ""
-                events: list[AlertEvent] = []
-                windows = by_device[device]
-                for window in windows:
-                    state, produced = step(self.policy, state, window, self.window_ms)
-                    if produced:
-                        events.extend(produced)
-                latest = windows[-1]
-                last_window = str(state.last_window_end_ms)
-                if last_window == before and not events:
-                    applied_before += 1
-                    continue  # everything in this batch was applied before (a replay)
-                # The windows this batch applies for the first time (a replay's are older).
-                if before:
-                    done = int(before)
-                    fresh = [w for w in windows if w.window_end_ms > done]
-                else:
-                    fresh = windows
-                chunk.append(
-                    [
-                        device,
-                        before,
-                        last_window,
-                        state.to_json(),
-                        repr(float(latest.risk)),
-                        str(latest.window_end_ms),
-                        latest.model_version,
-                        latest.provider,
-                        "1" if state.alert_id is not None else "0",
-                        repr(round(float(latest.coverage), 3)),
-                        keys.device_channel(device),
-                        [history_entry(w.window_end_ms, w.risk) for w in fresh],
-                        [
-                            [
-                                e.to_json(),
-                                e.event_id,
-                                e.alert_id,
-                                e.kind,
-                                e.severity,
-                                keys.severity_channel(e.severity),
-                            ]
-                            for e in events
-                        ],
-                    ]
-                )
-                names.extend((device_keys[i], keys.history(device), keys.lifecycle(device)))
-                batch_events.append(events)
-                items += len(fresh) + len(events)
-                if len(chunk) >= CHUNK_DEVICES or items >= CHUNK_ITEMS:
-                    send(chunk, names)
-                    chunk, names, items = [], [], 0
-            if chunk:
-                send(chunk, names)
+            applied_before, batch_events = self._send(
+                write, devices, device_keys, stored, by_device
+            )
             applied = [flag == _APPLIED for part in write.replies() for flag in part]
-            redis_s += write.seconds
         finally:
             write.close()
+        redis_s += write.seconds
         # Found applied when read, or by the compare-and-set (a write between read and write).
         skipped = applied_before + applied.count(False)
         counts: Counter[tuple[str, str]] = Counter(
@@ -434,6 +372,82 @@ class RedisAlertSink:
             event_counts=dict(counts),
             fleet=fleet,
         )
+
+    def _send(
+        self,
+        write: _Sender,
+        devices: list[str],
+        device_keys: list[str],
+        stored: list[Any],
+        by_device: dict[str, list[ScoredWindow]],
+    ) -> tuple[int, list[list[AlertEvent]]]:
+        """Step the policy through each device's windows (its state and last applied
+        window as ``stored`` read them) and send what changed, in chunks. Returns how many
+        devices had everything applied before (a replay) and the events of each device
+        sent, in the order sent."""
+        keys = self.keys
+        batch_events: list[list[AlertEvent]] = []
+        chunk: list[list[Any]] = []
+        names: list[str] = []
+        items = 0
+        applied_before = 0
+        for i, device in enumerate(devices):
+            state_json, last = stored[2 * i], stored[2 * i + 1]
+            state = DeviceState.from_json(state_json)
+            before = last or ""
+            events: list[AlertEvent] = []
+            windows = by_device[device]
+            for window in windows:
+                state, produced = step(self.policy, state, window, self.window_ms)
+                if produced:
+                    events.extend(produced)
+            latest = windows[-1]
+            last_window = str(state.last_window_end_ms)
+            if last_window == before and not events:
+                applied_before += 1
+                continue  # everything in this batch was applied before (a replay)
+            # The windows this batch applies for the first time (a replay's are older).
+            if before:
+                done = int(before)
+                fresh = [w for w in windows if w.window_end_ms > done]
+            else:
+                fresh = windows
+            chunk.append(
+                [
+                    device,
+                    before,
+                    last_window,
+                    state.to_json(),
+                    repr(float(latest.risk)),
+                    str(latest.window_end_ms),
+                    latest.model_version,
+                    latest.provider,
+                    "1" if state.alert_id is not None else "0",
+                    repr(round(float(latest.coverage), 3)),
+                    keys.device_channel(device),
+                    [history_entry(w.window_end_ms, w.risk) for w in fresh],
+                    [
+                        [
+                            e.to_json(),
+                            e.event_id,
+                            e.alert_id,
+                            e.kind,
+                            e.severity,
+                            keys.severity_channel(e.severity),
+                        ]
+                        for e in events
+                    ],
+                ]
+            )
+            names.extend((device_keys[i], keys.history(device), keys.lifecycle(device)))
+            batch_events.append(events)
+            items += len(fresh) + len(events)
+            if len(chunk) >= CHUNK_DEVICES or items >= CHUNK_ITEMS:
+                write.send(chunk, names)
+                chunk, names, items = [], [], 0
+        if chunk:
+            write.send(chunk, names)
+        return applied_before, batch_events
 
     def _update_fleet(self, client: Any) -> tuple[float, FleetSummary]:
         """Rewrite the fleet summary; returns the seconds spent in Redis round trips and it.
