@@ -48,7 +48,7 @@ import functools
 import logging
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -185,6 +185,18 @@ def _names_pass(values: Column, one: str) -> Column:
     return result
 
 
+def _or_else(first: Column | None, then: Column) -> Column:
+    """``first | then`` for a ``first`` never null, with ``then`` evaluated only where
+    ``first`` is false. (In an ``Or``, Spark's generated code evaluates the subexpressions
+    ``then`` shares, here the names joined, for every row before it.)"""
+    from pyspark.sql import functions as F
+
+    if first is None:
+        return then
+    column: Column = F.when(first, F.lit(True)).otherwise(then)
+    return column
+
+
 def _no_nulls(values: Column) -> Column:
     """True when an array has no null element: joined without and with a replacement for
     nulls, the two texts are as long."""
@@ -219,10 +231,35 @@ class Entries:
         values: the map (never null).
         known: for sensors, the values of :attr:`Rules.sensor_names` in the map, read once
             by position (the stream job's ``_known`` column); None to look each name up.
+        names: the names of ``known``'s positions (:attr:`Rules.sensor_names`).
     """
 
     values: Column
     known: Column | None = None
+    names: tuple[str, ...] = ()
+
+    def only(self, allowed: Callable[[str], bool]) -> Column | None:
+        """True only when every entry is named by one of :attr:`names` that ``allowed``
+        accepts and has a value; None without :attr:`known`.
+
+        Read from :attr:`known` alone: the map has as many entries as those names with a
+        value in it. Each such name is the first entry with its key, so the count reaches
+        the map's size only when no entry is left: none unnamed, repeated or null. False
+        for a map with a null value (a sensor's dropout), whose names a rule's full form
+        then checks. About 30 reads by position, where the names joined and matched
+        against a pattern cost several microseconds a reading (docs/performance.md).
+        """
+        from pyspark.sql import functions as F
+
+        if self.known is None:
+            return None
+        at = [i for i, name in enumerate(self.names) if allowed(name)]
+        if not at:
+            return None
+        known = self.known
+        present = sum(known[i].isNotNull().cast("int") for i in at)
+        column: Column = F.size(self.values) == present
+        return column
 
     @functools.cached_property
     def array(self) -> Column:
@@ -427,7 +464,11 @@ class ValidName(EntryRule):
         return ~key.rlike(f"^{NAME_PATTERN}$"), ()
 
     def passes(self, entries: Entries) -> Column | None:
-        return _names_pass(entries.values, NAME_PATTERN) if self.compiled else None
+        if not self.compiled:
+            return None
+        pattern = _names_pass(entries.values, NAME_PATTERN)
+        named = entries.only(lambda name: _NAME.fullmatch(name) is not None)
+        return _or_else(named, pattern)
 
 
 class HasValue(EntryRule):
@@ -510,7 +551,9 @@ class Declared(EntryRule):
         if not self.sorted:
             return F.lit(False)
         # Every name one of the catalogue's: one pattern over the joined names, as ValidName.
-        return _names_pass(entries.values, "(?:" + "|".join(map(re.escape, self.sorted)) + ")")
+        pattern = _names_pass(entries.values, "(?:" + "|".join(map(re.escape, self.sorted)) + ")")
+        named = entries.only(self.names.__contains__)
+        return _or_else(named, pattern)
 
 
 class InRange(EntryRule):
@@ -571,7 +614,8 @@ class InRange(EntryRule):
                 # A declared range wider than the bound: readings whose names are all
                 # declared need not be within it.
                 escaped = "|".join(map(re.escape, self.sorted))
-                within = within | _names_pass(entries.values, f"(?:{escaped})")
+                named = entries.only(self.rules.__contains__)
+                within = within | _or_else(named, _names_pass(entries.values, f"(?:{escaped})"))
             cond = cond & within
         return cond
 
@@ -795,8 +839,11 @@ class FieldRules:
                 _format(entry_rule.message, form[1]),
             )
 
-    def spark_passes(self, p: Column, known: Column | None = None) -> Column:
-        """True only when no rule of this field is broken, with compiled expressions."""
+    def spark_passes(
+        self, p: Column, known: Column | None = None, names: tuple[str, ...] = ()
+    ) -> Column:
+        """True only when no rule of this field is broken, with compiled expressions
+        (``known``: the values of ``names`` in the field's map, see :class:`Entries`)."""
         from pyspark.sql import functions as F
 
         value = self.spark_value(p)
@@ -806,7 +853,7 @@ class FieldRules:
             if form is not None:
                 cond = cond & ~form[0]
         if self.entries:
-            entries = Entries(value, known)
+            entries = Entries(value, known, names)
             every: Column = F.lit(True)
             for entry_rule in self.entries:
                 passes = entry_rule.passes(entries)
@@ -903,7 +950,10 @@ class Rules:
 
         return reduce(
             lambda a, b: a & b,
-            [r.spark_passes(p, known if r.field == "x" else None) for r in self.fields],
+            [
+                r.spark_passes(p, known, self.sensor_names) if r.field == "x" else r.spark_passes(p)
+                for r in self.fields
+            ],
         )
 
 

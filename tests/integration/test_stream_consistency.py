@@ -311,6 +311,33 @@ def test_fast_path_agrees_with_the_rules(spark: Any, name: str) -> None:
     assert sum(r.passes for r in valid) / len(valid) > 0.8, "the fast path passes few"
 
 
+def test_a_map_named_by_the_known_sensors_is_told_by_position(spark: Any) -> None:
+    """:meth:`Entries.only`: true only when every entry of the map is one of the allowed
+    known names and has a value, read from the values by position (no pattern)."""
+    from ingest.validation import Entries
+
+    names = ("a", "b", "c")
+    # map, then the verdict with every name allowed and with "a" and "b" only
+    maps = [
+        ({"a": 1.0, "b": 2.0}, True, True),
+        ({"a": 1.0, "c": 2.0}, True, False),  # "c" known, but not allowed in the second
+        ({"a": 1.0, "z": 2.0}, False, False),  # a name not known
+        ({"a": 1.0, "b": None}, False, False),  # a known name without a value (a dropout)
+        ({}, True, True),
+    ]
+    df = spark.createDataFrame(
+        [(i, m) for i, (m, _, _) in enumerate(maps)], "i int, x map<string,double>"
+    )
+    entries = Entries(F.col("x"), F.array(*[F.col("x")[n] for n in names]), names)
+    assert Entries(F.col("x")).only(lambda n: True) is None  # nothing read by position
+    rows = df.select(
+        "i",
+        entries.only(lambda n: True).alias("every"),
+        entries.only(lambda n: n != "c").alias("ab"),
+    ).collect()
+    assert [(r["every"], r["ab"]) for r in sorted(rows)] == [(e, ab) for _, e, ab in maps]
+
+
 def test_clock_skew_rule(spark: Any) -> None:
     future = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     payload = b'{"v":1,"d":"e1","t":"' + future.encode() + b'","s":1,"x":{"s2":600.0}}'
