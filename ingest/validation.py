@@ -229,9 +229,10 @@ class Entries:
 
     Attributes:
         values: the map (never null).
-        known: for sensors, the values of :attr:`Rules.sensor_names` in the map, read once
-            by position (the stream job's ``_known`` column); None to look each name up.
-        names: the names of ``known``'s positions (:attr:`Rules.sensor_names`).
+        known: for sensors and settings, the values of :attr:`Rules.sensor_names` (or
+            :attr:`Rules.setting_names`) in the map, read once by position (the stream
+            job's ``_known`` and ``_known_settings`` columns); None to look each name up.
+        names: the names of ``known``'s positions.
     """
 
     values: Column
@@ -874,6 +875,8 @@ class Rules:
         fields: the rules of each field, in order.
         sensor_names: the catalogue's sensor names, sorted: the order in which the stream
             job reads them by position (its ``known_sensors`` column).
+        setting_names: the catalogue's setting names, sorted (the stream job's
+            ``_known_settings`` column).
     """
 
     def __init__(self, catalogue: Catalogue) -> None:
@@ -884,6 +887,7 @@ class Rules:
         sensors, settings = catalogue.sensors_by_name, catalogue.settings_by_name
         self.size = PayloadSize(limits.max_message_bytes)
         self.sensor_names: tuple[str, ...] = tuple(sorted(sensors))
+        self.setting_names: tuple[str, ...] = tuple(sorted(settings))
 
         def numbers(
             table: Mapping[str, SensorRule], kind: str, null: bool
@@ -943,17 +947,21 @@ class Rules:
         size rule, which reads the record: :attr:`size`)."""
         return [check for rules in self.fields for check in rules.spark_checks(p)]
 
-    def spark_passes(self, p: Column, known: Column | None = None) -> Column:
+    def spark_passes(
+        self, p: Column, known: Column | None = None, known_settings: Column | None = None
+    ) -> Column:
         """Compiled and lambda-free: true only when no rule is broken (see
-        :meth:`EntryRule.passes`); ``known`` is the sensors' values by position."""
+        :meth:`EntryRule.passes`); ``known`` is the sensors' values by position
+        (:attr:`sensor_names`), ``known_settings`` the settings' (:attr:`setting_names`)."""
         from functools import reduce
 
+        by_position = {
+            "x": (known, self.sensor_names),
+            "o": (known_settings, self.setting_names),
+        }
         return reduce(
             lambda a, b: a & b,
-            [
-                r.spark_passes(p, known, self.sensor_names) if r.field == "x" else r.spark_passes(p)
-                for r in self.fields
-            ],
+            [r.spark_passes(p, *by_position.get(r.field, (None, ()))) for r in self.fields],
         )
 
 

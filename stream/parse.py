@@ -228,7 +228,7 @@ def passes_every_rule(max_future_skew_s: float, catalogue: Catalogue | None = No
     cond = (
         cond
         & (p["v"] == SCHEMA_VERSION)
-        & rules.spark_passes(p, F.col("_known"))
+        & rules.spark_passes(p, F.col("_known"), F.col("_known_settings"))
         & (p["t"] <= clock_limit(max_future_skew_s))
     )
     return F.coalesce(cond, F.lit(False))
@@ -272,8 +272,9 @@ def parse(
 
 def with_json(raw: DataFrame, catalogue: Catalogue | None = None) -> DataFrame:
     """``raw`` plus ``_clock_ms`` (the job's clock), ``_keys`` (the top-level keys), ``p``
-    (the reading's struct) and ``_known`` (the sensors of :func:`known_sensor_names` of
-    ``catalogue``), the columns :func:`error_column` reads."""
+    (the reading's struct), ``_known`` (the sensors of :func:`known_sensor_names` of
+    ``catalogue``) and ``_known_settings`` (its settings' values, sorted by name), the
+    columns :func:`error_column` reads."""
     from pyspark.sql import functions as F
 
     from ingest.schema import spark_schema
@@ -304,5 +305,18 @@ def with_json(raw: DataFrame, catalogue: Catalogue | None = None) -> DataFrame:
             known_sensor_values(F.col("p.x"), catalogue).alias(
                 "_known", metadata={KNOWN_SENSORS_KEY: list(known_sensor_names(catalogue))}
             ),
+            _known_setting_values(F.col("p.o"), catalogue).alias("_known_settings"),
         )
     )
+
+
+def _known_setting_values(settings: Column, catalogue: Catalogue | None = None) -> Column:
+    """The values of the catalogue's settings (sorted by name) in a settings map, as an
+    array (null where absent), for the validation's fast path to read by position."""
+    from pyspark.sql import functions as F
+
+    from ingest.validation import rules_for
+
+    names = rules_for(catalogue).setting_names
+    values: Column = F.array(*[settings[name] for name in names]).cast("array<double>")
+    return values
