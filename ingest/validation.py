@@ -186,9 +186,10 @@ def _names_pass(values: Column, one: str) -> Column:
 
 
 def _or_else(first: Column | None, then: Column) -> Column:
-    """``first | then`` for a ``first`` never null, with ``then`` evaluated only where
-    ``first`` is false. (In an ``Or``, Spark's generated code evaluates the subexpressions
-    ``then`` shares, here the names joined, for every row before it.)"""
+    """``first | then`` with ``then`` evaluated only where ``first`` is not true (a null
+    ``first`` counts as false: the fast path treats a null verdict as false anyway). In an
+    ``Or``, Spark's generated code evaluates the subexpressions ``then`` shares, here the
+    names joined, for every row before it."""
     from pyspark.sql import functions as F
 
     if first is None:
