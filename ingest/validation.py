@@ -185,19 +185,6 @@ def _names_pass(values: Column, one: str) -> Column:
     return result
 
 
-def _or_else(first: Column | None, then: Column) -> Column:
-    """``first | then`` with ``then`` evaluated only where ``first`` is not true (a null
-    ``first`` counts as false: the fast path treats a null verdict as false anyway). In an
-    ``Or``, Spark's generated code evaluates the subexpressions ``then`` shares, here the
-    names joined, for every row before it."""
-    from pyspark.sql import functions as F
-
-    if first is None:
-        return then
-    column: Column = F.when(first, F.lit(True)).otherwise(then)
-    return column
-
-
 def _no_nulls(values: Column) -> Column:
     """True when an array has no null element: joined without and with a replacement for
     nulls, the two texts are as long."""
@@ -261,6 +248,20 @@ class Entries:
         known = self.known
         present = sum(known[i].isNotNull().cast("int") for i in at)
         column: Column = F.size(self.values) == present
+        return column
+
+    def names_pass(self, allowed: Callable[[str], bool], one: str) -> Column:
+        """:func:`_names_pass` with ``one``, evaluated only for a map that :meth:`only`
+        with ``allowed`` does not pass (every name matching ``one`` is ``allowed``). A
+        ``CASE``, not an ``OR``: in an ``OR`` Spark's generated code builds the names
+        joined, a subexpression of the pattern's side, for every row first."""
+        from pyspark.sql import functions as F
+
+        pattern = _names_pass(self.values, one)
+        named = self.only(allowed)
+        if named is None:
+            return pattern
+        column: Column = F.when(named, F.lit(True)).otherwise(pattern)
         return column
 
     @functools.cached_property
@@ -468,9 +469,7 @@ class ValidName(EntryRule):
     def passes(self, entries: Entries) -> Column | None:
         if not self.compiled:
             return None
-        pattern = _names_pass(entries.values, NAME_PATTERN)
-        named = entries.only(lambda name: _NAME.fullmatch(name) is not None)
-        return _or_else(named, pattern)
+        return entries.names_pass(lambda name: _NAME.fullmatch(name) is not None, NAME_PATTERN)
 
 
 class HasValue(EntryRule):
@@ -553,9 +552,8 @@ class Declared(EntryRule):
         if not self.sorted:
             return F.lit(False)
         # Every name one of the catalogue's: one pattern over the joined names, as ValidName.
-        pattern = _names_pass(entries.values, "(?:" + "|".join(map(re.escape, self.sorted)) + ")")
-        named = entries.only(self.names.__contains__)
-        return _or_else(named, pattern)
+        escaped = "|".join(map(re.escape, self.sorted))
+        return entries.names_pass(self.names.__contains__, f"(?:{escaped})")
 
 
 class InRange(EntryRule):
@@ -616,8 +614,7 @@ class InRange(EntryRule):
                 # A declared range wider than the bound: readings whose names are all
                 # declared need not be within it.
                 escaped = "|".join(map(re.escape, self.sorted))
-                named = entries.only(self.rules.__contains__)
-                within = within | _or_else(named, _names_pass(entries.values, f"(?:{escaped})"))
+                within = within | entries.names_pass(self.rules.__contains__, f"(?:{escaped})")
             cond = cond & within
         return cond
 

@@ -29,6 +29,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pyspark.sql import Column, DataFrame
 
     from ingest.catalogue import Catalogue
@@ -180,14 +182,19 @@ def known_sensor_values(sensors: Column, catalogue: Catalogue | None = None) -> 
     """The values of :func:`known_sensor_names` in a sensor map, as an array (null where
     absent): each name looked up once, to be read by position after. Its names travel in
     the column's metadata (:data:`KNOWN_SENSORS_KEY`), see :func:`known_names_of`."""
+    names = known_sensor_names(catalogue)
+    values: Column = _values_of(sensors, names).alias(
+        "known_sensors", metadata={KNOWN_SENSORS_KEY: list(names)}
+    )
+    return values
+
+
+def _values_of(entries: Column, names: Sequence[str]) -> Column:
+    """The values of ``names`` in a map of numbers, as an array of doubles (null where
+    absent)."""
     from pyspark.sql import functions as F
 
-    names = known_sensor_names(catalogue)
-    values: Column = (
-        F.array(*[sensors[name] for name in names])
-        .cast("array<double>")
-        .alias("known_sensors", metadata={KNOWN_SENSORS_KEY: list(names)})
-    )
+    values: Column = F.array(*[entries[name] for name in names]).cast("array<double>")
     return values
 
 
@@ -278,6 +285,7 @@ def with_json(raw: DataFrame, catalogue: Catalogue | None = None) -> DataFrame:
     from pyspark.sql import functions as F
 
     from ingest.schema import spark_schema
+    from ingest.validation import rules_for
 
     text = F.col("value").cast("string")
     # The clock for the clock-skew rule (see clock_limit): a reflective call Spark does not
@@ -305,18 +313,7 @@ def with_json(raw: DataFrame, catalogue: Catalogue | None = None) -> DataFrame:
             known_sensor_values(F.col("p.x"), catalogue).alias(
                 "_known", metadata={KNOWN_SENSORS_KEY: list(known_sensor_names(catalogue))}
             ),
-            _known_setting_values(F.col("p.o"), catalogue).alias("_known_settings"),
+            # The settings' values too, for the validation's fast path (by position).
+            _values_of(F.col("p.o"), rules_for(catalogue).setting_names).alias("_known_settings"),
         )
     )
-
-
-def _known_setting_values(settings: Column, catalogue: Catalogue | None = None) -> Column:
-    """The values of the catalogue's settings (sorted by name) in a settings map, as an
-    array (null where absent), for the validation's fast path to read by position."""
-    from pyspark.sql import functions as F
-
-    from ingest.validation import rules_for
-
-    names = rules_for(catalogue).setting_names
-    values: Column = F.array(*[settings[name] for name in names]).cast("array<double>")
-    return values
