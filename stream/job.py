@@ -48,7 +48,7 @@ from stream.registry import ModelSwitch
 from stream.runner import JobProgress, QueryRunner
 from stream.scoring import TopFeatureFormatter
 from stream.sequence import STATE_LAYOUT
-from stream.session import STATE_STORE
+from stream.session import use_state_store
 from stream.sink import RedisAlertSink
 from stream.storage import join
 
@@ -342,9 +342,11 @@ class StreamJob:
         check_checkpoint(self.config.checkpoint, self.fingerprint(), files)
 
     def start(self) -> list[StreamingQuery]:
-        """Check the services and the checkpoint, then start the query."""
+        """Check the state store's settings, the services and the checkpoint, then start the
+        query."""
         from stream.checks import check_executor_python, check_services
 
+        use_state_store(self.spark)
         check_services(self.config)
         self.check_checkpoint()
         check_executor_python(self.spark)
@@ -370,8 +372,6 @@ class StreamJob:
         if self.prometheus is not None and self.config.metrics_port is not None:
             self.prometheus.serve(self.config.metrics_port, self.config.metrics_host)
             _log_spark_metrics(self.spark)
-        for key, value in STATE_STORE.items():
-            self.spark.conf.set(key, value)
         self.queries = [build_query(self.spark, self.config, self.scorer, self.write_batch)]
         logger.info(
             "stream job started: topic %s -> %s (model %s on %s, window %.0fs, K=%d)",

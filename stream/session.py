@@ -8,7 +8,7 @@ deep query plans do not end in a ``StackOverflowError`` when a streaming query i
 
 Under ``spark-submit`` (a cluster, or ``--master local[*]``) the session submit built is
 used as is: master, jars and memory come from ``spark-submit``'s own options, and only the
-SQL settings the job relies on are applied. See docs/design.md, "Running on a Spark cluster".
+SQL settings the job relies on are applied, each where the submission did not set it. See docs/design.md, "Running on a Spark cluster".
 """
 
 from __future__ import annotations
@@ -106,16 +106,37 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ or "SPARK_ENV_LOADED" in os.environ
 
 
+STATE_STORE_PROVIDER = "spark.sql.streaming.stateStore.providerClass"
+ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+
 #: The window operator's state: RocksDB (``transformWithState`` needs it), each commit
 #: writing the batch's changed keys to a changelog file instead of flushing, zipping and
 #: syncing a snapshot of the whole store (snapshots are made by background maintenance).
-#: Spark reads a checkpoint written with or without changelogs either way.
+#: Spark reads a checkpoint written with or without changelogs either way. Defaults: a
+#: setting the user gave (``--conf``, ``PROGNOS_SPARK_CONF``) is kept (:func:`use_state_store`).
 STATE_STORE = {
-    "spark.sql.streaming.stateStore.providerClass": (
-        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
-    ),
+    STATE_STORE_PROVIDER: ROCKSDB_PROVIDER,
     "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
 }
+
+
+def use_state_store(spark: SparkSession) -> None:
+    """Put :data:`STATE_STORE` on ``spark``'s session where the user set nothing else.
+
+    Raises:
+        ConfigError: the user chose another state store provider, which the window
+            operator cannot run on; the message names the setting and the fix.
+    """
+    provider = spark.conf.get(STATE_STORE_PROVIDER, None)
+    if provider not in (None, ROCKSDB_PROVIDER):
+        raise ConfigError(
+            f"{STATE_STORE_PROVIDER}={provider}: the window operator keeps its state with "
+            f"transformWithState, which runs only on RocksDB; remove the setting from --conf or "
+            f"PROGNOS_SPARK_CONF (or set it to {ROCKSDB_PROVIDER})"
+        )
+    for key, value in STATE_STORE.items():
+        if spark.conf.get(key, None) is None:
+            spark.conf.set(key, value)
 
 
 def _sql_settings(config: SparkConfig) -> dict[str, str]:
@@ -130,6 +151,17 @@ def _sql_settings(config: SparkConfig) -> dict[str, str]:
         # Streaming queries report to Spark's metrics system (its Prometheus servlet below).
         "spark.sql.streaming.metricsEnabled": "true",
     }
+
+
+def apply_sql_settings(session: SparkSession, config: SparkConfig) -> None:
+    """The SQL settings the job relies on, on the session ``spark-submit`` built: each one
+    the submission did not set itself (``--conf``, ``spark-defaults.conf``: the user's
+    choice, kept), then the state store (:func:`use_state_store`)."""
+    submitted = session.sparkContext.getConf()
+    for key, value in _sql_settings(config).items():
+        if not submitted.contains(key):
+            session.conf.set(key, value)
+    use_state_store(session)
 
 
 def build_session(config: SparkConfig | None = None, jars: Sequence[Path] = ()) -> SparkSession:
@@ -152,8 +184,7 @@ def build_session(config: SparkConfig | None = None, jars: Sequence[Path] = ()) 
 
     if under_spark_submit():
         session = SparkSession.builder.appName(config.app_name).getOrCreate()
-        for key, value in _sql_settings(config).items():
-            session.conf.set(key, value)
+        apply_sql_settings(session, config)
         return session
 
     if not any(Path(j).name.startswith("spark-sql-kafka-0-10_") for j in jars):

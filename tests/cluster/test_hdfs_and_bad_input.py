@@ -166,6 +166,33 @@ def test_an_unreachable_hdfs_checkpoint_is_named_with_the_fix(cluster: Any) -> N
     assert "Connection refused" in output and "prognos cluster status" in output
 
 
+def test_a_submitted_state_store_the_job_cannot_run_on_is_named_with_the_fix(
+    cluster: Any,
+) -> None:
+    # A setting the submission gives is the user's and is kept (the job no longer sets its
+    # defaults over it): one the window operator cannot run on is refused by name at start.
+    provider = "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
+    result = _prognos(
+        "submit",
+        "--conf",
+        f"spark.sql.streaming.stateStore.providerClass={provider}",
+        "--",
+        "--available-now",
+        "--checkpoint",
+        f"{cluster.config.hdfs}/prognos/provider-{uuid.uuid4().hex[:6]}",
+        env=_env(cluster),
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (
+        f"prognos stream: error: spark.sql.streaming.stateStore.providerClass={provider}: "
+        "the window operator keeps its state with transformWithState, which runs only on RocksDB"
+        in output
+    ), output[-3000:]
+    assert "remove the setting from --conf" in output
+
+
 def test_a_master_that_does_not_answer_is_named_before_anything_is_built(cluster: Any) -> None:
     from deploy.stack import free_port
 
