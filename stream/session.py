@@ -135,8 +135,11 @@ def use_state_store(spark: SparkSession) -> None:
             f"PROGNOS_SPARK_CONF (or set it to {ROCKSDB_PROVIDER})"
         )
     for key, value in STATE_STORE.items():
-        if spark.conf.get(key, None) is None:
+        given = spark.conf.get(key, None)
+        if given is None:
             spark.conf.set(key, value)
+        elif given != value:
+            logger.info("state store: %s=%s as set (the job's default: %s)", key, given, value)
 
 
 def _sql_settings(config: SparkConfig) -> dict[str, str]:

@@ -4,6 +4,8 @@ cannot run on is refused by name (stream/session.py), with in-memory session dou
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from stream.errors import ConfigError
@@ -61,11 +63,13 @@ def test_a_session_with_nothing_set_gets_rocksdb_with_changelogs() -> None:
     assert session.conf.values == STATE_STORE
 
 
-def test_the_users_changelog_choice_is_kept() -> None:
+def test_the_users_changelog_choice_is_kept_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     session = _Session({CHANGELOG: "false"})
-    use_state_store(session)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="stream.session"):
+        use_state_store(session)  # type: ignore[arg-type]
     assert session.conf.values[CHANGELOG] == "false"
     assert session.conf.values[STATE_STORE_PROVIDER] == ROCKSDB_PROVIDER
+    assert f"{CHANGELOG}=false as set (the job's default: true)" in caplog.text
 
 
 def test_another_state_store_provider_is_refused_with_the_fix() -> None:
