@@ -7,8 +7,9 @@ interpreter, UTC as the session time zone, and a larger driver thread stack (``-
 deep query plans do not end in a ``StackOverflowError`` when a streaming query is stopped.
 
 Under ``spark-submit`` (a cluster, or ``--master local[*]``) the session submit built is
-used as is: master, jars and memory come from ``spark-submit``'s own options, and only the
-SQL settings the job relies on are applied, each where the submission did not set it. See docs/design.md, "Running on a Spark cluster".
+used as is: master, jars and memory come from ``spark-submit``'s own options, and only
+the SQL settings the job relies on are applied, each where the submission did not set it.
+See docs/design.md, "Running on a Spark cluster".
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def use_state_store(spark: SparkSession) -> None:
         given = spark.conf.get(key, None)
         if given is None:
             spark.conf.set(key, value)
-        elif given != value:
+        elif given.strip().lower() != value.lower():
             logger.info("state store: %s=%s as set (the job's default: %s)", key, given, value)
 
 
@@ -159,12 +160,12 @@ def _sql_settings(config: SparkConfig) -> dict[str, str]:
 def apply_sql_settings(session: SparkSession, config: SparkConfig) -> None:
     """The SQL settings the job relies on, on the session ``spark-submit`` built: each one
     the submission did not set itself (``--conf``, ``spark-defaults.conf``: the user's
-    choice, kept), then the state store (:func:`use_state_store`)."""
+    choice, kept). The stream job checks the state store's at its start
+    (:func:`use_state_store`); a batch entry point (features) has none."""
     submitted = session.sparkContext.getConf()
     for key, value in _sql_settings(config).items():
         if not submitted.contains(key):
             session.conf.set(key, value)
-    use_state_store(session)
 
 
 def build_session(config: SparkConfig | None = None, jars: Sequence[Path] = ()) -> SparkSession:

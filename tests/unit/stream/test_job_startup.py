@@ -218,3 +218,18 @@ def test_the_drift_values_of_a_batch_become_one_row_a_window() -> None:
     )
     sliced = pa.chunked_array([pa.array([[0.0, 0.0], [7.0, 8.0], [9.0, 1.0]]).slice(1)])
     np.testing.assert_array_equal(_rows_of(sliced, 2), [[7.0, 8.0], [9.0, 1.0]])
+
+
+def test_a_state_store_the_operator_cannot_run_on_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    # A user's PROGNOS_SPARK_CONF reaches the local session as is; the job's start checks
+    # it first (its Redis, at port 1, would otherwise be named unreachable).
+    hdfs = "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
+    spark = _Spark()
+    spark.conf.set("spark.sql.streaming.stateStore.providerClass", hdfs)
+    job = StreamJob(spark, _config(tmp_path))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="runs only on RocksDB"):
+        job.start()
+    assert job.queries == []
+    assert not (tmp_path / "ckpt").exists()
