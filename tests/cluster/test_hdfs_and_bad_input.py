@@ -3,6 +3,7 @@ cluster's bad inputs: each a clear message naming the thing and the fix, never a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -191,6 +192,40 @@ def test_a_submitted_state_store_the_job_cannot_run_on_is_named_with_the_fix(
         in output
     ), output[-3000:]
     assert "remove the setting from --conf" in output
+
+
+def test_a_submitted_sql_setting_reaches_the_job(
+    cluster: Any, cmapss_dir: Path, tmp_path: Path
+) -> None:
+    # The job's SQL defaults apply only where the submission set nothing: its --conf
+    # shuffle partitions are what the query runs with (recorded in the checkpoint's
+    # fingerprint), not PROGNOS_SHUFFLE_PARTITIONS' default of 2.
+    from tests.reliability.harness import produce
+
+    tag = uuid.uuid4().hex[:6]
+    topic = create_replicated_topic(cluster.config.kafka_bootstrap, f"conf-{tag}")
+    recording = make_recording(cmapss_dir, 1, tmp_path, cycles=(1, 5))
+    produce(recording, cluster.config.kafka_bootstrap, topic, bad_every=None)
+    checkpoint = f"{cluster.config.hdfs}/prognos/conf-{tag}"
+    env = {**_env(cluster), "PROGNOS_KEY_PREFIX": f"conf-{tag}"}
+    env.pop("PROGNOS_SHUFFLE_PARTITIONS", None)
+    result = _prognos(
+        "submit",
+        "--conf",
+        "spark.sql.shuffle.partitions=4",
+        "--",
+        "--topic",
+        topic,
+        "--available-now",
+        "--checkpoint",
+        checkpoint,
+        env=env,
+        timeout=420,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    shown = fs_shell("-cat", f"{checkpoint}/job.json", timeout_s=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert json.loads(shown.stdout)["shuffle_partitions"] == 4
 
 
 def test_a_master_that_does_not_answer_is_named_before_anything_is_built(cluster: Any) -> None:
