@@ -135,12 +135,24 @@ def use_state_store(spark: SparkSession) -> None:
             f"transformWithState, which runs only on RocksDB; remove the setting from --conf or "
             f"PROGNOS_SPARK_CONF (or set it to {ROCKSDB_PROVIDER})"
         )
-    for key, value in STATE_STORE.items():
+    for key, given in _set_defaults(spark, STATE_STORE).items():
+        logger.info(
+            "state store: %s=%s as set (the job's default: %s)", key, given, STATE_STORE[key]
+        )
+
+
+def _set_defaults(spark: SparkSession, defaults: Mapping[str, str]) -> dict[str, str]:
+    """Set each of ``defaults`` that ``spark``'s session has no value for (a value the user
+    gave, by ``--conf``, spark-defaults.conf or ``PROGNOS_SPARK_CONF``, is kept); returns
+    the user's values that differ from the defaults."""
+    differing: dict[str, str] = {}
+    for key, value in defaults.items():
         given = spark.conf.get(key, None)
         if given is None:
             spark.conf.set(key, value)
         elif given.strip().lower() != value.lower():
-            logger.info("state store: %s=%s as set (the job's default: %s)", key, given, value)
+            differing[key] = given
+    return differing
 
 
 def _sql_settings(config: SparkConfig) -> dict[str, str]:
@@ -162,10 +174,7 @@ def apply_sql_settings(session: SparkSession, config: SparkConfig) -> None:
     the submission did not set itself (``--conf``, ``spark-defaults.conf``: the user's
     choice, kept). The stream job checks the state store's at its start
     (:func:`use_state_store`); a batch entry point (features) has none."""
-    submitted = session.sparkContext.getConf()
-    for key, value in _sql_settings(config).items():
-        if not submitted.contains(key):
-            session.conf.set(key, value)
+    _set_defaults(session, _sql_settings(config))
 
 
 def build_session(config: SparkConfig | None = None, jars: Sequence[Path] = ()) -> SparkSession:

@@ -34,27 +34,12 @@ class _Conf:
         self.values[key] = value
 
 
-class _SubmittedConf:
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-
-    def contains(self, key: str) -> bool:
-        return key in self.values
-
-
-class _Context:
-    def __init__(self, submitted: dict[str, str]) -> None:
-        self.submitted = submitted
-
-    def getConf(self) -> _SubmittedConf:
-        return _SubmittedConf(self.submitted)
-
-
 class _Session:
-    def __init__(self, submitted: dict[str, str] | None = None) -> None:
-        submitted = submitted or {}
-        self.conf = _Conf(submitted)
-        self.sparkContext = _Context(submitted)
+    """A session whose conf holds what the user set (a submission's ``--conf`` is in the
+    session's conf from its start)."""
+
+    def __init__(self, given: dict[str, str] | None = None) -> None:
+        self.conf = _Conf(given or {})
 
 
 def test_a_session_with_nothing_set_gets_rocksdb_with_changelogs() -> None:
