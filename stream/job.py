@@ -344,6 +344,13 @@ class StreamJob:
     def start(self) -> list[StreamingQuery]:
         """Check the state store's settings, the services and the checkpoint, then start the
         query."""
+        try:
+            return self._start()
+        except BaseException:
+            self._close()  # what the start opened (the Redis client, the metrics port)
+            raise
+
+    def _start(self) -> list[StreamingQuery]:
         from stream.checks import check_executor_python, check_services
 
         use_state_store(self.spark)

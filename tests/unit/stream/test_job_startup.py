@@ -233,3 +233,23 @@ def test_a_state_store_the_operator_cannot_run_on_is_refused_before_anything_sta
         job.start()
     assert job.queries == []
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_a_start_that_fails_closes_what_the_job_opened(tmp_path: Path) -> None:
+    closed: list[str] = []
+
+    class _Closing:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def close(self) -> None:
+            closed.append(self.name)
+
+    spark = _Spark()
+    spark.conf.set("spark.sql.streaming.stateStore.providerClass", "some.OtherProvider")
+    job = StreamJob(spark, _config(tmp_path))  # type: ignore[arg-type]
+    job.sink = _Closing("sink")  # type: ignore[assignment]
+    job.dead_letters = _Closing("dead letters")  # type: ignore[assignment]
+    with pytest.raises(ConfigError):
+        job.start()
+    assert closed == ["sink", "dead letters"]
