@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
 
     from stream.metrics import PrometheusMetrics
+    from stream.scoring import ScoringSpec
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ __all__ = [
     "kafka_source",
     "load_scorer",
     "score",
+    "scoring_spec",
     "window_sequences",
 ]
 
@@ -103,24 +105,26 @@ def kafka_source(spark: SparkSession, config: StreamConfig) -> DataFrame:
 
 
 def window_sequences(
-    parsed: DataFrame, scorer: Scorer, watermark_ms: int, ttl_ms: int | None = None
+    parsed: DataFrame,
+    scorer: Scorer,
+    watermark_ms: int,
+    ttl_ms: int | None = None,
+    scoring: ScoringSpec | None = None,
 ) -> DataFrame:
-    """Parsed rows to K-window sequences, dead letters beside them (route + window operator)."""
+    """Parsed rows to K-window sequences, dead letters beside them (route + window
+    operator); with ``scoring`` (:func:`scoring_spec`) to scored windows, the operator
+    scoring the windows it closes."""
     from stream import sequence
 
     readings = sequence.route(parsed).withWatermark("event_time", f"{watermark_ms} milliseconds")
     meta = scorer.metadata
     return sequence.sequences(
-        readings, meta.spec, meta.norm, lateness_ms=watermark_ms, ttl_ms=ttl_ms
+        readings, meta.spec, meta.norm, lateness_ms=watermark_ms, ttl_ms=ttl_ms, scoring=scoring
     )
 
 
-def score(
-    sequences: DataFrame, scorer: Scorer, config: StreamConfig, shipped: str | None = None
-) -> DataFrame:
-    """Sequences to scored windows in the Python workers; dead letters pass through.
-
-    The workers score each batch with the model the driver's pointer file names
+def scoring_spec(scorer: Scorer, config: StreamConfig, shipped: str | None = None) -> ScoringSpec:
+    """What the workers score with: the model the driver's pointer file names
     (:mod:`stream.registry`), ``scorer`` until it is first written. With ``shipped`` (the
     model came to the executors as an archive, ``prognos submit``) they load that copy,
     verified against the driver's checksum, and the model is fixed for the job's life.
@@ -128,7 +132,7 @@ def score(
     from stream import scoring
     from stream.registry import POINTER_FILE
 
-    spec = scoring.ScoringSpec(
+    return scoring.ScoringSpec(
         model_path=str(scorer.path),
         sha256=scorer.metadata.sha256,
         providers=config.providers,
@@ -136,6 +140,17 @@ def score(
         pointer=None if shipped else str((pointer_folder(config) / POINTER_FILE).resolve()),
         shipped=shipped,
     )
+
+
+def score(
+    sequences: DataFrame, scorer: Scorer, config: StreamConfig, shipped: str | None = None
+) -> DataFrame:
+    """Sequences to scored windows in a scoring stage of their own (``mapInArrow``; the
+    job scores in the window operator instead, see :func:`window_sequences`); dead letters
+    pass through. The model is :func:`scoring_spec`'s."""
+    from stream import scoring
+
+    spec = scoring_spec(scorer, config, shipped)
     return sequences.mapInArrow(scoring.score_partitions(spec), scoring.output_schema())
 
 
@@ -224,10 +239,13 @@ def build_query(
 
     raw = kafka_source(spark, config)
     parsed = parse(raw, config.max_future_skew_s, config.load_catalogue())
-    sequences = window_sequences(
-        parsed, scorer, _watermark_ms(config, scorer), _state_ttl_ms(config, scorer)
+    scored = window_sequences(
+        parsed,
+        scorer,
+        _watermark_ms(config, scorer),
+        _state_ttl_ms(config, scorer),
+        scoring_spec(scorer, config, shipped_model(spark)),
     )
-    scored = score(sequences, scorer, config, shipped_model(spark))
     writer = scored.writeStream.foreachBatch(write_batch)
     if config.available_now:
         writer = writer.trigger(availableNow=True)
@@ -400,6 +418,7 @@ class StreamJob:
         """
         import pyarrow.compute as pc
 
+        from stream.scoring import unpack_scored
         from stream.sink import windows_from_arrow
 
         started = time.perf_counter()
@@ -407,7 +426,7 @@ class StreamJob:
             switched = self.switch.before_batch(batch_id)  # before the batch is scored
             if switched is not None:
                 self._use(switched)
-        table = batch.toArrow()
+        table = unpack_scored(batch.toArrow())
         dead = pc.is_valid(table.column("dl_rule"))
         n_dead = int(pc.sum(dead).as_py() or 0)
         scored = table.filter(pc.invert(dead)) if n_dead else table

@@ -25,7 +25,7 @@ import functools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from models.features import sensor_coverage
 from stream.contract import TopFeature
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
     from pyspark.sql.types import StructType
 
@@ -282,6 +283,38 @@ def _samples(z: np.ndarray) -> pa.Array:
     return pa.array(out, pa.binary())
 
 
+class Scores(NamedTuple):
+    """What scoring N windows gives (see :func:`score_windows`)."""
+
+    risk: np.ndarray  # [N] float64
+    top_index: np.ndarray  # [N, TOP_FEATURES] int32
+    top_value: np.ndarray  # [N, TOP_FEATURES] float64
+    top_z: np.ndarray  # [N, TOP_FEATURES] float64
+    score_ms: float  # the call's time, a row
+    coverage: np.ndarray  # [N] float64
+    drift: np.ndarray  # [N, sensors] float64
+
+
+def score_windows(scorer: Scorer, z: np.ndarray, raw_last: np.ndarray) -> Scores:
+    """Score N windows: ``z`` their normalised sequences (float32 ``[N, K, F]``),
+    ``raw_last`` their newest window's raw features (float64 ``[N, F]``)."""
+    started = time.perf_counter()
+    risk = scorer.score(z)
+    index, values, zs = top_features(raw_last, z[:, -1, :])
+    coverage = sensor_coverage(scorer.metadata.spec, raw_last)
+    drift = watched_values(raw_last, scorer.metadata.spec, scorer.metadata.norm)
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    return Scores(
+        risk.astype(np.float64),
+        index,
+        values,
+        zs,
+        elapsed_ms / max(1, len(risk)),
+        np.asarray(coverage, np.float64),
+        np.asarray(drift, np.float64),
+    )
+
+
 def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
     """Score one Arrow batch of sequences (columns of :func:`stream.sequence.output_schema`,
     windows only: see :func:`split_dead_letters`)."""
@@ -289,16 +322,11 @@ def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
 
     from stream.sequence import LAST_WINDOW_DTYPE
 
-    started = time.perf_counter()
     k, f = scorer.input_shape
     z = sequences_from_arrow(batch, k, f)
     raw_last = _packed_values(batch, "last_window", f, LAST_WINDOW_DTYPE)
-    risk = scorer.score(z)
-    index, values, zs = top_features(raw_last, z[:, -1, :])
-    coverage = sensor_coverage(scorer.metadata.spec, raw_last)
-    drift = watched_values(raw_last, scorer.metadata.spec, scorer.metadata.norm)
-    n = len(risk)
-    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    scores = score_windows(scorer, z, raw_last)
+    n = len(scores.risk)
     get = batch.column
     position = batch.schema.get_field_index
     return pa.RecordBatch.from_arrays(
@@ -307,20 +335,149 @@ def score_batch(scorer: Scorer, batch: pa.RecordBatch) -> pa.RecordBatch:
             get(position("window_start_ms")),
             get(position("window_end_ms")),
             get(position("n_readings")),
-            pa.array(risk.astype(np.float64), pa.float64()),
+            pa.array(scores.risk, pa.float64()),
             pa.array([scorer.metadata.model_version] * n, pa.string()),
             pa.array([scorer.active_provider] * n, pa.string()),
-            _lists(index, pa.int32()),
-            _lists(values, pa.float64()),
-            _lists(zs, pa.float64()),
-            pa.array(np.full(n, elapsed_ms / max(1, n)), pa.float64()),
-            pa.array(coverage, pa.float64()),
-            _lists(drift, pa.float64()),
+            _lists(scores.top_index, pa.int32()),
+            _lists(scores.top_value, pa.float64()),
+            _lists(scores.top_z, pa.float64()),
+            pa.array(np.full(n, scores.score_ms), pa.float64()),
+            pa.array(scores.coverage, pa.float64()),
+            _lists(scores.drift, pa.float64()),
             _samples(z),
             *[pa.nulls(n, field.type) for field in _dead_letter_arrow()],
         ],
         schema=arrow_schema(),
     )
+
+
+#: The columns of :func:`output_schema` that the window operator, scoring as it closes
+#: windows (:func:`scored_rows`), sends as packed little-endian values (binary) instead
+#: of arrays, and their types; :func:`unpack_scored` makes them arrays again.
+PACKED_SCORES = {"top_index": "<i4", "top_value": "<f8", "top_z": "<f8", "drift_values": "<f8"}
+
+
+def operator_schema() -> StructType:
+    """The window operator's rows when it scores (:func:`scored_rows`): the columns of
+    :func:`output_schema` with :data:`PACKED_SCORES` as binary and the dead letter packed
+    (:data:`stream.sequence.PACKED_DEAD_LETTER`), as the operator's own rows."""
+    from pyspark.sql.types import BinaryType, StringType, StructField, StructType
+
+    from stream.sequence import DEAD_LETTER_COLUMNS, PACKED_DEAD_LETTER
+
+    dead = {name for name, _ in DEAD_LETTER_COLUMNS}
+    fields = [
+        StructField(f.name, BinaryType(), True) if f.name in PACKED_SCORES else f
+        for f in output_schema().fields
+        if f.name not in dead
+    ]
+    return StructType([*fields, StructField(PACKED_DEAD_LETTER, StringType(), True)])
+
+
+def _packed_rows(values: np.ndarray, dtype: str) -> list[bytes]:
+    """Each row of a matrix as its packed bytes."""
+    packed = np.ascontiguousarray(values, dtype=np.dtype(dtype))
+    width = packed.shape[1] * packed.dtype.itemsize
+    data = packed.tobytes()
+    return [data[i : i + width] for i in range(0, len(data), width)] if width else []
+
+
+def scored_rows(scorer: Scorer, devices: np.ndarray, emitted: Any) -> pd.DataFrame:
+    """The rows of :func:`operator_schema` for windows the operator closed
+    (:class:`stream.sequence.Emitted`, ``devices`` their ids), scored by ``scorer``."""
+    import pandas as pd
+
+    from stream.sequence import LAST_WINDOW_DTYPE, PACKED_DEAD_LETTER, SEQUENCE_DTYPE
+
+    k, f = scorer.input_shape
+    n = len(devices)
+    z = np.frombuffer(b"".join(emitted.sequence), SEQUENCE_DTYPE).reshape(n, k, f)
+    z = z.astype(np.float32, copy=False)
+    raw_last = np.frombuffer(b"".join(emitted.last_window), LAST_WINDOW_DTYPE).reshape(n, f)
+    scores = score_windows(scorer, z, raw_last)
+    samples: list[bytes | None] = [None] * n
+    for i in range(0, n, SAMPLE_EVERY):
+        samples[i] = z[i].astype("<f4").tobytes()
+    return pd.DataFrame(
+        {
+            "device_id": devices,
+            "window_start_ms": emitted.start_ms,
+            "window_end_ms": emitted.end_ms,
+            "n_readings": emitted.n_readings,
+            "risk": scores.risk,
+            "model_version": [scorer.metadata.model_version] * n,
+            "provider": [scorer.active_provider] * n,
+            "top_index": _packed_rows(scores.top_index, PACKED_SCORES["top_index"]),
+            "top_value": _packed_rows(scores.top_value, PACKED_SCORES["top_value"]),
+            "top_z": _packed_rows(scores.top_z, PACKED_SCORES["top_z"]),
+            "score_ms": np.full(n, scores.score_ms),
+            "coverage": scores.coverage,
+            "drift_values": _packed_rows(scores.drift, PACKED_SCORES["drift_values"]),
+            "sample": samples,
+            PACKED_DEAD_LETTER: [None] * n,
+        }
+    )
+
+
+def dead_letter_rows(packed: np.ndarray) -> pd.DataFrame:
+    """The rows of :func:`operator_schema` for dead letters (their packed JSON)."""
+    import pandas as pd
+
+    from stream.sequence import DEAD_LETTER_KEY, PACKED_DEAD_LETTER
+
+    none = [None] * len(packed)
+    columns: dict[str, Any] = {
+        name: none for name in operator_schema().fieldNames() if name != PACKED_DEAD_LETTER
+    }
+    columns["device_id"] = DEAD_LETTER_KEY
+    columns[PACKED_DEAD_LETTER] = packed
+    return pd.DataFrame(columns)
+
+
+def unpack_scored(table: pa.Table) -> pa.Table:
+    """The scored rows the operator sent (:data:`PACKED_SCORES` packed) with those columns
+    as the arrays of :func:`output_schema`; null on dead letters' rows."""
+    import pyarrow as pa
+
+    for name, dtype in PACKED_SCORES.items():
+        i = table.schema.get_field_index(name)
+        column = table.column(i).combine_chunks()
+        table = table.set_column(
+            i, pa.field(name, _list_type(dtype), True), _unpacked(column, dtype)
+        )
+    return table
+
+
+def _list_type(dtype: str) -> pa.DataType:
+    import pyarrow as pa
+
+    return pa.list_(pa.int32() if dtype == "<i4" else pa.float64())
+
+
+def _unpacked(column: pa.Array, dtype: str) -> pa.Array:
+    """A binary column of packed rows as a list column (a null row stays null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    item = np.dtype(dtype)
+    n = len(column)
+    if n == 0:
+        return pa.array([], _list_type(dtype))
+    _, offsets_buffer, data = column.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int32, n + 1, column.offset * 4).astype(np.int64)
+    start, end = int(offsets[0]), int(offsets[-1])
+    flat = (
+        np.frombuffer(data, item, (end - start) // item.itemsize, start).astype(
+            item.newbyteorder("=")
+        )
+        if end > start
+        else np.empty(0, item.newbyteorder("="))
+    )
+    list_offsets = pa.array(((offsets - start) // item.itemsize).astype(np.int32))
+    lists = pa.ListArray.from_arrays(
+        list_offsets, pa.array(flat), mask=pc.invert(column.is_valid())
+    )
+    return lists.cast(_list_type(dtype))
 
 
 def split_dead_letters(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.RecordBatch | None]:

@@ -90,6 +90,9 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
     from pyspark.sql.types import StructType
 
+    from models.scorer import Scorer
+    from stream.scoring import ScoringSpec
+
 #: How many hash buckets the devices' state is grouped in (part of :data:`STATE_LAYOUT`:
 #: a device's bucket must not change under a checkpoint). Spark calls the operator once per
 #: bucket and batch, so this bounds the per-call cost whatever the fleet's size; it also
@@ -592,11 +595,19 @@ class FleetWindows(StatefulProcessor):
         norm: NormStats,
         lateness_ms: int | None = None,
         ttl_ms: int | None = None,
+        scoring: ScoringSpec | None = None,
     ) -> None:
         self.windows = DeviceWindows(spec, norm, lateness_ms)
         self.ttl_ms = ttl_ms
+        self.scoring = scoring
+        self.scorer: Scorer | None = None
 
     def init(self, handle: Any) -> None:
+        # Spark also calls this in the driver, planning the query (to learn the state
+        # variables), where a model shipped to the executors is not: the scorer is loaded
+        # where the first window closes, once a task, so each batch scores with the model
+        # the driver points at.
+        self.scorer = None
         self.handle = handle
         self.slices = handle.getMapState("slices", _slice_key_schema(), slice_schema())
         self.dues = handle.getValueState("dues", dues_schema())
@@ -611,7 +622,7 @@ class FleetWindows(StatefulProcessor):
             return
         data = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
         if key[0] == DEAD_LETTER_BUCKET:
-            yield _dead_letter_rows(data)
+            yield self._dead_letters(data)
             return
         op = self.windows
         watermark = int(timerValues.getCurrentWatermarkInMs())
@@ -644,7 +655,7 @@ class FleetWindows(StatefulProcessor):
             dues[part] = self._slice_due(states)
         self._save_dues(dues, watermark)
         if done.emitted is not None:
-            yield _window_rows(devices[done.emitted_by], done.emitted)
+            yield self._rows(devices[done.emitted_by], done.emitted)
 
     def handleExpiredTimer(
         self, key: Any, timerValues: Any, expiredTimerInfo: Any
@@ -694,7 +705,24 @@ class FleetWindows(StatefulProcessor):
         self._save_dues(dues, watermark)
         if done.emitted is not None:
             ids = np.asarray([device for _, device, _ in closing], dtype=object)
-            yield _window_rows(ids[done.emitted_by], done.emitted)
+            yield self._rows(ids[done.emitted_by], done.emitted)
+
+    def _rows(self, devices: np.ndarray, emitted: Emitted) -> pd.DataFrame:
+        """The output rows of closed windows: scored when the operator scores."""
+        if self.scoring is None:
+            return _window_rows(devices, emitted)
+        from stream.scoring import load_scorer, scored_rows
+
+        if self.scorer is None:
+            self.scorer = load_scorer(self.scoring)
+        return scored_rows(self.scorer, devices, emitted)
+
+    def _dead_letters(self, data: pd.DataFrame) -> pd.DataFrame:
+        if self.scoring is None:
+            return _dead_letter_rows(data)
+        from stream.scoring import dead_letter_rows
+
+        return dead_letter_rows(data[PACKED_DEAD_LETTER].to_numpy(dtype=object))
 
     def _expired(self, state: tuple[Any, ...], watermark: int) -> bool:
         """Nothing open and the last closed window ended a time to live ago."""
@@ -875,8 +903,10 @@ def sequences(
     norm: NormStats,
     lateness_ms: int | None = None,
     ttl_ms: int | None = None,
+    scoring: ScoringSpec | None = None,
 ) -> DataFrame:
-    """Readings (with a watermark on ``event_time``) to K-window sequences.
+    """Readings (with a watermark on ``event_time``) to K-window sequences, or with
+    ``scoring`` to scored windows.
 
     Args:
         readings: ``device_id``, ``event_time``, ``seq``, ``sensors`` and ``settings`` of
@@ -890,14 +920,21 @@ def sequences(
             its own readings are that far past the window's end (see :class:`DeviceWindows`).
         ttl_ms: how long (event time) a device with nothing open keeps its state after
             its last closed window; None keeps it for ever (see :class:`FleetWindows`).
+        scoring: the model the workers score with; given, the operator scores the
+            windows it closes (one call a bucket and batch), where a scoring stage after
+            it would take every window's K x F values from the operator through the JVM
+            to a second Python worker.
 
     Returns:
         Rows of :func:`sequences_schema`: one per closed window of a device with K
-        windows, and one per dead letter.
+        windows, and one per dead letter; with ``scoring``, rows of
+        :func:`stream.scoring.output_schema` with :data:`stream.scoring.PACKED_SCORES`
+        packed (:func:`stream.scoring.unpack_scored` unpacks them).
     """
     from pyspark.sql import functions as F
 
     from stream.parse import known_names_of
+    from stream.scoring import operator_schema
 
     present = set(readings.columns)
     position = {name: i for i, name in enumerate(known_names_of(readings))}
@@ -930,8 +967,8 @@ def sequences(
         )
         .groupBy("bucket")
         .transformWithStateInPandas(
-            FleetWindows(spec, norm, lateness_ms, ttl_ms),
-            outputStructType=output_schema(),
+            FleetWindows(spec, norm, lateness_ms, ttl_ms, scoring),
+            outputStructType=output_schema() if scoring is None else operator_schema(),
             outputMode="append",
             timeMode="EventTime",
         )

@@ -144,8 +144,10 @@ def test_a_model_promoted_mid_replay_takes_over_at_one_batch_with_nothing_lost(
         runner = threading.Thread(target=job.run, kwargs={"install_signals": False}, daemon=True)
         runner.start()
         try:
-            _wait(lambda: job.metrics.batch_id >= 2 and client.llen(Keys(swap_prefix).model_recent) > 0,
-                  120, "three batches")  # fmt: skip
+            # A few batches in, with alerts of the old model already out (the boundary
+            # below needs some on each side).
+            _wait(lambda: job.metrics.batch_id >= 2 and client.llen(Keys(swap_prefix).model_recent) > 0
+                  and client.xlen(Keys(swap_prefix).alerts) > 0, 120, "three batches")  # fmt: skip
             outcome = promote(candidate, redis_url, swap_prefix)
             assert outcome.version == NEW_VERSION and outcome.previous == old
             assert outcome.shadow is not None and outcome.shadow.windows > 0

@@ -725,3 +725,31 @@ def test_the_buckets_spread_evenly_over_a_power_of_two_of_shuffle_partitions(spa
     devices = spark.range(5000).select(F.format_string("pump-%d", "id").alias("device_id"))
     seen = {r[0] for r in devices.select(bucket_of(F.col("device_id"))).distinct().collect()}
     assert seen == set(BUCKET_KEYS)
+
+
+def test_a_scoring_operator_loads_no_model_until_a_window_closes() -> None:
+    # Spark calls init in the driver too, planning the query, where a model shipped to
+    # the executors (prognos submit) is not: only closing a window loads it.
+    from stream.scoring import ScoringSpec, operator_schema
+    from stream.sequence import DEAD_LETTER_BUCKET, DEAD_LETTER_KEY, PACKED_DEAD_LETTER
+
+    spec = ScoringSpec("/nowhere/model.onnx", "0" * 64, "cpu", shipped="prognos-model")
+    op, state = FleetWindows(SPEC, NORM, scoring=spec), FakeState()
+    state.watermark = 10 * MIN
+    op.init(state)  # the driver's call: nothing loaded
+    frame = pd.DataFrame(
+        {
+            "device_id": [DEAD_LETTER_KEY],
+            "event_time": [None],
+            "seq": [None],
+            "values": [None],
+            PACKED_DEAD_LETTER: ['{"rule": "json"}'],
+        }
+    )
+    out = pd.concat(list(op.handleInputRows((DEAD_LETTER_BUCKET,), iter([frame]), state)))
+    assert list(out.columns) == operator_schema().fieldNames()
+    assert op.scorer is None
+    from models.errors import ModelError
+
+    with pytest.raises(ModelError, match="prognos-model"):
+        _call(op, state, [(i * 30_000, i, [float(i), 1.0]) for i in range(6)])
