@@ -1,4 +1,4 @@
-"""The stream job: Kafka -> parse and route -> window operator -> scoring -> sink.
+"""The stream job: Kafka -> parse and route -> window operator (scoring) -> sink.
 
 One streaming query (``prognos-main``), built by :func:`build_query` in the order data
 flows:
@@ -7,12 +7,13 @@ flows:
 2. **Parse and route** (:func:`stream.parse.parse`, :func:`stream.sequence.route`): each
    record is parsed and validated once; valid readings get the event-time watermark,
    records that break a rule are routed beside them as dead letters.
-3. **Window operator** (:func:`stream.sequence.sequences`): one stateful operator per
-   device (``applyInPandasWithState``) keeps the open windows' readings, drops duplicates,
-   computes each closed window's features with the training code and emits the last K
-   windows as the model's input sequence.
-4. **Scoring** (:mod:`stream.scoring`): ONNX Runtime in the Python workers over Arrow
-   batches (``mapInArrow``).
+3. **Window operator** (:func:`stream.sequence.sequences`): one stateful operator over
+   hash buckets of devices (``transformWithStateInPandas``) keeps the open windows'
+   readings, drops duplicates, computes each closed window's features with the training
+   code and builds the last K windows as the model's input sequence.
+4. **Scoring**, in the window operator (:func:`stream.scoring.scored_rows`): ONNX Runtime
+   in the same Python worker scores the windows a bucket closes; the sink unpacks the
+   packed columns (:func:`stream.scoring.unpack_scored`).
 5. **Sink** (``foreachBatch``, :meth:`StreamJob.write_batch`): the coverage guard
    (:mod:`stream.coverage`), the alert policy and idempotent Redis writes
    (:class:`stream.sink.RedisAlertSink`), then the batch's dead letters to the

@@ -1,7 +1,11 @@
-"""The scoring stage: ONNX Runtime in the Python workers, over Arrow batches.
+"""Scoring: ONNX Runtime in the Python workers.
 
-:func:`score_partitions` runs under ``mapInArrow``: each Arrow batch of emitted sequences
-is scored with one ``Scorer.score`` call. The ``K x F`` values of each row arrive already
+The job scores in its window operator: :func:`scored_rows` scores the windows a bucket
+closes (one ``Scorer.score`` call) and gives them to Spark with their top features and
+drift statistics packed (:data:`PACKED_SCORES`), which the driver unpacks
+(:func:`unpack_scored`). :func:`score_partitions` is the same scoring as a stage of its
+own, under ``mapInArrow`` (``stream.job.score``; the benchmarks' figure 3): each Arrow
+batch of emitted sequences is scored with one ``Scorer.score`` call. The ``K x F`` values of each row arrive already
 normalised, packed as little-endian float32 bytes (the window operator normalises and
 packs them), and are read from the binary column's data buffer: one copy, no Python object
 per row, no conversion to pandas. The ONNX session is loaded once per worker process (cached by model path,
@@ -378,13 +382,19 @@ def _packed_rows(values: np.ndarray, dtype: str) -> list[bytes]:
     """Each row of a matrix as its packed bytes."""
     packed = np.ascontiguousarray(values, dtype=np.dtype(dtype))
     width = packed.shape[1] * packed.dtype.itemsize
+    if not width:
+        return [b""] * len(packed)
     data = packed.tobytes()
-    return [data[i : i + width] for i in range(0, len(data), width)] if width else []
+    return [data[i : i + width] for i in range(0, len(data), width)]
 
 
-def scored_rows(scorer: Scorer, devices: np.ndarray, emitted: Any) -> pd.DataFrame:
+def scored_rows(scorer: Scorer, devices: np.ndarray, emitted: Any, seen: int = 0) -> pd.DataFrame:
     """The rows of :func:`operator_schema` for windows the operator closed
-    (:class:`stream.sequence.Emitted`, ``devices`` their ids), scored by ``scorer``."""
+    (:class:`stream.sequence.Emitted`, ``devices`` their ids), scored by ``scorer``.
+
+    ``seen``: how many windows the task scored before these, so that one in
+    :data:`SAMPLE_EVERY` of its windows carries its model input, however few a call has.
+    """
     import pandas as pd
 
     from stream.sequence import LAST_WINDOW_DTYPE, PACKED_DEAD_LETTER, SEQUENCE_DTYPE
@@ -396,7 +406,7 @@ def scored_rows(scorer: Scorer, devices: np.ndarray, emitted: Any) -> pd.DataFra
     raw_last = np.frombuffer(b"".join(emitted.last_window), LAST_WINDOW_DTYPE).reshape(n, f)
     scores = score_windows(scorer, z, raw_last)
     samples: list[bytes | None] = [None] * n
-    for i in range(0, n, SAMPLE_EVERY):
+    for i in range(-seen % SAMPLE_EVERY, n, SAMPLE_EVERY):
         samples[i] = z[i].astype("<f4").tobytes()
     return pd.DataFrame(
         {
@@ -460,6 +470,8 @@ def _unpacked(column: pa.Array, dtype: str) -> pa.Array:
     import pyarrow.compute as pc
 
     item = np.dtype(dtype)
+    if pa.types.is_large_binary(column.type):  # Spark's large variable-width types
+        column = column.cast(pa.binary())
     n = len(column)
     if n == 0:
         return pa.array([], _list_type(dtype))

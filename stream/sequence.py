@@ -601,6 +601,7 @@ class FleetWindows(StatefulProcessor):
         self.ttl_ms = ttl_ms
         self.scoring = scoring
         self.scorer: Scorer | None = None
+        self.scored = 0
 
     def init(self, handle: Any) -> None:
         # Spark also calls this in the driver, planning the query (to learn the state
@@ -608,6 +609,7 @@ class FleetWindows(StatefulProcessor):
         # where the first window closes, once a task, so each batch scores with the model
         # the driver points at.
         self.scorer = None
+        self.scored = 0  # windows scored in this task (one in SAMPLE_EVERY is sampled)
         self.handle = handle
         self.slices = handle.getMapState("slices", _slice_key_schema(), slice_schema())
         self.dues = handle.getValueState("dues", dues_schema())
@@ -715,7 +717,9 @@ class FleetWindows(StatefulProcessor):
 
         if self.scorer is None:
             self.scorer = load_scorer(self.scoring)
-        return scored_rows(self.scorer, devices, emitted)
+        rows = scored_rows(self.scorer, devices, emitted, self.scored)
+        self.scored += len(rows)
+        return rows
 
     def _dead_letters(self, data: pd.DataFrame) -> pd.DataFrame:
         if self.scoring is None:
@@ -921,7 +925,8 @@ def sequences(
         ttl_ms: how long (event time) a device with nothing open keeps its state after
             its last closed window; None keeps it for ever (see :class:`FleetWindows`).
         scoring: the model the workers score with; given, the operator scores the
-            windows it closes (one call a bucket and batch), where a scoring stage after
+            windows it closes (one call each time a bucket's readings or its timer close
+            windows), where a scoring stage after
             it would take every window's K x F values from the operator through the JVM
             to a second Python worker.
 

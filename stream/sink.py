@@ -500,7 +500,8 @@ class RedisAlertSink:
 
 
 def windows_from_arrow(table: pa.Table, formatter: TopFeatureFormatter) -> list[ScoredWindow]:
-    """Scored windows from the scoring stage's rows as an Arrow table (``toArrow``).
+    """Scored windows from the job's rows (:func:`stream.scoring.output_schema`, unpacked)
+    as an Arrow table (``toArrow``).
 
     Columns come to Python once each, not a Spark Row a window. Each window's top
     features are described by ``formatter`` only when used, that is when the window raises

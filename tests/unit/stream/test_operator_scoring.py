@@ -139,3 +139,39 @@ def test_the_operator_schema_is_the_scored_rows_with_scores_packed() -> None:
     ]
     for name in scoring.PACKED_SCORES:
         assert sent[name].dataType == BinaryType(), name
+
+
+def test_one_window_in_sample_every_of_a_task_is_sampled_however_few_a_call_has(
+    scorer: Scorer,
+) -> None:
+    raw = _raw(scorer, 40)
+    emitted = _emitted(raw, scorer)
+    sampled: list[int] = []
+    seen = 0
+    for start in range(0, 40, 3):  # calls of 3 windows, as a bucket of a small fleet
+        part = sequence.Emitted(*(column[start : start + 3] for column in emitted))
+        devices = np.asarray([f"D{i}" for i in range(start, start + len(part.end_ms))], object)
+        frame = scoring.scored_rows(scorer, devices, part, seen)
+        sampled += [seen + i for i, s in enumerate(frame["sample"]) if s is not None]
+        seen += len(frame)
+    assert sampled == list(range(0, 40, scoring.SAMPLE_EVERY))
+
+
+def test_packed_columns_unpack_from_a_slice_and_from_large_binary(scorer: Scorer) -> None:
+    raw = _raw(scorer, 6)
+    frame = scoring.scored_rows(scorer, np.asarray(list("ABCDEF"), object), _emitted(raw, scorer))
+    whole = _as_sent(frame)
+    schema = to_arrow_schema(scoring.operator_schema())
+    sent = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    sliced = scoring.unpack_scored(sent.slice(2, 3))
+    large = sent.set_column(
+        sent.schema.get_field_index("top_value"),
+        pa.field("top_value", pa.large_binary()),
+        sent.column("top_value").cast(pa.large_binary()),
+    )
+    for name in scoring.PACKED_SCORES:
+        assert sliced.column(name).to_pylist() == whole.column(name).to_pylist()[2:5], name
+    assert (
+        scoring.unpack_scored(large).column("top_value").to_pylist()
+        == whole.column("top_value").to_pylist()
+    )
