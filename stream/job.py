@@ -427,10 +427,10 @@ class StreamJob:
             switched = self.switch.before_batch(batch_id)  # before the batch is scored
             if switched is not None:
                 self._use(switched)
-        table = unpack_scored(batch.toArrow())
+        table = batch.toArrow()
         dead = pc.is_valid(table.column("dl_rule"))
         n_dead = int(pc.sum(dead).as_py() or 0)
-        scored = table.filter(pc.invert(dead)) if n_dead else table
+        scored = unpack_scored(table.filter(pc.invert(dead)) if n_dead else table)
         windows = windows_from_arrow(scored, self._describe)
         coverage = self.coverage.check(windows, batch_id)  # before anything is written
         result = self.sink.write(windows)

@@ -221,7 +221,12 @@ class TopFeatureFormatter:
 
 def _packed_values(batch: pa.RecordBatch, name: str, width: int, dtype: Any) -> np.ndarray:
     """A binary column of packed values (see :func:`stream.sequence.output_schema`) as a
-    ``[N, width]`` array of ``dtype``.
+    ``[N, width]`` array of ``dtype`` (:func:`_packed_column`)."""
+    return _packed_column(batch.column(batch.schema.get_field_index(name)), name, width, dtype)
+
+
+def _packed_column(column: pa.Array, name: str, width: int, dtype: Any) -> np.ndarray:
+    """A binary column of packed values as a ``[N, width]`` array of ``dtype``.
 
     One copy of the column's data buffer; no Python object per row.
 
@@ -230,7 +235,6 @@ def _packed_values(batch: pa.RecordBatch, name: str, width: int, dtype: Any) -> 
     """
     import pyarrow as pa
 
-    column = batch.column(batch.schema.get_field_index(name))
     n = len(column)
     dtype = np.dtype(dtype)
     if column.null_count:
@@ -273,7 +277,7 @@ def _lists(values: np.ndarray, dtype: Any) -> pa.Array:
     import pyarrow as pa
 
     rows, width = values.shape
-    offsets = pa.array(np.arange(0, rows * width + 1, width, dtype=np.int32))
+    offsets = pa.array(np.arange(rows + 1, dtype=np.int32) * width)
     return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), dtype))
 
 
@@ -281,10 +285,16 @@ def _samples(z: np.ndarray) -> pa.Array:
     """Every :data:`SAMPLE_EVERY`-th row's model input as packed float32, the rest null."""
     import pyarrow as pa
 
+    return pa.array(_sample_rows(z), pa.binary())
+
+
+def _sample_rows(z: np.ndarray, seen: int = 0) -> list[bytes | None]:
+    """Each row's model input as packed float32 where it is one in :data:`SAMPLE_EVERY`
+    counting from ``seen`` windows before these, else None."""
     out: list[bytes | None] = [None] * len(z)
-    for i in range(0, len(z), SAMPLE_EVERY):
+    for i in range(-seen % SAMPLE_EVERY, len(z), SAMPLE_EVERY):
         out[i] = z[i].astype("<f4").tobytes()
-    return pa.array(out, pa.binary())
+    return out
 
 
 class Scores(NamedTuple):
@@ -405,9 +415,6 @@ def scored_rows(scorer: Scorer, devices: np.ndarray, emitted: Any, seen: int = 0
     z = z.astype(np.float32, copy=False)
     raw_last = np.frombuffer(b"".join(emitted.last_window), LAST_WINDOW_DTYPE).reshape(n, f)
     scores = score_windows(scorer, z, raw_last)
-    samples: list[bytes | None] = [None] * n
-    for i in range(-seen % SAMPLE_EVERY, n, SAMPLE_EVERY):
-        samples[i] = z[i].astype("<f4").tobytes()
     return pd.DataFrame(
         {
             "device_id": devices,
@@ -423,7 +430,7 @@ def scored_rows(scorer: Scorer, devices: np.ndarray, emitted: Any, seen: int = 0
             "score_ms": np.full(n, scores.score_ms),
             "coverage": scores.coverage,
             "drift_values": _packed_rows(scores.drift, PACKED_SCORES["drift_values"]),
-            "sample": samples,
+            "sample": _sample_rows(z, seen),
             PACKED_DEAD_LETTER: [None] * n,
         }
     )
@@ -445,51 +452,21 @@ def dead_letter_rows(packed: np.ndarray) -> pd.DataFrame:
 
 
 def unpack_scored(table: pa.Table) -> pa.Table:
-    """The scored rows the operator sent (:data:`PACKED_SCORES` packed) with those columns
-    as the arrays of :func:`output_schema`; null on dead letters' rows."""
+    """Scored windows as the operator sent them (:data:`PACKED_SCORES` packed; no dead
+    letters) with those columns as the arrays of :func:`output_schema`."""
     import pyarrow as pa
 
     for name, dtype in PACKED_SCORES.items():
         i = table.schema.get_field_index(name)
         column = table.column(i).combine_chunks()
-        table = table.set_column(
-            i, pa.field(name, _list_type(dtype), True), _unpacked(column, dtype)
+        item = np.dtype(dtype)
+        width = len(column[0].as_py() or b"") // item.itemsize if len(column) else 0
+        values = _lists(
+            _packed_column(column, name, width, item),
+            pa.from_numpy_dtype(item.newbyteorder("=")),
         )
+        table = table.set_column(i, pa.field(name, values.type, True), values)
     return table
-
-
-def _list_type(dtype: str) -> pa.DataType:
-    import pyarrow as pa
-
-    return pa.list_(pa.int32() if dtype == "<i4" else pa.float64())
-
-
-def _unpacked(column: pa.Array, dtype: str) -> pa.Array:
-    """A binary column of packed rows as a list column (a null row stays null)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    item = np.dtype(dtype)
-    if pa.types.is_large_binary(column.type):  # Spark's large variable-width types
-        column = column.cast(pa.binary())
-    n = len(column)
-    if n == 0:
-        return pa.array([], _list_type(dtype))
-    _, offsets_buffer, data = column.buffers()
-    offsets = np.frombuffer(offsets_buffer, np.int32, n + 1, column.offset * 4).astype(np.int64)
-    start, end = int(offsets[0]), int(offsets[-1])
-    flat = (
-        np.frombuffer(data, item, (end - start) // item.itemsize, start).astype(
-            item.newbyteorder("=")
-        )
-        if end > start
-        else np.empty(0, item.newbyteorder("="))
-    )
-    list_offsets = pa.array(((offsets - start) // item.itemsize).astype(np.int32))
-    lists = pa.ListArray.from_arrays(
-        list_offsets, pa.array(flat), mask=pc.invert(column.is_valid())
-    )
-    return lists.cast(_list_type(dtype))
 
 
 def split_dead_letters(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.RecordBatch | None]:

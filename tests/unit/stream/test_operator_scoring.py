@@ -64,13 +64,17 @@ def _stage_batch(emitted: sequence.Emitted, devices: list[str]) -> pa.RecordBatc
     )
 
 
-def _as_sent(*frames: pd.DataFrame) -> pa.Table:
-    """The operator's pandas rows as Spark takes them (its schema), then unpacked."""
+def _sent(*frames: pd.DataFrame) -> pa.Table:
+    """The operator's pandas rows as Spark takes them (its schema)."""
     schema = to_arrow_schema(scoring.operator_schema())
-    table = pa.concat_tables(
+    return pa.concat_tables(
         [pa.Table.from_pandas(frame, schema=schema, preserve_index=False) for frame in frames]
     )
-    return scoring.unpack_scored(table)
+
+
+def _as_sent(*frames: pd.DataFrame) -> pa.Table:
+    """The operator's rows as Spark takes them, then unpacked."""
+    return scoring.unpack_scored(_sent(*frames))
 
 
 def test_the_operator_scores_its_windows_as_the_scoring_stage_does(scorer: Scorer) -> None:
@@ -111,7 +115,7 @@ def test_dead_letters_beside_scored_windows_keep_null_scores(scorer: Scorer) -> 
     packed = np.asarray(['{"rule": "json"}', '{"rule": "range"}'], dtype=object)
     dead = scoring.dead_letter_rows(packed)
     assert list(dead.columns) == scoring.operator_schema().fieldNames()
-    got = _as_sent(dead.iloc[:1], windows, dead.iloc[1:])
+    got = _sent(dead.iloc[:1], windows, dead.iloc[1:])
     assert got.column("device_id").to_pylist() == ["", "A", "B", "C", ""]
     assert got.column(sequence.PACKED_DEAD_LETTER).to_pylist() == [
         packed[0],
@@ -124,7 +128,11 @@ def test_dead_letters_beside_scored_windows_keep_null_scores(scorer: Scorer) -> 
         values = got.column(name).to_pylist()
         assert values[0] is None and values[4] is None, name
         assert all(v is not None for v in values[1:4]), name
-    assert [len(v) for v in got.column("top_index").to_pylist()[1:4]] == [3, 3, 3]
+    # the driver unpacks the windows, apart from the dead letters (a null row is refused)
+    unpacked = scoring.unpack_scored(got.slice(1, 3))
+    assert [len(v) for v in unpacked.column("top_index").to_pylist()] == [3, 3, 3]
+    with pytest.raises(ValueError, match="null rows"):
+        scoring.unpack_scored(got)
 
 
 def test_the_operator_schema_is_the_scored_rows_with_scores_packed() -> None:
