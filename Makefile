@@ -20,7 +20,7 @@ help:
 	@echo "make test   set up everything (the train extra too) and run every test CI runs"
 	@echo "make lint   ruff and mypy"
 	@echo "make model  retrain the default model (installs the train extra)"
-	@echo "make bench  benchmarks against a private local stack (about 20 minutes on 2 cores)"
+	@echo "make bench  benchmarks against a private local stack (about 19 minutes on 2 cores)"
 	@echo "make bench-cluster        the wide fleet at local[1], local[2] and on the local cluster"
 	@echo "make up | down | status   the local stack"
 	@echo "make cluster-test         the job on the local cluster (3 brokers, HDFS, Spark) and its faults"

@@ -14,7 +14,10 @@ from typing import Any
 def register(subparsers: Any) -> None:
     """Add ``model`` to the ``prognos`` parser."""
     model = subparsers.add_parser(
-        "model", help="inspect a model folder", description="Inspect exported models."
+        "model",
+        help="inspect, import and promote models",
+        description="Inspect a model folder, import an ONNX model trained elsewhere, and "
+        "change the running stream job's model.",
     )
     actions = model.add_subparsers(dest="action", metavar="ACTION", required=True)
     info = actions.add_parser(
