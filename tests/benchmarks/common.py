@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import threading
@@ -395,10 +396,13 @@ def machine() -> dict[str, Any]:
         with contextlib.suppress(Exception):
             versions[module] = __import__(module).__version__
     with contextlib.suppress(Exception):
-        import subprocess
-
         java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
         versions["java"] = (java.stderr or java.stdout).splitlines()[0]
+    # The code measured, quoted with its figures ("-dirty": uncommitted changes beside it).
+    commit = "unknown"
+    with contextlib.suppress(Exception):
+        git = ["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--abbrev=7"]
+        commit = subprocess.run(git, capture_output=True, text=True, check=True).stdout.strip()
     mem_kib = 0
     cpu = platform.processor()
     with contextlib.suppress(OSError):
@@ -410,6 +414,7 @@ def machine() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return {
+        "commit": commit,
         "platform": platform.platform(),
         "cpu": cpu,
         "cores_allowed": len(os.sched_getaffinity(0)),

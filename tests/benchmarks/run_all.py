@@ -456,7 +456,7 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], seconds: float) -
         f"Machine: {info['cpu']}, {info['cores_allowed']} cores allowed, {info['memory_gib']} GiB, "
         f"{info['platform']}; load average at the end {info['load_average']}.",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
-        f"Whole run: {seconds / 60:.1f} min.",
+        f"Code: {info.get('commit', 'unknown')}. Whole run: {seconds / 60:.1f} min.",
         "",
         "| figure | Prognos | baseline | ratio | target | met |",
         "| --- | ---: | ---: | ---: | ---: | :---: |",
