@@ -79,6 +79,13 @@ PAYLOADS = [
     + b'","s":1,"x":{"s2":642.0},"m":{"k":"'
     + b"v" * 1024
     + b'"}}',
+    # a required field's JSON null: refused as the codec refuses it (the job once passed
+    # them, and a null device id or sequence number failed the batch on every restart)
+    b'{"v":null,"d":"e1","t":"' + T.encode() + b'","s":1,"x":{"s2":642.0}}',
+    b'{"v":1,"d":null,"t":"' + T.encode() + b'","s":1,"x":{"s2":642.0}}',
+    b'{"v":1,"d":"e1","t":null,"s":1,"x":{"s2":642.0}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":null,"x":{"s2":642.0}}',
+    b'{"v":1,"d":"e1","t":"' + T.encode() + b'","s":1,"x":null}',
 ]
 
 
