@@ -22,10 +22,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from stream.alerts import AlertPolicy, DeviceState, LazyFeatures, ScoredWindow, step
@@ -145,6 +146,8 @@ class SinkResult:
     event_counts: Mapping[tuple[str, str], int] = field(default_factory=dict)
     #: The fleet summary written after the batch.
     fleet: FleetSummary | None = None
+    #: Windows left out because their risk is not a finite number (NaN, infinity).
+    not_finite: int = 0
 
 
 class _Sender:
@@ -226,7 +229,8 @@ class RedisAlertSink:
 
     Contract: :meth:`write` may be called again with the same windows (a replayed batch);
     the second call writes nothing. Windows of one device must arrive in event-time order
-    across calls (Spark's append-mode windows do). Raises :class:`SinkError` (retriable)
+    across calls (Spark's append-mode windows do). A window whose risk is not a finite
+    number is left out, with a warning naming it (:attr:`SinkResult.not_finite`). Raises :class:`SinkError` (retriable)
     when Redis cannot be reached, or (``wait_replicas``) fewer replicas acknowledged the
     writes within ``wait_timeout_ms``, after ``retries`` attempts.
     """
@@ -275,14 +279,20 @@ class RedisAlertSink:
         import redis
 
         by_device: dict[str, list[ScoredWindow]] = defaultdict(list)
+        not_finite: list[ScoredWindow] = []
         for w in windows:
-            by_device[w.device_id].append(w)
+            if math.isfinite(w.risk):
+                by_device[w.device_id].append(w)
+            else:
+                not_finite.append(w)
+        if not_finite:
+            _warn_not_finite(not_finite)
         for items in by_device.values():
             items.sort(key=lambda w: w.window_end_ms)
         delay = 0.5
         for attempt in range(1, self.retries + 1):
             try:
-                return self._write(by_device)
+                return replace(self._write(by_device), not_finite=len(not_finite))
             except _ReplicasBehind as exc:
                 if attempt == self.retries:
                     raise SinkError(
@@ -497,6 +507,27 @@ class RedisAlertSink:
             if cursor == 0:
                 break
         pipe.execute()
+
+
+def _warn_not_finite(windows: list[ScoredWindow]) -> None:
+    """Name the windows the sink leaves out for a risk that is not a number, and the fix.
+
+    Written, a device's NaN as its latest risk failed the batch (Redis's sorted set of
+    risks refuses it) after the risk hash held it, so every replay failed again in the
+    fleet summary's rebuild of that set; an infinite risk opened an alert, and either went
+    into the alert stream and history as JSON that is not JSON (``NaN``, ``Infinity``)."""
+    first = windows[0]
+    logger.warning(
+        "%d scored windows have a risk that is not a finite number (%s for %s, window "
+        "ending %d, model %s); they are left out of the alerts and the device's risk. The "
+        "model gives NaN or infinity for these inputs: check it on the recording "
+        "(prognos evaluate), or switch back (prognos model rollback)",
+        len(windows),
+        first.risk,
+        first.device_id,
+        first.window_end_ms,
+        first.model_version,
+    )
 
 
 def windows_from_arrow(table: pa.Table, formatter: TopFeatureFormatter) -> list[ScoredWindow]:

@@ -395,3 +395,37 @@ def test_a_slow_batch_with_a_health_check_interval_in_the_url_is_written(
         client.close()
         golden.close()
         checked.close()
+
+
+def test_a_window_whose_risk_is_not_a_number_is_left_out_and_named(
+    redis_url: str, key_prefix: str, caplog: Any
+) -> None:
+    """A model's NaN or infinite risk: written, a NaN as a device's latest risk failed the
+    batch and every replay of it (the sorted set of risks refuses NaN), an infinite one
+    opened an alert. The sink leaves such windows out, says so, and writes the rest as if
+    they were not there."""
+    batch = _windows("pump-1", [0.2, 0.7, float("nan"), 0.8, 0.2, float("nan")]) + _windows(
+        "pump-2", [float("inf"), 0.9]
+    )
+    finite = [w for w in batch if w.risk == w.risk and w.risk != float("inf")]
+    golden = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:golden")
+    want = golden.write(finite)
+    sink = RedisAlertSink(redis_url, POLICY, W, prefix=f"{key_prefix}:nan")
+    with caplog.at_level("WARNING", logger="stream.sink"):
+        result = sink.write(batch)
+    again = sink.write(batch)  # the replay after a crash
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert result.not_finite == 3 and result.windows == len(finite) == 5
+        assert result.events == want.events == 2  # pump-1's and pump-2's alerts opened
+        assert again.events == 0 and again.skipped_devices == 2
+        assert _dump(client, f"{key_prefix}:nan", ["pump-1", "pump-2"]) == _dump(
+            client, f"{key_prefix}:golden", ["pump-1", "pump-2"]
+        )
+        warned = [r.getMessage() for r in caplog.records if "not a finite number" in r.getMessage()]
+        assert warned and "3 scored windows" in warned[0] and "pump-1" in warned[0]
+        assert "prognos model rollback" in warned[0]
+    finally:
+        client.close()
+        golden.close()
+        sink.close()
