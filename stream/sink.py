@@ -230,9 +230,10 @@ class RedisAlertSink:
     Contract: :meth:`write` may be called again with the same windows (a replayed batch);
     the second call writes nothing. Windows of one device must arrive in event-time order
     across calls (Spark's append-mode windows do). A window whose risk is not a finite
-    number is left out, with a warning naming it (:attr:`SinkResult.not_finite`). Raises :class:`SinkError` (retriable)
-    when Redis cannot be reached, or (``wait_replicas``) fewer replicas acknowledged the
-    writes within ``wait_timeout_ms``, after ``retries`` attempts.
+    number is left out, with a warning naming it (:attr:`SinkResult.not_finite`). Raises
+    :class:`SinkError` (retriable) when Redis cannot be reached, or (``wait_replicas``)
+    fewer replicas acknowledged the writes within ``wait_timeout_ms``, after ``retries``
+    attempts.
     """
 
     def __init__(
