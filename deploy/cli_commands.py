@@ -243,7 +243,7 @@ def _smoke(args: argparse.Namespace) -> int:
     from deploy.spark import spark_session
     from ingest.admin import kafka_answers
     from ingest.config import KafkaConfig
-    from stream.redis_config import RedisConfig, redact_url, redis_answers
+    from stream.redis_config import RedisConfig, redact_url, redis_problem
     from stream.session import SparkConfig
 
     kafka = KafkaConfig.from_env()
@@ -259,11 +259,9 @@ def _smoke(args: argparse.Namespace) -> int:
             f"no Kafka broker answers at {kafka.bootstrap_servers}: run `prognos stack up`, "
             "or set PROGNOS_KAFKA_BOOTSTRAP to your cluster"
         )
-    if not redis_answers(redis.url):
-        raise DeployError(
-            f"no Redis answers at {redact_url(redis.url)}: run `prognos stack up`, "
-            "or set PROGNOS_REDIS_URL"
-        )
+    problem = redis_problem(redis.url)
+    if problem is not None:
+        raise DeployError(f"Redis at {redact_url(redis.url)}: {problem}")
     run_id = uuid.uuid4().hex[:8]
     topic = args.topic or f"prognos.smoke.{run_id}"
     spark = spark_session(SparkConfig.from_env(app_name="prognos-smoke", ui=False))

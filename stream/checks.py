@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from stream.errors import ConfigError, ServiceUnreachableError
-from stream.redis_config import redact_url, redis_answers
+from stream.redis_config import NO_ANSWER, redact_url, redis_problem
 
 if TYPE_CHECKING:
     from stream.config import StreamConfig
@@ -72,11 +72,12 @@ def check_services(config: StreamConfig) -> None:
         raise ServiceUnreachableError(
             f"cannot read or create topics on {kafka.bootstrap_servers}: {exc}"
         ) from exc
-    if not redis_answers(config.redis_url, timeout_s=5):
-        raise ServiceUnreachableError(
-            f"no Redis answers at {redact_url(config.redis_url)}: run `prognos stack up`, "
-            "or set PROGNOS_REDIS_URL"
-        )
+    problem = redis_problem(config.redis_url, timeout_s=5)
+    if problem is not None:
+        where = redact_url(config.redis_url)
+        if problem.startswith("no answer"):
+            raise ServiceUnreachableError(f"no Redis answers at {where}: {NO_ANSWER}")
+        raise ServiceUnreachableError(f"Redis at {where}: {problem}")
 
 
 _LAUNCH_FAILED = re.compile(r'Cannot run program "([^"]+)"')

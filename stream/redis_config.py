@@ -32,7 +32,14 @@ from typing import Any, Final
 from stream.contract import DEFAULT_PREFIX, Keys
 from stream.errors import ConfigError
 
-__all__ = ["DEFAULT_REDIS_PORT", "RedisConfig", "redact_url", "redis_answers"]
+__all__ = [
+    "DEFAULT_REDIS_PORT",
+    "RedisConfig",
+    "explain_redis_error",
+    "redact_url",
+    "redis_answers",
+    "redis_problem",
+]
 
 DEFAULT_REDIS_PORT: Final = 6379
 
@@ -155,12 +162,57 @@ class RedisConfig:
 
 def redis_answers(url: str, timeout_s: float = 2.0) -> bool:
     """True when the Redis server at ``url`` answers PING."""
+    return redis_problem(url, timeout_s) is None
+
+
+#: The fix for a Redis that does not answer at all.
+NO_ANSWER = "run `prognos stack up`, or set PROGNOS_REDIS_URL"
+
+
+def redis_problem(url: str, timeout_s: float = 2.0) -> str | None:
+    """None when the Redis server at ``url`` answers PING; else :func:`explain_redis_error`.
+
+    A server that answers but refuses the credentials, the user's permissions or the TLS
+    handshake is named as such: the fix there is a setting, not starting a server.
+    """
     import redis
 
     client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
     try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
+        client.ping()
+        return None
+    except (redis.RedisError, OSError) as exc:
+        return explain_redis_error(url, exc)
     finally:
         client.close()
+
+
+def explain_redis_error(url: str, exc: BaseException) -> str:
+    """What a failed call to the Redis at ``url`` says about the setting to check: the
+    credentials, the user's permissions, TLS, or (``no answer ...``) the server itself."""
+    import redis
+
+    text = str(exc)
+    if isinstance(exc, redis.AuthenticationError):  # WRONGPASS, NOAUTH
+        return (
+            f"it refused the credentials ({text}): check PROGNOS_REDIS_USERNAME and "
+            "PROGNOS_REDIS_PASSWORD_FILE, or the user and password in PROGNOS_REDIS_URL"
+        )
+    if isinstance(exc, redis.ResponseError):  # NOPERM: an ACL user without the command
+        return (
+            f"it refused a command ({text}): the ACL user needs PING and the commands of "
+            "the sink and subscribers on the key prefix's keys (docs/security.md)"
+        )
+    if "SSL" in text or "certificate" in text.lower():
+        return (
+            f"the TLS handshake failed ({text}): check PROGNOS_REDIS_SSL_CAFILE (the CA "
+            "that signed the server's certificate) and that the URL is rediss://"
+        )
+    dropped = ("reading from", "closed by server", "reset by peer")
+    if url.startswith("redis://") and any(d in text for d in dropped):
+        return (
+            f"it took the connection and dropped it ({text}): a server on TLS only needs "
+            "a rediss:// URL (set PROGNOS_REDIS_SSL_CAFILE to the CA that signed its "
+            "certificate)"
+        )
+    return f"no answer ({text}): {NO_ANSWER}"

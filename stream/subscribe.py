@@ -48,7 +48,7 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from stream.contract import DEFAULT_PREFIX, SEVERITIES, AlertEvent, Keys, Severity
 from stream.errors import AlertFormatError, ConfigError, RedisUnreachableError
-from stream.redis_config import redact_url
+from stream.redis_config import explain_redis_error, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +71,16 @@ StartFrom = Literal["earliest", "latest"]
 
 
 def unreachable(url: str, exc: BaseException | None = None) -> RedisUnreachableError:
-    """The error for a Redis that does not answer, naming the address and the fix."""
-    why = f" ({exc})" if exc is not None else ""
-    return RedisUnreachableError(
-        f"no Redis answers at {redact_url(url)}{why}: run `prognos stack up`, "
-        "or set PROGNOS_REDIS_URL to the Redis the stream job writes to"
-    )
+    """The error for a Redis that does not answer, or refuses the subscriber's credentials
+    or TLS, naming the address and the fix."""
+    problem = explain_redis_error(url, exc) if exc is not None else ""
+    if exc is None or problem.startswith("no answer"):
+        why = f" ({exc})" if exc is not None else ""
+        return RedisUnreachableError(
+            f"no Redis answers at {redact_url(url)}{why}: run `prognos stack up`, "
+            "or set PROGNOS_REDIS_URL to the Redis the stream job writes to"
+        )
+    return RedisUnreachableError(f"Redis at {redact_url(url)}: {problem}")
 
 
 # -- the interface -----------------------------------------------------------------------

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -182,3 +183,33 @@ def test_stream_job_with_a_wrong_password_says_what_to_check(
         -3000:
     ]
     assert "PROGNOS_KAFKA_SASL_PASSWORD_FILE" in err and "not-the-password" not in err
+
+
+def test_a_redis_that_refuses_the_job_is_named_with_the_setting_to_check(
+    secure_stack: StackConfig,
+) -> None:
+    """Credentials, TLS and a stopped server each get their own message and fix; before,
+    all were 'no Redis answers: run prognos stack up'."""
+    from stream.redis_config import redis_problem
+
+    files = _files(secure_stack)
+    port = secure_stack.redis_port
+    right = redis_url(files, port)
+    assert redis_problem(right) is None
+    wrong = right.replace(
+        urllib.parse.quote(files.read(files.redis_app_password), safe=""), "not-the-password"
+    )
+    assert wrong != right
+    for url in (wrong, redis_url(files, port, with_password=False)):
+        problem = redis_problem(url) or ""
+        assert "refused the credentials" in problem, problem
+        assert "PROGNOS_REDIS_PASSWORD_FILE" in problem and "not-the-password" not in problem
+    no_ca = right.split("?", 1)[0]  # rediss:// without the CA that signed the certificate
+    problem = redis_problem(no_ca) or ""
+    assert "TLS handshake failed" in problem and "PROGNOS_REDIS_SSL_CAFILE" in problem, problem
+    plain = f"redis://127.0.0.1:{port}/0"  # a TLS-only server over plain TCP
+    problem = redis_problem(plain, timeout_s=3) or ""
+    assert "rediss://" in problem and "prognos stack up" not in problem, problem
+    stopped = f"redis://127.0.0.1:{free_port()}/0"
+    problem = redis_problem(stopped) or ""
+    assert problem.startswith("no answer") and "prognos stack up" in problem, problem
