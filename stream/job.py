@@ -200,6 +200,16 @@ def dead_letters(table: pa.Table) -> list[DeadLetter]:
     ]
 
 
+def other_models(scored: pa.Table, version: str) -> list[str]:
+    """The model versions of ``scored``'s windows other than ``version``, the one the
+    driver points the executors at: the executors scored with another model when they
+    cannot read the pointer (:func:`pointer_folder`), and a promotion then does not apply."""
+    import pyarrow.compute as pc
+
+    found = pc.unique(scored.column("model_version")).to_pylist()
+    return sorted(str(v) for v in found if v != version)
+
+
 def _rows_of(column: pa.ChunkedArray, width: int) -> np.ndarray:
     """A list column of ``width`` doubles as ``[rows, width]`` (a null list, or a null
     value: NaN, missing), in one copy when every list holds ``width`` values."""
@@ -431,6 +441,18 @@ class StreamJob:
         dead = pc.is_valid(table.column("dl_rule"))
         n_dead = int(pc.sum(dead).as_py() or 0)
         scored = unpack_scored(table.filter(pc.invert(dead)) if n_dead else table)
+        others = other_models(scored, self.scorer.metadata.model_version)
+        if others:
+            logger.warning(
+                "batch %d: the executors scored with model %s, and the job points them at "
+                "%s: they cannot read its pointer in %s, so a promotion does not apply there. "
+                "They must see the driver's checkpoint folder; on a Spark cluster, run the "
+                "job with `prognos submit`",
+                batch_id,
+                ", ".join(others),
+                self.scorer.metadata.model_version,
+                pointer_folder(self.config),
+            )
         windows = windows_from_arrow(scored, self._describe)
         coverage = self.coverage.check(windows, batch_id)  # before anything is written
         result = self.sink.write(windows)

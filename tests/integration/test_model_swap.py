@@ -192,9 +192,9 @@ def test_a_model_promoted_mid_replay_takes_over_at_one_batch_with_nothing_lost(
     assert active is not None and active.version == NEW_VERSION
     actions = [s["action"] for s in reversed(steps)]
     assert actions[:2] == ["started", "promoted"] and "applied" in actions
-    assert any(
-        s["action"] == "refused" and "swap-test-3" not in s.get("version", "") for s in steps
-    )
+    refused = [s for s in steps if s["action"] == "refused"]
+    assert len(refused) == 1, refused  # the tampered candidate, with its folder and reason
+    assert refused[0]["candidate"].endswith("tampered") and "SHA-256" in refused[0]["reason"]
     applied = next(s for s in steps if s["action"] == "applied")
     assert applied["version"] == NEW_VERSION and applied["batch"] >= 3
 

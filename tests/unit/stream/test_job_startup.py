@@ -61,7 +61,36 @@ def test_a_flipped_byte_in_the_model_is_refused_at_start_up(tmp_path: Path) -> N
         StreamJob(_Spark(), _config(tmp_path, model_path=model))  # type: ignore[arg-type]
 
 
-def test_a_model_with_the_wrong_inputs_is_refused(tmp_path: Path) -> None:
+def test_a_model_whose_network_reads_other_inputs_than_its_metadata_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Metadata saying K = 7 over a network that reads 10 windows: refused at start-up,
+    naming both shapes, not at the first window scored."""
+    from dataclasses import replace as with_fields
+
+    import onnx
+
+    from models.metadata import MODEL_NAME, write_manifest
+    from models.scorer import Scorer
+
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, model)
+    meta = Scorer.load(DEFAULT_MODEL).metadata
+    meta = with_fields(meta, spec=with_fields(meta.spec, sequence_length=7))
+    network = onnx.load(str(model / MODEL_NAME))
+    props = meta.to_props()
+    for prop in network.metadata_props:
+        if prop.key in props:
+            prop.value = props[prop.key]
+    onnx.save(network, str(model / MODEL_NAME))
+    write_manifest(model, meta, created="2026-12-06T00:00:00+00:00")
+    with pytest.raises(CorruptModelError, match=r"needs \[batch, 7, 90\]"):
+        StreamJob(_Spark(), _config(tmp_path, model_path=model))  # type: ignore[arg-type]
+
+
+def test_a_model_file_that_is_not_onnx_with_a_matching_checksum_is_refused(
+    tmp_path: Path,
+) -> None:
     model = tmp_path / "model"
     shutil.copytree(DEFAULT_MODEL, model)
     (model / "model.onnx").write_bytes(b"not an onnx file at all")

@@ -58,3 +58,16 @@ def test_the_pointer_is_replaced_whole_and_read_back(tmp_path: Path) -> None:
     assert read_pointer(path) == newer
     assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["active-model.json"]  # no temp left
     assert read_pointer(tmp_path / "missing.json") is None
+
+
+def test_windows_scored_by_another_model_than_the_pointers_are_found() -> None:
+    """The driver's check that the executors followed its pointer (a worker that cannot
+    read it scores with the model the job started with, and a promotion does not apply)."""
+    import pyarrow as pa
+
+    from stream.job import other_models
+
+    scored = pa.table({"model_version": ["2.0.0", "1.0.0", "2.0.0", "1.0.0"]})
+    assert other_models(scored, "2.0.0") == ["1.0.0"]
+    assert other_models(scored.slice(0, 1), "2.0.0") == []
+    assert other_models(scored.slice(0, 0), "2.0.0") == []
