@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -85,6 +86,20 @@ class RejectionWatch:
             reason = f"{violation.field}/{violation.rule}"
             self._counts[reason] += 1
             self._examples.setdefault(reason, f"{violation.field}: {violation.message}")
+        return self._judge() if self.seen >= self.window else None
+
+    def observe_counts(
+        self, seen: int, broken: Mapping[str, int], examples: Mapping[str, str]
+    ) -> Rejection | None:
+        """Count ``seen`` readings at once, ``broken`` of them by reason (``field/rule``),
+        with an example of each (``field: message``); as :meth:`observe` (a consumer's
+        batch, where :meth:`observe` takes a producer's readings one by one)."""
+        if self._done:
+            return None
+        self.seen += seen
+        for reason, count in broken.items():
+            self._counts[reason] += count
+            self._examples.setdefault(reason, examples.get(reason, reason))
         return self._judge() if self.seen >= self.window else None
 
     def finish(self) -> Rejection | None:

@@ -46,7 +46,7 @@ from stream.deadletters import DeadLetter, DeadLetterPublisher
 from stream.drift import DriftMonitor
 from stream.errors import StreamError
 from stream.registry import ModelSwitch
-from stream.runner import JobProgress, QueryRunner
+from stream.runner import JobProgress, QueryRunner, ReadingsSource
 from stream.scoring import TopFeatureFormatter
 from stream.sequence import STATE_LAYOUT
 from stream.session import use_state_store
@@ -225,6 +225,17 @@ def _rows_of(column: pa.ChunkedArray, width: int) -> np.ndarray:
     )
 
 
+def _catalogue_named(config: StreamConfig) -> str:
+    """The catalogue in force, as a message names it (:meth:`StreamConfig.load_catalogue`)."""
+    from stream.config import MODEL_CATALOGUE
+
+    if config.catalogue is not None:
+        return str(config.catalogue)
+    if (config.model_path / MODEL_CATALOGUE).is_file():
+        return str(config.model_path / MODEL_CATALOGUE)
+    return "default"
+
+
 def _watermark_ms(config: StreamConfig, scorer: Scorer) -> int:
     return int((config.watermark_seconds or scorer.metadata.spec.window_seconds) * 1000)
 
@@ -308,7 +319,14 @@ class StreamJob:
             self.prometheus.model_loaded(
                 meta.model_version, self.scorer.active_provider, meta.sha256
             )
-        self.progress = JobProgress(config.redis, self.scorer.active_provider, self.prometheus)
+        self.progress = JobProgress(
+            config.redis,
+            self.scorer.active_provider,
+            self.prometheus,
+            ReadingsSource(
+                config.kafka.topic, config.kafka.dead_letter_topic, _catalogue_named(config)
+            ),
+        )
         self.sink = RedisAlertSink(
             config.redis_url,
             self.policy,
@@ -473,7 +491,7 @@ class StreamJob:
         if n_dead:
             letters = dead_letters(table.filter(dead))
             if self.dead_letters.publish(self._query_id(), batch_id, letters):
-                self.progress.dead_lettered(Counter(d.rule for d in letters))
+                self.progress.dead_lettered(Counter(d.rule for d in letters), letters)
         logger.debug(
             "batch %d: %d windows, %d alert events in %.0f ms",
             batch_id,

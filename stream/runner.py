@@ -16,10 +16,12 @@ import re
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from ingest.watch import RejectionWatch
 from stream.contract import JobMetrics
 from stream.coverage import BatchCoverage
 from stream.errors import StreamError
@@ -29,7 +31,9 @@ from stream.storage import Location
 if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
 
+    from ingest.watch import Rejection
     from stream.contract import FleetSummary
+    from stream.deadletters import DeadLetter
     from stream.metrics import PrometheusMetrics
 
 logger = logging.getLogger(__name__)
@@ -200,12 +204,22 @@ class JobProgress:
     """
 
     def __init__(
-        self, redis: RedisConfig, provider: str, prometheus: PrometheusMetrics | None = None
+        self,
+        redis: RedisConfig,
+        provider: str,
+        prometheus: PrometheusMetrics | None = None,
+        source: ReadingsSource | None = None,
     ) -> None:
         self.redis = redis
         self.metrics = JobMetrics(provider=provider)
         self.lock = threading.Lock()
         self.prometheus = prometheus
+        # One rule breaking most of the first readings read (the catalogue or the producer
+        # does not fit): said once, loudly, with the fix (ingest.watch).
+        self.source = source
+        self._watch = RejectionWatch()
+        self._broken: Counter[str] = Counter()
+        self._examples: dict[str, str] = {}
 
     def batch_written(
         self,
@@ -244,10 +258,15 @@ class JobProgress:
                 devices=None if fleet is None else fleet.devices,
             )
 
-    def dead_lettered(self, rules: Mapping[str, int]) -> None:
-        """One batch published dead letters: how many broke each rule."""
+    def dead_lettered(self, rules: Mapping[str, int], letters: Sequence[DeadLetter] = ()) -> None:
+        """One batch published dead letters: how many broke each rule (``letters``, the
+        dead letters themselves, for the first readings' rejection check)."""
         with self.lock:
             self.metrics.dead_letters_total += sum(rules.values())
+            for letter in letters:
+                reason = f"{letter.field}/{letter.rule}"
+                self._broken[reason] += 1
+                self._examples.setdefault(reason, f"{letter.field}: {letter.reason}")
         if self.prometheus is not None:
             self.prometheus.dead_lettered(rules)
 
@@ -293,6 +312,7 @@ class JobProgress:
             logger.warning(
                 "batch %d: %d late readings dropped by the watermark", snapshot.batch_id, dropped
             )
+        self._check_rejection(sum(int(p.get("numInputRows", 0) or 0) for p in new))
         logger.info(
             "batch %(batch_id)d: %(input_rows)d readings (%(input_rows_per_s).0f/s) in %(batch_ms)d ms; "
             "%(windows_scored)d windows scored, %(alerts_total)d alert events so far; "
@@ -307,6 +327,49 @@ class JobProgress:
                 client.close()
         except redis.RedisError as exc:
             logger.warning("could not publish metrics to Redis: %s", exc)
+
+    def _check_rejection(self, read: int) -> None:
+        """Fold the records read since the last check, and their dead letters, into the
+        rejection watch; warn once when one rule broke most of the first of them."""
+        if self.source is None or read <= 0:
+            return
+        with self.lock:
+            broken, examples = self._broken, self._examples
+            self._broken, self._examples = Counter(), {}
+        rejection = self._watch.observe_counts(read, broken, examples)
+        if rejection is not None:
+            logger.warning("%s", rejection_warning(rejection, self.source))
+
+
+@dataclass(frozen=True)
+class ReadingsSource:
+    """What a rejection of most of the first readings names: where they came from, where
+    they went, and the catalogue that judged them."""
+
+    topic: str
+    dead_letter_topic: str
+    catalogue: str
+
+
+def rejection_warning(rejection: Rejection, source: ReadingsSource) -> str:
+    """The stream job's message for most of its first readings broken by one rule."""
+    rule = rejection.reason.rpartition("/")[2]
+    head = (
+        f"{rejection.share:.0%} of the first {rejection.seen:,} records read from "
+        f"{source.topic} ({rejection.count:,}) broke the same rule, {rejection.reason} "
+        f"({rejection.example}); they are in {source.dead_letter_topic}."
+    )
+    if rule in ("range", "unknown"):
+        return (
+            f"{head} The catalogue in force, {source.catalogue}, does not fit these readings: "
+            "restart the job with one that declares their sensors and ranges (--catalogue; "
+            "`prognos catalogue infer RECORDING --out catalogue.toml` proposes one), or a "
+            "model trained on this fleet (its folder's catalogue.toml applies)."
+        )
+    return (
+        f"{head} Their producer does not write Prognos readings as this job reads them: "
+        "check it against docs/readings.md (the wire format and its rules)."
+    )
 
 
 class QueryRunner:

@@ -11,10 +11,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream.contract import JobMetrics
 from stream.coverage import BatchCoverage
+from stream.deadletters import DeadLetter
 from stream.errors import ConfigError
 from stream.metrics import PrometheusMetrics, kafka_lag
 from stream.redis_config import RedisConfig
-from stream.runner import JobProgress
+from stream.runner import JobProgress, ReadingsSource
 
 
 def _families(metrics: PrometheusMetrics) -> dict[str, object]:
@@ -128,3 +129,50 @@ def test_a_bad_metrics_port_setting_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="--metrics-port 70000"):
         StreamConfig.from_env({}, metrics_port=70000)
     assert StreamConfig.from_env({"PROGNOS_METRICS_PORT": "9464"}).metrics_port == 9464
+
+
+class _Progress:
+    """A query whose progress reports are ``reports``."""
+
+    def __init__(self, reports: list[dict[str, object]]) -> None:
+        self.recentProgress = reports
+
+
+def _letters(n: int, field: str, rule: str, reason: str) -> list[DeadLetter]:
+    return [DeadLetter(None, b"{}", field, rule, reason, "t") for _ in range(n)]
+
+
+def test_one_rule_breaking_most_of_the_first_readings_is_said_once_with_the_fix(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The job's side of ingest.watch: a catalogue that does not fit the fleet sends every
+    reading to the dead-letter topic, which the job's per-batch lines only counted."""
+    source = ReadingsSource("plant.readings", "plant.readings.dlq", "default")
+    progress = JobProgress(RedisConfig("redis://127.0.0.1:1", "p"), "CPU", None, source)
+    broken = _letters(700, "x.pressure", "range", "50.0 is outside [0, 40] bar")
+    progress.dead_lettered({"range": 700}, broken)
+    progress.dead_lettered({"json": 5}, _letters(5, "payload", "json", "not JSON"))
+    caplog.set_level("WARNING", logger="stream.runner")
+    batches = [{"batchId": i, "numInputRows": 400, "durationMs": {}} for i in range(3)]
+    progress.record([_Progress(batches[:1])])  # type: ignore[list-item]
+    assert "broke the same rule" not in caplog.text  # 400 read: too few to judge
+    progress.record([_Progress(batches)])  # type: ignore[list-item]
+    said = [r.getMessage() for r in caplog.records if "broke the same rule" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "58% of the first 1,200 records read from plant.readings (700)" in said[0]
+    assert "x.pressure/range (x.pressure: 50.0 is outside [0, 40] bar)" in said[0]
+    assert "plant.readings.dlq" in said[0] and "--catalogue" in said[0]
+    progress.dead_lettered({"range": 900}, broken + broken[:200])
+    progress.record([_Progress([*batches, {"batchId": 3, "numInputRows": 900}])])  # type: ignore[list-item]
+    assert len([r for r in caplog.records if "broke the same rule" in r.getMessage()]) == 1
+
+
+def test_dead_letters_under_half_of_the_first_readings_are_not_a_rejection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = ReadingsSource("t", "t.dlq", "default")
+    progress = JobProgress(RedisConfig("redis://127.0.0.1:1", "p"), "CPU", None, source)
+    progress.dead_lettered({"range": 500}, _letters(500, "x.s2", "range", "out"))
+    caplog.set_level("WARNING", logger="stream.runner")
+    progress.record([_Progress([{"batchId": 0, "numInputRows": 1000}])])  # type: ignore[list-item]
+    assert "broke the same rule" not in caplog.text
