@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from models.candidate import contract_differences
 from models.drift import load_reference
 from models.scorer import Scorer
-from stream.checkpoint import check_checkpoint, fingerprint
+from stream.checkpoint import QUERY_FOLDERS, check_checkpoint, fingerprint
 from stream.config import StreamConfig
 from stream.contract import JobMetrics
 from stream.coverage import CoverageGuard
@@ -274,7 +274,7 @@ def build_query(
     else:
         writer = writer.trigger(processingTime=f"{int(config.trigger_seconds * 1000)} milliseconds")
     return (
-        writer.option("checkpointLocation", join(config.checkpoint, "main"))
+        writer.option("checkpointLocation", join(config.checkpoint, QUERY_FOLDERS[0]))
         .queryName(QUERY_NAME)
         .start()
     )

@@ -56,3 +56,15 @@ def test_job_json_on_a_hadoop_file_system_is_written_once_and_checked() -> None:
         check_checkpoint("hdfs://nn:8020/cp", _print(deployment="cluster", window_ms=1), files)
     with pytest.raises(ValueError, match="is a URI"):
         check_checkpoint("hdfs://nn:8020/cp", _print())
+
+
+def test_a_checkpoint_with_a_querys_progress_and_no_job_json_is_refused() -> None:
+    """job.json is written before the query first starts: a checkpoint holding Spark's
+    progress without it was not this job's, or lost it, and is not taken as new."""
+    files = _Files()
+    files.write_text("hdfs://nn:8020/cp/main/metadata", '{"id":"x"}')
+    with pytest.raises(CheckpointMismatchError, match=r"progress \(main/\) but no job\.json"):
+        check_checkpoint("hdfs://nn:8020/cp", _print(deployment="cluster"), files)
+    assert "hdfs://nn:8020/cp/job.json" not in files.files  # not written over
+    files.write_text("hdfs://nn:8020/other/elsewhere/metadata", "{}")
+    check_checkpoint("hdfs://nn:8020/other", _print(deployment="cluster"), files)  # new: fine
