@@ -16,7 +16,8 @@ layout): appended to the stream ``P:alerts`` and published on the channels
     same consumer name when it restarts (its own pending entries come first), or to another
     consumer of the group once it was idle for ``claim_idle_ms`` (``XAUTOCLAIM``). A consumer
     that restarts resumes after the last entry the group delivered; nothing is lost while it
-    is offline (as long as the stream's ``MAXLEN`` bound does not trim unread entries).
+    is offline (as long as the stream's ``MAXLEN`` bound does not trim unread entries; a
+    group that comes back after it did is told how many, with the fix).
     Handlers must therefore be idempotent: use :attr:`AlertEvent.event_id` (stable across
     replays) to drop a duplicate.
 
@@ -68,6 +69,16 @@ __all__ = [
 ]
 
 StartFrom = Literal["earliest", "latest"]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+def _entry_id(text: str) -> tuple[int, int]:
+    """A stream entry id (``ms-seq``) as a pair that orders as Redis orders them."""
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def unreachable(url: str, exc: BaseException | None = None) -> RedisUnreachableError:
@@ -509,10 +520,50 @@ class StreamSubscriber(_Base):
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            self._warn_if_trimmed_unread()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._drop_client()
             raise unreachable(self.redis_url, exc) from exc
         self._opened = True
+
+    def _warn_if_trimmed_unread(self) -> None:
+        """Say so when the stream's length bound trimmed entries the group never read (it
+        was offline for longer than the stream holds): they are not delivered."""
+        c = self.config
+        stream = self.client.xinfo_stream(c.stream)
+        group = next(
+            (g for g in self.client.xinfo_groups(c.stream) if _text(g.get("name")) == c.group),
+            None,
+        )
+        first = stream.get("first-entry")
+        if group is None or not first:
+            return
+        last = _text(group.get("last-delivered-id")) or "0-0"
+        if last == "0-0" or _entry_id(last) >= _entry_id(_text(first[0])):
+            return  # it read nothing yet (a new group starts where it starts), or no gap
+        # Redis 7 counts the entries ever added and those the group read: what neither the
+        # stream holds nor the group read was trimmed unread. Before 7, only the ids tell.
+        added, read = stream.get("entries-added"), group.get("entries-read")
+        lost = None
+        if added is not None and read is not None:
+            lost = int(added) - int(stream.get("length", 0)) - int(read)
+            if lost <= 0:
+                return  # the entries trimmed were ones it had read
+        what = (
+            f"{lost:,} alerts written while it was away were"
+            if lost is not None
+            else "alerts written while it was away may have been"
+        )
+        logger.warning(
+            "consumer group %s last read entry %s of %s, which now starts at %s: %s trimmed "
+            "before it read them (the stream keeps about --stream-maxlen entries, 100,000 by "
+            "default). Raise the job's --stream-maxlen, or keep a consumer of the group running",
+            c.group,
+            last,
+            c.stream,
+            _text(first[0]),
+            what,
+        )
 
     def _ack_entry(self, entry_id: str) -> bool:
         import redis

@@ -348,3 +348,34 @@ def test_cli_reports_an_unreachable_redis(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "s3cret" not in result.stderr and "user:***@127.0.0.1" in result.stderr
     assert "prognos stack up" in result.stderr and "PROGNOS_REDIS_URL" in result.stderr
+
+
+def test_a_group_whose_unread_alerts_were_trimmed_while_away_is_told_how_many(
+    redis_url: str, key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stream's length bound trims the oldest entries whether a group read them or
+    not: a group back after the bound passed it hears what it lost (trimmed entries it had
+    read are no loss)."""
+    config = FollowConfig(
+        redis_url, group="away", consumer="a", prefix=key_prefix, start_from="earliest"
+    )
+    _write_alerts(redis_url, key_prefix, ["pump-1", "pump-2"])  # 4 entries
+    with StreamSubscriber(config) as first:
+        _consume(first, 4, lambda d: d.ack())
+    client = redis.Redis.from_url(redis_url)
+    caplog.set_level("WARNING", logger="stream.subscribe")
+    try:
+        _write_alerts(redis_url, key_prefix, ["pump-3"], first=5)  # 2 more, unread
+        client.xtrim(Keys(key_prefix).alerts, maxlen=2, approximate=False)  # the read 4 go
+        StreamSubscriber(config).open()
+        assert "trimmed before it read them" not in caplog.text
+        _write_alerts(redis_url, key_prefix, ["pump-4"], first=9)  # 2 more
+        client.xtrim(Keys(key_prefix).alerts, maxlen=1, approximate=False)  # 3 unread go
+        back = StreamSubscriber(config)
+        back.open()
+        back.close()
+    finally:
+        client.close()
+    said = [r.getMessage() for r in caplog.records if "trimmed before it read" in r.getMessage()]
+    assert len(said) == 1 and "away" in said[0] and ": 3 alerts written" in said[0], said
+    assert "--stream-maxlen" in said[0]
