@@ -102,6 +102,11 @@ class RejectionWatch:
             self._examples.setdefault(reason, examples.get(reason, reason))
         return self._judge() if self.seen >= self.window else None
 
+    @property
+    def done(self) -> bool:
+        """True once judged: nothing more is counted."""
+        return self._done
+
     def finish(self) -> Rejection | None:
         """At the end of a run: the :class:`Rejection` of a run shorter than the window."""
         if self._done or self.seen < self.minimum:

@@ -20,7 +20,7 @@ from stream.storage import Location, is_uri, join
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FINGERPRINT_FILE", "check_checkpoint", "fingerprint"]
+__all__ = ["FINGERPRINT_FILE", "QUERY_FOLDERS", "check_checkpoint", "fingerprint"]
 
 FINGERPRINT_FILE = "job.json"
 

@@ -71,10 +71,10 @@ def check_services(config: StreamConfig) -> None:
     except IngestError as exc:
         raise ServiceUnreachableError(
             f"cannot read or create topics on {kafka.bootstrap_servers}: {exc}. The job "
-            "lists and describes the topics, and creates the dead-letter topic "
-            f"{kafka.dead_letter_topic} when it is missing: grant its principal Describe "
-            "on the cluster and topics and Create on that topic, or create it yourself "
-            "with the readings topic's partitions (docs/security.md)"
+            "describes its topics and creates the dead-letter topic "
+            f"{kafka.dead_letter_topic} when it is missing: where the broker authorizes, "
+            "its principal needs DESCRIBE on both topics and CREATE on that one, or create "
+            "it yourself with the readings topic's partitions (docs/security.md)"
         ) from exc
     problem = redis_problem(config.redis_url, timeout_s=5)
     if problem is not None:

@@ -70,6 +70,7 @@ __all__ = [
     "build_query",
     "kafka_source",
     "load_scorer",
+    "other_models",
     "score",
     "scoring_spec",
     "window_sequences",
@@ -207,7 +208,7 @@ def other_models(scored: pa.Table, version: str) -> list[str]:
     import pyarrow.compute as pc
 
     found = pc.unique(scored.column("model_version")).to_pylist()
-    return sorted(str(v) for v in found if v != version)
+    return sorted(str(v) for v in found if v is not None and v != version)
 
 
 def _rows_of(column: pa.ChunkedArray, width: int) -> np.ndarray:
@@ -488,10 +489,10 @@ class StreamJob:
             self._watch_drift(scored)
         if self.switch is not None:
             self.switch.add_recent(scored.column("sample").drop_null().to_pylist())
-        if n_dead:
-            letters = dead_letters(table.filter(dead))
-            if self.dead_letters.publish(self._query_id(), batch_id, letters):
-                self.progress.dead_lettered(Counter(d.rule for d in letters), letters)
+        letters = dead_letters(table.filter(dead)) if n_dead else []
+        self.progress.batch_read(batch_id, letters)  # a replayed batch's too
+        if letters and self.dead_letters.publish(self._query_id(), batch_id, letters):
+            self.progress.dead_lettered(Counter(d.rule for d in letters))
         logger.debug(
             "batch %d: %d windows, %d alert events in %.0f ms",
             batch_id,

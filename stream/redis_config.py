@@ -198,11 +198,15 @@ def explain_redis_error(url: str, exc: BaseException) -> str:
             f"it refused the credentials ({text}): check PROGNOS_REDIS_USERNAME and "
             "PROGNOS_REDIS_PASSWORD_FILE, or the user and password in PROGNOS_REDIS_URL"
         )
-    if isinstance(exc, redis.ResponseError):  # NOPERM: an ACL user without the command
+    if isinstance(exc, redis.exceptions.NoPermissionError):  # NOPERM: the ACL user's
         return (
             f"it refused a command ({text}): the ACL user needs PING and the commands of "
             "the sink and subscribers on the key prefix's keys (docs/security.md)"
         )
+    if isinstance(exc, redis.ResponseError):  # DENIED (protected mode), ...
+        return f"it answered with an error ({text}): the server's settings refuse this client"
+    if isinstance(exc, redis.TimeoutError):  # a server that takes the connection, no reply
+        return f"no answer ({text}): {NO_ANSWER}"
     if "SSL" in text or "certificate" in text.lower():
         return (
             f"the TLS handshake failed ({text}): check PROGNOS_REDIS_SSL_CAFILE (the CA "

@@ -38,7 +38,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JobProgress", "QueryRunner", "failure_reason", "kafka_lag"]
+__all__ = [
+    "JobProgress",
+    "QueryRunner",
+    "ReadingsSource",
+    "failure_reason",
+    "kafka_lag",
+    "rejection_warning",
+]
 
 _CAUSE = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception): \S")
 _JVM_OR_PYSPARK = ("org.", "java.", "scala.", "py4j.", "pyspark.")
@@ -218,8 +225,30 @@ class JobProgress:
         # does not fit): said once, loudly, with the fix (ingest.watch).
         self.source = source
         self._watch = RejectionWatch()
-        self._broken: Counter[str] = Counter()
+        self._broken: dict[int, Counter[str]] = {}  # by batch, until its progress is read
         self._examples: dict[str, str] = {}
+
+    def batch_read(self, batch_id: int, letters: Sequence[DeadLetter]) -> None:
+        """Batch ``batch_id``'s dead letters (also a replayed batch's, whose letters were
+        published before), for the check of the first records read: matched with the
+        batch's progress report once Spark posts it."""
+        if self.source is None or self._watch.done:
+            return
+        counts: Counter[str] = Counter()
+        with self.lock:
+            for letter in letters:
+                reason = f"{letter.field}/{letter.rule}"
+                counts[reason] += 1
+                self._examples.setdefault(reason, f"{letter.field}: {letter.reason}")
+            self._broken[batch_id] = counts
+
+    def finish(self) -> None:
+        """The run ended: judge a run shorter than the check's first 1,000 records."""
+        if self.source is None:
+            return
+        rejection = self._watch.finish()
+        if rejection is not None:
+            logger.warning("%s", rejection_warning(rejection, self.source))
 
     def batch_written(
         self,
@@ -258,15 +287,10 @@ class JobProgress:
                 devices=None if fleet is None else fleet.devices,
             )
 
-    def dead_lettered(self, rules: Mapping[str, int], letters: Sequence[DeadLetter] = ()) -> None:
-        """One batch published dead letters: how many broke each rule (``letters``, the
-        dead letters themselves, for the first readings' rejection check)."""
+    def dead_lettered(self, rules: Mapping[str, int]) -> None:
+        """One batch published dead letters: how many broke each rule."""
         with self.lock:
             self.metrics.dead_letters_total += sum(rules.values())
-            for letter in letters:
-                reason = f"{letter.field}/{letter.rule}"
-                self._broken[reason] += 1
-                self._examples.setdefault(reason, f"{letter.field}: {letter.reason}")
         if self.prometheus is not None:
             self.prometheus.dead_lettered(rules)
 
@@ -312,7 +336,7 @@ class JobProgress:
             logger.warning(
                 "batch %d: %d late readings dropped by the watermark", snapshot.batch_id, dropped
             )
-        self._check_rejection(sum(int(p.get("numInputRows", 0) or 0) for p in new))
+        self._check_rejection(new)
         logger.info(
             "batch %(batch_id)d: %(input_rows)d readings (%(input_rows_per_s).0f/s) in %(batch_ms)d ms; "
             "%(windows_scored)d windows scored, %(alerts_total)d alert events so far; "
@@ -328,14 +352,19 @@ class JobProgress:
         except redis.RedisError as exc:
             logger.warning("could not publish metrics to Redis: %s", exc)
 
-    def _check_rejection(self, read: int) -> None:
-        """Fold the records read since the last check, and their dead letters, into the
-        rejection watch; warn once when one rule broke most of the first of them."""
-        if self.source is None or read <= 0:
+    def _check_rejection(self, reports: Sequence[Mapping[str, Any]]) -> None:
+        """Fold the batches of ``reports`` (their records read, and their dead letters) into
+        the rejection watch; warn once when one rule broke most of the first records."""
+        if self.source is None or self._watch.done:
             return
+        broken: Counter[str] = Counter()
         with self.lock:
-            broken, examples = self._broken, self._examples
-            self._broken, self._examples = Counter(), {}
+            for report in reports:
+                broken.update(self._broken.pop(int(report.get("batchId", -1)), Counter()))
+            examples = dict(self._examples)
+        read = sum(int(p.get("numInputRows", 0) or 0) for p in reports)
+        if read <= 0:
+            return
         rejection = self._watch.observe_counts(read, broken, examples)
         if rejection is not None:
             logger.warning("%s", rejection_warning(rejection, self.source))
@@ -437,6 +466,7 @@ class QueryRunner:
             self._stop.set()
             self.stop()
             self.progress.record(self.queries())
+            self.progress.finish()
             py4j.removeFilter(self._quiet)
 
     def stop(self, timeout_s: float = 60.0) -> None:

@@ -520,11 +520,18 @@ class StreamSubscriber(_Base):
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-            self._warn_if_trimmed_unread()
+            existed = True
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._drop_client()
             raise unreachable(self.redis_url, exc) from exc
+        else:
+            existed = False
         self._opened = True
+        if existed:
+            try:
+                self._warn_if_trimmed_unread()
+            except redis.RedisError:  # advisory: a user without XINFO, a stream deleted
+                logger.debug("could not check %s for trimmed entries", c.stream, exc_info=True)
 
     def _warn_if_trimmed_unread(self) -> None:
         """Say so when the stream's length bound trimmed entries the group never read (it
@@ -539,30 +546,27 @@ class StreamSubscriber(_Base):
         if group is None or not first:
             return
         last = _text(group.get("last-delivered-id")) or "0-0"
-        if last == "0-0" or _entry_id(last) >= _entry_id(_text(first[0])):
-            return  # it read nothing yet (a new group starts where it starts), or no gap
-        # Redis 7 counts the entries ever added and those the group read: what neither the
-        # stream holds nor the group read was trimmed unread. Before 7, only the ids tell.
+        if _entry_id(last) >= _entry_id(_text(first[0])):
+            return  # its next entry is still there
+        # Redis 7 counts the entries ever added and those the group read (None where it
+        # cannot tell): what neither the stream holds nor the group read was trimmed unread.
+        # Older servers lack the counts, and the ids alone cannot tell a loss: no warning.
         added, read = stream.get("entries-added"), group.get("entries-read")
-        lost = None
-        if added is not None and read is not None:
-            lost = int(added) - int(stream.get("length", 0)) - int(read)
-            if lost <= 0:
-                return  # the entries trimmed were ones it had read
-        what = (
-            f"{lost:,} alerts written while it was away were"
-            if lost is not None
-            else "alerts written while it was away may have been"
-        )
+        if added is None or read is None:
+            return
+        lost = int(added) - int(stream.get("length", 0)) - int(read)
+        if lost <= 0:
+            return  # the entries trimmed were ones it had read
         logger.warning(
-            "consumer group %s last read entry %s of %s, which now starts at %s: %s trimmed "
-            "before it read them (the stream keeps about --stream-maxlen entries, 100,000 by "
-            "default). Raise the job's --stream-maxlen, or keep a consumer of the group running",
+            "consumer group %s last read entry %s of %s, which now starts at %s: %s alerts "
+            "written while it was away were trimmed before it read them (the stream keeps "
+            "about --stream-maxlen entries, 100,000 by default). Raise the job's "
+            "--stream-maxlen, or keep a consumer of the group running",
             c.group,
             last,
             c.stream,
             _text(first[0]),
-            what,
+            f"{lost:,}",
         )
 
     def _ack_entry(self, entry_id: str) -> bool:

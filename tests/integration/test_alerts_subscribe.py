@@ -367,7 +367,8 @@ def test_a_group_whose_unread_alerts_were_trimmed_while_away_is_told_how_many(
     try:
         _write_alerts(redis_url, key_prefix, ["pump-3"], first=5)  # 2 more, unread
         client.xtrim(Keys(key_prefix).alerts, maxlen=2, approximate=False)  # the read 4 go
-        StreamSubscriber(config).open()
+        with StreamSubscriber(config) as again:
+            again.open()
         assert "trimmed before it read them" not in caplog.text
         _write_alerts(redis_url, key_prefix, ["pump-4"], first=9)  # 2 more
         client.xtrim(Keys(key_prefix).alerts, maxlen=1, approximate=False)  # 3 unread go

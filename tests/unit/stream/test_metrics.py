@@ -142,6 +142,10 @@ def _letters(n: int, field: str, rule: str, reason: str) -> list[DeadLetter]:
     return [DeadLetter(None, b"{}", field, rule, reason, "t") for _ in range(n)]
 
 
+def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "broke the same rule" in r.getMessage()]
+
+
 def test_one_rule_breaking_most_of_the_first_readings_is_said_once_with_the_fix(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -149,30 +153,53 @@ def test_one_rule_breaking_most_of_the_first_readings_is_said_once_with_the_fix(
     reading to the dead-letter topic, which the job's per-batch lines only counted."""
     source = ReadingsSource("plant.readings", "plant.readings.dlq", "default")
     progress = JobProgress(RedisConfig("redis://127.0.0.1:1", "p"), "CPU", None, source)
-    broken = _letters(700, "x.pressure", "range", "50.0 is outside [0, 40] bar")
-    progress.dead_lettered({"range": 700}, broken)
-    progress.dead_lettered({"json": 5}, _letters(5, "payload", "json", "not JSON"))
+    broken = _letters(350, "x.pressure", "range", "50.0 is outside [0, 40] bar")
     caplog.set_level("WARNING", logger="stream.runner")
-    batches = [{"batchId": i, "numInputRows": 400, "durationMs": {}} for i in range(3)]
+    batches = [{"batchId": i, "numInputRows": 400, "durationMs": {}} for i in range(4)]
+    progress.batch_read(0, broken)
+    progress.batch_read(1, broken + _letters(5, "payload", "json", "not JSON"))
     progress.record([_Progress(batches[:1])])  # type: ignore[list-item]
-    assert "broke the same rule" not in caplog.text  # 400 read: too few to judge
-    progress.record([_Progress(batches)])  # type: ignore[list-item]
-    said = [r.getMessage() for r in caplog.records if "broke the same rule" in r.getMessage()]
+    assert not _said(caplog)  # 400 read: too few to judge
+    # Batch 3's letters come before its progress report: they wait for it, and do not
+    # count against batches 1 and 2's records (1,200 records, 700 letters so far).
+    progress.batch_read(2, [])
+    progress.batch_read(3, broken * 3)
+    progress.record([_Progress(batches[:3])])  # type: ignore[list-item]
+    said = _said(caplog)
     assert len(said) == 1, said
     assert "58% of the first 1,200 records read from plant.readings (700)" in said[0]
     assert "x.pressure/range (x.pressure: 50.0 is outside [0, 40] bar)" in said[0]
     assert "plant.readings.dlq" in said[0] and "--catalogue" in said[0]
-    progress.dead_lettered({"range": 900}, broken + broken[:200])
-    progress.record([_Progress([*batches, {"batchId": 3, "numInputRows": 900}])])  # type: ignore[list-item]
-    assert len([r for r in caplog.records if "broke the same rule" in r.getMessage()]) == 1
+    progress.record([_Progress(batches)])  # type: ignore[list-item]
+    progress.finish()
+    assert len(_said(caplog)) == 1  # once
 
 
-def test_dead_letters_under_half_of_the_first_readings_are_not_a_rejection(
+def test_good_records_are_not_judged_by_a_later_batchs_dead_letters(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     source = ReadingsSource("t", "t.dlq", "default")
     progress = JobProgress(RedisConfig("redis://127.0.0.1:1", "p"), "CPU", None, source)
-    progress.dead_lettered({"range": 500}, _letters(500, "x.s2", "range", "out"))
     caplog.set_level("WARNING", logger="stream.runner")
-    progress.record([_Progress([{"batchId": 0, "numInputRows": 1000}])])  # type: ignore[list-item]
-    assert "broke the same rule" not in caplog.text
+    progress.batch_read(0, [])
+    progress.batch_read(1, _letters(1500, "x.s2", "range", "out"))  # its report not yet in
+    progress.record([_Progress([{"batchId": 0, "numInputRows": 1200}])])  # type: ignore[list-item]
+    assert not _said(caplog)
+    under = JobProgress(RedisConfig("redis://127.0.0.1:1", "p"), "CPU", None, source)
+    under.batch_read(0, _letters(500, "x.s2", "range", "out"))
+    under.record([_Progress([{"batchId": 0, "numInputRows": 1000}])])  # type: ignore[list-item]
+    assert not _said(caplog)  # half, not most
+
+
+def test_a_run_shorter_than_the_check_is_judged_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = ReadingsSource("t", "t.dlq", "default")
+    progress = JobProgress(RedisConfig("redis://127.0.0.1:1", "p"), "CPU", None, source)
+    caplog.set_level("WARNING", logger="stream.runner")
+    progress.batch_read(0, _letters(90, "x.s2", "unknown", "not declared"))
+    progress.record([_Progress([{"batchId": 0, "numInputRows": 100}])])  # type: ignore[list-item]
+    assert not _said(caplog)
+    progress.finish()  # --available-now read 100 records in all
+    said = _said(caplog)
+    assert len(said) == 1 and "90% of the first 100 records" in said[0], said
