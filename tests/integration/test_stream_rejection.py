@@ -31,7 +31,7 @@ def test_a_foreign_producer_whose_readings_one_rule_refuses_is_named_once(
 
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     for i in range(60):
-        value = 642.0 if i % 6 == 0 else 5e10  # 50 of 60 beyond the generic bound
+        value = 642.0 if i % 6 == 0 else 5e10  # 50 of 60 outside s2's range, [450, 800]
         reading = {
             "v": 1,
             "d": f"engine-{i % 3}",
