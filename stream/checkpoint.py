@@ -20,12 +20,12 @@ from stream.storage import Location, is_uri, join
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FINGERPRINT_FILE", "QUERY_FOLDERS", "check_checkpoint", "fingerprint"]
+__all__ = ["FINGERPRINT_FILE", "QUERY_FOLDER", "check_checkpoint", "fingerprint"]
 
 FINGERPRINT_FILE = "job.json"
 
-#: The query folders a job's checkpoint holds (``main``, :func:`stream.job.build_query`).
-QUERY_FOLDERS = ("main",)
+#: The folder of a job's checkpoint that holds its query's (:func:`stream.job.build_query`).
+QUERY_FOLDER = "main"
 
 
 def fingerprint(
@@ -123,14 +123,13 @@ def check_checkpoint(
     # The query's own checkpoint (Spark's ``metadata`` file, written when a query first
     # starts, after job.json): a checkpoint with progress and no job.json was not started by
     # this job, or lost the file, and its state cannot be judged.
-    for query in QUERY_FOLDERS:
-        if files.read_text(join(join(checkpoint, query), "metadata")) is not None:
-            raise CheckpointMismatchError(
-                f"the checkpoint {checkpoint} holds a query's progress ({query}/) but no "
-                f"{FINGERPRINT_FILE}, which records the settings its state was written with: "
-                "it was not written by a Prognos stream job, or the file was removed. Give "
-                f"this job a new --checkpoint (it re-reads from --starting-offsets), or put "
-                f"back the {FINGERPRINT_FILE} it was written with."
-            )
+    if files.read_text(join(join(checkpoint, QUERY_FOLDER), "metadata")) is not None:
+        raise CheckpointMismatchError(
+            f"the checkpoint {checkpoint} holds a query's progress ({QUERY_FOLDER}/) but no "
+            f"{FINGERPRINT_FILE}, which records the settings its state was written with: "
+            "it was not written by a Prognos stream job, or the file was removed. Give "
+            f"this job a new --checkpoint (it re-reads from --starting-offsets), or put "
+            f"back the {FINGERPRINT_FILE} it was written with."
+        )
     files.write_text(uri, json.dumps(dict(current), indent=2) + "\n")
     logger.debug("recorded the checkpoint's settings in %s", uri)

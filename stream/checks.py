@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from stream.errors import ConfigError, ServiceUnreachableError
-from stream.redis_config import NO_ANSWER, redact_url, redis_problem
+from stream.redis_config import redact_url, redis_problem
 
 if TYPE_CHECKING:
     from stream.config import StreamConfig
@@ -78,10 +78,7 @@ def check_services(config: StreamConfig) -> None:
         ) from exc
     problem = redis_problem(config.redis_url, timeout_s=5)
     if problem is not None:
-        where = redact_url(config.redis_url)
-        if problem.startswith("no answer"):
-            raise ServiceUnreachableError(f"no Redis answers at {where}: {NO_ANSWER}")
-        raise ServiceUnreachableError(f"Redis at {where}: {problem}")
+        raise ServiceUnreachableError(f"Redis at {redact_url(config.redis_url)}: {problem}")
 
 
 _LAUNCH_FAILED = re.compile(r'Cannot run program "([^"]+)"')

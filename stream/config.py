@@ -213,20 +213,24 @@ class StreamConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def catalogue_in_force(self) -> Path | None:
+        """Where the catalogue in force comes from: :attr:`catalogue` if given, else the
+        model folder's ``catalogue.toml`` (the one it was trained with) if present; None:
+        the default catalogue."""
+        if self.catalogue is not None:
+            return self.catalogue
+        model_catalogue = self.model_path / MODEL_CATALOGUE
+        return model_catalogue if model_catalogue.is_file() else None
+
     def load_catalogue(self) -> Catalogue:
-        """The catalogue in force: :attr:`catalogue` if given, else the model folder's
-        ``catalogue.toml`` (the one it was trained with) if present, else the default.
+        """The catalogue in force (:meth:`catalogue_in_force`).
 
         Raises:
             ingest.catalogue.CatalogueError: the file is missing or malformed (the message
                 names the file, the entry and the fix).
         """
-        if self.catalogue is not None:
-            catalogue = load_catalogue(self.catalogue)
-        elif (self.model_path / MODEL_CATALOGUE).is_file():
-            catalogue = load_catalogue(self.model_path / MODEL_CATALOGUE)
-        else:
-            catalogue = default_catalogue()
+        source = self.catalogue_in_force()
+        catalogue = default_catalogue() if source is None else load_catalogue(source)
         logger.info(
             "catalogue %s: %d sensors, %d settings, unknown names %s",
             catalogue.origin,

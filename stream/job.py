@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from models.candidate import contract_differences
 from models.drift import load_reference
 from models.scorer import Scorer
-from stream.checkpoint import QUERY_FOLDERS, check_checkpoint, fingerprint
+from stream.checkpoint import QUERY_FOLDER, check_checkpoint, fingerprint
 from stream.config import StreamConfig
 from stream.contract import JobMetrics
 from stream.coverage import CoverageGuard
@@ -226,17 +226,6 @@ def _rows_of(column: pa.ChunkedArray, width: int) -> np.ndarray:
     )
 
 
-def _catalogue_named(config: StreamConfig) -> str:
-    """The catalogue in force, as a message names it (:meth:`StreamConfig.load_catalogue`)."""
-    from stream.config import MODEL_CATALOGUE
-
-    if config.catalogue is not None:
-        return str(config.catalogue)
-    if (config.model_path / MODEL_CATALOGUE).is_file():
-        return str(config.model_path / MODEL_CATALOGUE)
-    return "default"
-
-
 def _watermark_ms(config: StreamConfig, scorer: Scorer) -> int:
     return int((config.watermark_seconds or scorer.metadata.spec.window_seconds) * 1000)
 
@@ -275,7 +264,7 @@ def build_query(
     else:
         writer = writer.trigger(processingTime=f"{int(config.trigger_seconds * 1000)} milliseconds")
     return (
-        writer.option("checkpointLocation", join(config.checkpoint, QUERY_FOLDERS[0]))
+        writer.option("checkpointLocation", join(config.checkpoint, QUERY_FOLDER))
         .queryName(QUERY_NAME)
         .start()
     )
@@ -325,7 +314,9 @@ class StreamJob:
             self.scorer.active_provider,
             self.prometheus,
             ReadingsSource(
-                config.kafka.topic, config.kafka.dead_letter_topic, _catalogue_named(config)
+                config.kafka.topic,
+                config.kafka.dead_letter_topic,
+                str(config.catalogue_in_force() or "default"),
             ),
         )
         self.sink = RedisAlertSink(

@@ -34,6 +34,7 @@ from stream.errors import ConfigError
 
 __all__ = [
     "DEFAULT_REDIS_PORT",
+    "NO_ANSWER",
     "RedisConfig",
     "explain_redis_error",
     "redact_url",
@@ -166,7 +167,7 @@ def redis_answers(url: str, timeout_s: float = 2.0) -> bool:
 
 
 #: The fix for a Redis that does not answer at all.
-NO_ANSWER = "run `prognos stack up`, or set PROGNOS_REDIS_URL"
+NO_ANSWER = "run `prognos stack up`, or set PROGNOS_REDIS_URL to the Redis the job writes to"
 
 
 def redis_problem(url: str, timeout_s: float = 2.0) -> str | None:

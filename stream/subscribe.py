@@ -49,7 +49,7 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from stream.contract import DEFAULT_PREFIX, SEVERITIES, AlertEvent, Keys, Severity
 from stream.errors import AlertFormatError, ConfigError, RedisUnreachableError
-from stream.redis_config import explain_redis_error, redact_url
+from stream.redis_config import NO_ANSWER, explain_redis_error, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +71,6 @@ __all__ = [
 StartFrom = Literal["earliest", "latest"]
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value or "")
-
-
 def _entry_id(text: str) -> tuple[int, int]:
     """A stream entry id (``ms-seq``) as a pair that orders as Redis orders them."""
     ms, _, seq = text.partition("-")
@@ -84,13 +80,7 @@ def _entry_id(text: str) -> tuple[int, int]:
 def unreachable(url: str, exc: BaseException | None = None) -> RedisUnreachableError:
     """The error for a Redis that does not answer, or refuses the subscriber's credentials
     or TLS, naming the address and the fix."""
-    problem = explain_redis_error(url, exc) if exc is not None else ""
-    if exc is None or problem.startswith("no answer"):
-        why = f" ({exc})" if exc is not None else ""
-        return RedisUnreachableError(
-            f"no Redis answers at {redact_url(url)}{why}: run `prognos stack up`, "
-            "or set PROGNOS_REDIS_URL to the Redis the stream job writes to"
-        )
+    problem = explain_redis_error(url, exc) if exc is not None else f"no answer: {NO_ANSWER}"
     return RedisUnreachableError(f"Redis at {redact_url(url)}: {problem}")
 
 
@@ -539,14 +529,14 @@ class StreamSubscriber(_Base):
         c = self.config
         stream = self.client.xinfo_stream(c.stream)
         group = next(
-            (g for g in self.client.xinfo_groups(c.stream) if _text(g.get("name")) == c.group),
+            (g for g in self.client.xinfo_groups(c.stream) if g.get("name") == c.group),
             None,
         )
         first = stream.get("first-entry")
         if group is None or not first:
             return
-        last = _text(group.get("last-delivered-id")) or "0-0"
-        if _entry_id(last) >= _entry_id(_text(first[0])):
+        last = group.get("last-delivered-id") or "0-0"  # the client decodes replies
+        if _entry_id(last) >= _entry_id(first[0]):
             return  # its next entry is still there
         # Redis 7 counts the entries ever added and those the group read (None where it
         # cannot tell): what neither the stream holds nor the group read was trimmed unread.
@@ -565,7 +555,7 @@ class StreamSubscriber(_Base):
             c.group,
             last,
             c.stream,
-            _text(first[0]),
+            first[0],
             f"{lost:,}",
         )
 

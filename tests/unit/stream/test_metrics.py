@@ -142,6 +142,12 @@ def _letters(n: int, field: str, rule: str, reason: str) -> list[DeadLetter]:
     return [DeadLetter(None, b"{}", field, rule, reason, "t") for _ in range(n)]
 
 
+def _watching(topic: str = "t") -> JobProgress:
+    """A job's progress that checks the first records read from ``topic``."""
+    source = ReadingsSource(topic, f"{topic}.dlq", "default")
+    return JobProgress(RedisConfig("redis://127.0.0.1:1", "p"), "CPU", None, source)
+
+
 def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "broke the same rule" in r.getMessage()]
 
@@ -151,8 +157,7 @@ def test_one_rule_breaking_most_of_the_first_readings_is_said_once_with_the_fix(
 ) -> None:
     """The job's side of ingest.watch: a catalogue that does not fit the fleet sends every
     reading to the dead-letter topic, which the job's per-batch lines only counted."""
-    source = ReadingsSource("plant.readings", "plant.readings.dlq", "default")
-    progress = JobProgress(RedisConfig("redis://127.0.0.1:1", "p"), "CPU", None, source)
+    progress = _watching("plant.readings")
     broken = _letters(350, "x.pressure", "range", "50.0 is outside [0, 40] bar")
     caplog.set_level("WARNING", logger="stream.runner")
     batches = [{"batchId": i, "numInputRows": 400, "durationMs": {}} for i in range(4)]
@@ -178,14 +183,13 @@ def test_one_rule_breaking_most_of_the_first_readings_is_said_once_with_the_fix(
 def test_good_records_are_not_judged_by_a_later_batchs_dead_letters(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    source = ReadingsSource("t", "t.dlq", "default")
-    progress = JobProgress(RedisConfig("redis://127.0.0.1:1", "p"), "CPU", None, source)
+    progress = _watching()
     caplog.set_level("WARNING", logger="stream.runner")
     progress.batch_read(0, [])
     progress.batch_read(1, _letters(1500, "x.s2", "range", "out"))  # its report not yet in
     progress.record([_Progress([{"batchId": 0, "numInputRows": 1200}])])  # type: ignore[list-item]
     assert not _said(caplog)
-    under = JobProgress(RedisConfig("redis://127.0.0.1:1", "p"), "CPU", None, source)
+    under = _watching()
     under.batch_read(0, _letters(500, "x.s2", "range", "out"))
     under.record([_Progress([{"batchId": 0, "numInputRows": 1000}])])  # type: ignore[list-item]
     assert not _said(caplog)  # half, not most
@@ -194,8 +198,7 @@ def test_good_records_are_not_judged_by_a_later_batchs_dead_letters(
 def test_a_run_shorter_than_the_check_is_judged_when_it_ends(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    source = ReadingsSource("t", "t.dlq", "default")
-    progress = JobProgress(RedisConfig("redis://127.0.0.1:1", "p"), "CPU", None, source)
+    progress = _watching()
     caplog.set_level("WARNING", logger="stream.runner")
     progress.batch_read(0, _letters(90, "x.s2", "unknown", "not declared"))
     progress.record([_Progress([{"batchId": 0, "numInputRows": 100}])])  # type: ignore[list-item]

@@ -36,20 +36,26 @@ def _serve(server: socket.socket, taken: list[socket.socket], drop: bool) -> Non
     threading.Thread(target=run, daemon=True).start()
 
 
-def test_a_server_that_never_answers_is_not_answering(
+@pytest.mark.parametrize(
+    ("drop", "named", "not_named"),
+    [
+        (False, ("no answer", "prognos stack up"), "rediss://"),  # held open, never answered
+        (
+            True,
+            ("it took the connection and dropped it", "rediss://"),
+            "prognos stack up",
+        ),  # taken and dropped: TLS only?
+    ],
+    ids=["silent", "dropping"],
+)
+def test_a_misbehaving_server_is_named_for_what_it_did(
     listener: tuple[socket.socket, list[socket.socket]],
+    drop: bool,
+    named: tuple[str, ...],
+    not_named: str,
 ) -> None:
     server, taken = listener
-    _serve(server, taken, drop=False)
+    _serve(server, taken, drop=drop)
     problem = redis_problem(f"redis://127.0.0.1:{server.getsockname()[1]}/0", timeout_s=0.5)
-    assert problem is not None and problem.startswith("no answer"), problem
-    assert "prognos stack up" in problem and "rediss://" not in problem
-
-
-def test_a_server_that_drops_a_plain_connection_may_want_tls(
-    listener: tuple[socket.socket, list[socket.socket]],
-) -> None:
-    server, taken = listener
-    _serve(server, taken, drop=True)
-    problem = redis_problem(f"redis://127.0.0.1:{server.getsockname()[1]}/0", timeout_s=2)
-    assert problem is not None and "rediss://" in problem, problem
+    assert problem is not None and problem.startswith(named[0]), problem
+    assert all(n in problem for n in named) and not_named not in problem, problem
